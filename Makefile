@@ -1,0 +1,50 @@
+# edgehost — see README.md. Every target installs what it needs on a fresh
+# Debian machine with only Go and gcc.
+GO      ?= go
+BIN     := bin
+PLUGINS := $(notdir $(wildcard plugins/*/main.go))
+PLUGIN_DIRS := $(patsubst %/main.go,%,$(wildcard plugins/*/main.go))
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build run test test-short test-kvm bench proto fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost ./host
+	@for d in $(PLUGIN_DIRS); do \
+	  n=$$(basename $$d); \
+	  echo "$(GO) build -o $(BIN)/edgehost-plugin-$$n ./$$d"; \
+	  $(GO) build -o $(BIN)/edgehost-plugin-$$n ./$$d || exit 1; \
+	done
+
+# Runs edgehost on config.hcl with a demo origin beside it (both stop on ^C).
+run: build
+	@scripts/run.sh
+
+# Unit and integration tests (real edgehost processes, real origins, real
+# plugin subprocesses), with the race detector.
+test: build
+	EDGEHOST_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 15m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# KVM tests inside QEMU with nested KVM (no /dev/kvm needed on this machine).
+test-kvm:
+	scripts/test-kvm.sh
+
+# Compares edgehost with Varnish / nginx on loopback (installs them and wrk).
+bench: build
+	bench/run.sh
+
+proto:
+	scripts/proto.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+clean:
+	rm -rf $(BIN) var
