@@ -1,0 +1,520 @@
+// Package config loads edgehost's HCL configuration.
+//
+// Loading happens in two phases (STYLE 10): at load time the file is decoded
+// with gohcl against the host's own schema, every static value is evaluated
+// in a base EvalContext (functions and env), durations and sizes are parsed,
+// and every request-time expression (route conditions) is checked to name
+// only variables that exist at request time. At request time the server
+// evaluates those expressions in a child context that adds `request`.
+//
+// All problems are reported as hcl.Diagnostics with source ranges, so the
+// command line can print them with file:line:col and the offending line.
+package config
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Defaults applied where the config says nothing. They are what `make run`
+// relies on ("embedded defaults").
+const (
+	DefaultStateDir        = "./var"
+	DefaultHTTP            = "127.0.0.1:18080"
+	DefaultAdmin           = "127.0.0.1:18090"
+	DefaultMemory          = 64 << 20
+	DefaultDisk            = 1 << 30
+	DefaultMaxObject       = 64 << 20
+	DefaultTTL             = 2 * time.Minute
+	DefaultMaxHeaderBytes  = 32 << 10
+	DefaultHeaderTimeout   = 10 * time.Second
+	DefaultIdleTimeout     = 75 * time.Second
+	DefaultSendTimeout     = 60 * time.Second
+	DefaultSelfConcurrency = 256
+	DefaultMaxDepth        = 8
+)
+
+// Config is a loaded, validated configuration. It is immutable once built:
+// a reload builds a new one and swaps it in.
+type Config struct {
+	Path     string
+	StateDir string
+	Listen   Listen
+	Admin    Admin
+	Storage  Storage
+	Limits   Limits
+	Log      Log
+	Backends map[string]*Backend
+	// Routes sorted for matching: longest prefix first, then declaration order.
+	Routes  []*Route
+	Plugins []*Plugin
+
+	files map[string]*hcl.File
+}
+
+// Listen holds the listener addresses.
+type Listen struct {
+	HTTP  string // public TCP listener
+	Self  string // Unix socket for self-requests
+	Admin string // admin API, loopback by default
+}
+
+// Admin holds the admin API settings.
+type Admin struct {
+	Token string
+}
+
+// Storage holds the cache budgets in bytes.
+type Storage struct {
+	Memory, Disk, MaxObject int64
+}
+
+// Limits protect the listeners from bad clients and loops.
+type Limits struct {
+	MaxHeaderBytes  int
+	HeaderTimeout   time.Duration // slowloris guard: whole request head
+	IdleTimeout     time.Duration // keep-alive idle
+	SendTimeout     time.Duration // writing a response
+	SelfConcurrency int           // concurrent self-requests
+	MaxDepth        int           // self-request nesting
+}
+
+// Log selects log level and format.
+type Log struct {
+	Level  string // debug, info, warn, error
+	Format string // text, json
+}
+
+// Backend is an HTTP origin.
+type Backend struct {
+	Name                string
+	URL                 string
+	HostHeader          string
+	ConnectTimeout      time.Duration
+	FirstByteTimeout    time.Duration
+	BetweenBytesTimeout time.Duration
+	MaxConns            int
+	Probe               *Probe
+	DeclRange           hcl.Range
+}
+
+// Probe is a backend health probe.
+type Probe struct {
+	Path              string
+	Interval, Timeout time.Duration
+	Window, Threshold int
+	ExpectStatus      int
+}
+
+// Route maps requests (host, path prefix, condition) to a behaviour.
+type Route struct {
+	Prefix       string
+	Hosts        []string       // lowercased; "*.example.com" wildcards; empty = any
+	When         hcl.Expression // nil = always
+	Backend      string         // backend name; "" for synthetic routes
+	Pass         bool
+	DefaultTTL   time.Duration
+	Grace        time.Duration
+	Keep         time.Duration
+	CacheCookies bool
+	Respond      *Respond
+	Index        int
+	DeclRange    hcl.Range
+}
+
+// Respond is a synthetic response.
+type Respond struct {
+	Status  int
+	Body    string
+	Headers map[string]string
+}
+
+// Plugin is a `plugin "NAME" { … }` block; its own settings stay an hcl.Body
+// decoded later against the schema the plugin declares (STYLE 8).
+type Plugin struct {
+	Name      string
+	Path      string
+	SHA256    string
+	Body      hcl.Body
+	DeclRange hcl.Range
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read config",
+			Detail:   err.Error(),
+		}}
+	}
+	return Parse(path, src)
+}
+
+// Parse validates the config source src, reported as filename.
+func Parse(filename string, src []byte) (*Config, hcl.Diagnostics) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return &Config{Path: filename, files: p.Files()}, diags
+	}
+	var raw fileSchema
+	diags = append(diags, gohcl.DecodeBody(f.Body, baseContext(), &raw)...)
+	c := &Config{Path: filename, files: p.Files()}
+	// gohcl decodes what it can even when it reports errors, so the semantic
+	// checks still run: the user sees every problem at once.
+	diags = append(diags, c.build(&raw)...)
+	return c, diags
+}
+
+// WriteDiagnostics prints each diagnostic as
+//
+//	file:line:col: error: Summary: detail
+//	   12 |   when = request.methd == "GET"
+//	      |          ^^^^^^^^^^^^^
+func (c *Config) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics) {
+	var files map[string]*hcl.File
+	if c != nil {
+		files = c.files
+	}
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		if d.Subject == nil {
+			fmt.Fprintf(w, "%s: %s\n", sev, msg)
+			continue
+		}
+		r := *d.Subject
+		fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", r.Filename, r.Start.Line, r.Start.Column, sev, msg)
+		f := files[r.Filename]
+		if f == nil {
+			continue
+		}
+		lines := strings.Split(string(f.Bytes), "\n")
+		if r.Start.Line < 1 || r.Start.Line > len(lines) {
+			continue
+		}
+		line := strings.TrimRight(lines[r.Start.Line-1], "\r")
+		fmt.Fprintf(w, "%5d | %s\n", r.Start.Line, line)
+		width := 1
+		if r.End.Line == r.Start.Line && r.End.Column > r.Start.Column {
+			width = r.End.Column - r.Start.Column
+		}
+		pad := strings.Map(func(c rune) rune {
+			if c == '\t' {
+				return c
+			}
+			return ' '
+		}, line[:min(len(line), max(0, r.Start.Column-1))])
+		fmt.Fprintf(w, "      | %s%s\n", pad, strings.Repeat("^", width))
+	}
+}
+
+func (c *Config) build(raw *fileSchema) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	c.StateDir = or(raw.StateDir, DefaultStateDir)
+
+	c.Listen = Listen{HTTP: DefaultHTTP, Admin: DefaultAdmin}
+	if l := raw.Listen; l != nil {
+		c.Listen.HTTP = or(l.HTTP, DefaultHTTP)
+		c.Listen.Admin = or(l.Admin, DefaultAdmin)
+		c.Listen.Self = l.Self
+		for _, a := range []struct {
+			v string
+			r hcl.Range
+		}{{l.HTTP, l.HTTPRange}, {l.Admin, l.AdminRange}} {
+			if a.v == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(a.v); err != nil {
+				diags = append(diags, rangeErr(a.r, "Invalid listen address", fmt.Sprintf("%q is not host:port: %v", a.v, err)))
+			}
+		}
+	}
+	if c.Listen.Self == "" {
+		c.Listen.Self = filepath.Join(c.StateDir, "self.sock")
+	}
+	if raw.Admin != nil {
+		c.Admin.Token = raw.Admin.Token
+	}
+
+	c.Storage = Storage{Memory: DefaultMemory, Disk: DefaultDisk, MaxObject: DefaultMaxObject}
+	if s := raw.Storage; s != nil {
+		diags = append(diags, sizeAttr(s.MemoryRange, s.Memory, &c.Storage.Memory)...)
+		diags = append(diags, sizeAttr(s.DiskRange, s.Disk, &c.Storage.Disk)...)
+		diags = append(diags, sizeAttr(s.MaxObjectRange, s.MaxObject, &c.Storage.MaxObject)...)
+	}
+
+	c.Limits = Limits{
+		MaxHeaderBytes: DefaultMaxHeaderBytes, HeaderTimeout: DefaultHeaderTimeout,
+		IdleTimeout: DefaultIdleTimeout, SendTimeout: DefaultSendTimeout,
+		SelfConcurrency: DefaultSelfConcurrency, MaxDepth: DefaultMaxDepth,
+	}
+	if l := raw.Limits; l != nil {
+		var mh int64
+		diags = append(diags, sizeAttr(l.MaxHeaderBytesRange, l.MaxHeaderBytes, &mh)...)
+		if mh > 0 {
+			c.Limits.MaxHeaderBytes = int(mh)
+		}
+		diags = append(diags, durAttr(l.HeaderTimeoutRange, l.HeaderTimeout, &c.Limits.HeaderTimeout)...)
+		diags = append(diags, durAttr(l.IdleTimeoutRange, l.IdleTimeout, &c.Limits.IdleTimeout)...)
+		diags = append(diags, durAttr(l.SendTimeoutRange, l.SendTimeout, &c.Limits.SendTimeout)...)
+		if l.SelfConcurrency > 0 {
+			c.Limits.SelfConcurrency = l.SelfConcurrency
+		}
+		if l.MaxDepth > 0 {
+			c.Limits.MaxDepth = l.MaxDepth
+		}
+	}
+
+	c.Log = Log{Level: "info", Format: "text"}
+	if l := raw.Log; l != nil {
+		c.Log.Level = or(l.Level, "info")
+		c.Log.Format = or(l.Format, "text")
+		switch c.Log.Level {
+		case "debug", "info", "warn", "error":
+		default:
+			diags = append(diags, rangeErr(l.LevelRange, "Invalid log level", `use "debug", "info", "warn" or "error"`))
+		}
+		switch c.Log.Format {
+		case "text", "json":
+		default:
+			diags = append(diags, rangeErr(l.FormatRange, "Invalid log format", `use "text" or "json"`))
+		}
+	}
+
+	c.Backends = map[string]*Backend{}
+	for _, b := range raw.Backends {
+		be, d := buildBackend(b)
+		diags = append(diags, d...)
+		if prev, dup := c.Backends[b.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Duplicate backend",
+				Detail:  fmt.Sprintf("backend %q was already declared at %s", b.Name, prev.DeclRange),
+				Subject: b.DeclRange.Ptr(),
+			})
+			continue
+		}
+		c.Backends[b.Name] = be
+	}
+
+	for i, r := range raw.Routes {
+		rt, d := c.buildRoute(i, r)
+		diags = append(diags, d...)
+		if rt != nil {
+			c.Routes = append(c.Routes, rt)
+		}
+	}
+	sort.SliceStable(c.Routes, func(i, j int) bool { return len(c.Routes[i].Prefix) > len(c.Routes[j].Prefix) })
+
+	seen := map[string]hcl.Range{}
+	for _, p := range raw.Plugins {
+		if prev, dup := seen[p.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Duplicate plugin",
+				Detail:  fmt.Sprintf("plugin %q was already declared at %s", p.Name, prev),
+				Subject: p.DeclRange.Ptr(),
+			})
+			continue
+		}
+		seen[p.Name] = p.DeclRange
+		c.Plugins = append(c.Plugins, &Plugin{Name: p.Name, Path: p.Path, SHA256: strings.ToLower(p.SHA256), Body: p.Remain, DeclRange: p.DeclRange})
+	}
+	return diags
+}
+
+func buildBackend(b *backendSchema) (*Backend, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	be := &Backend{Name: b.Name, URL: b.URL, HostHeader: b.HostHeader, MaxConns: b.MaxConnections, DeclRange: b.DeclRange}
+	u, err := url.Parse(b.URL)
+	switch {
+	case err != nil:
+		diags = append(diags, rangeErr(b.URLRange, "Invalid backend URL", err.Error()))
+	case u.Scheme == "unix":
+		if u.Path == "" {
+			diags = append(diags, rangeErr(b.URLRange, "Invalid backend URL", "unix:// URLs need a socket path, e.g. unix:///run/app.sock"))
+		}
+	case u.Scheme != "http" || u.Host == "":
+		diags = append(diags, rangeErr(b.URLRange, "Invalid backend URL", fmt.Sprintf("%q: use http://host:port[/path] or unix:///path/to.sock", b.URL)))
+	}
+	diags = append(diags, durAttr(b.ConnectTimeoutRange, b.ConnectTimeout, &be.ConnectTimeout)...)
+	diags = append(diags, durAttr(b.FirstByteTimeoutRange, b.FirstByteTimeout, &be.FirstByteTimeout)...)
+	diags = append(diags, durAttr(b.BetweenBytesTimeoutRange, b.BetweenBytesTimeout, &be.BetweenBytesTimeout)...)
+	if p := b.Probe; p != nil {
+		pr := &Probe{Path: or(p.Path, "/"), Interval: 5 * time.Second, Timeout: 2 * time.Second, Window: 8, Threshold: 3, ExpectStatus: 200}
+		diags = append(diags, durAttr(p.IntervalRange, p.Interval, &pr.Interval)...)
+		diags = append(diags, durAttr(p.TimeoutRange, p.Timeout, &pr.Timeout)...)
+		if p.Window > 0 {
+			pr.Window = p.Window
+		}
+		if p.Threshold > 0 {
+			pr.Threshold = p.Threshold
+		}
+		if p.ExpectStatus > 0 {
+			pr.ExpectStatus = p.ExpectStatus
+		}
+		if pr.Threshold > pr.Window {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid probe",
+				Detail: fmt.Sprintf("threshold (%d) is larger than window (%d): the backend could never be healthy", pr.Threshold, pr.Window), Subject: p.DeclRange.Ptr()})
+		}
+		be.Probe = pr
+	}
+	return be, diags
+}
+
+func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	rt := &Route{Prefix: r.Prefix, Pass: r.Pass, CacheCookies: r.CacheCookies, Index: i, DeclRange: r.DeclRange, DefaultTTL: DefaultTTL}
+	if !strings.HasPrefix(r.Prefix, "/") {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid route prefix",
+			Detail: fmt.Sprintf("route %q: a prefix is a path starting with \"/\"", r.Prefix), Subject: r.LabelRange.Ptr()})
+	}
+	if r.Host != nil {
+		hosts, d := stringOrList(r.Host)
+		diags = append(diags, d...)
+		for _, h := range hosts {
+			rt.Hosts = append(rt.Hosts, strings.ToLower(h))
+		}
+	}
+	if r.When != nil {
+		diags = append(diags, CheckRequestExpr(r.When.Expr)...)
+		rt.When = r.When.Expr
+	}
+	if r.Backend != nil {
+		name, d := c.backendRef(r.Backend)
+		diags = append(diags, d...)
+		rt.Backend = name
+	}
+	diags = append(diags, durAttr(r.DefaultTTLRange, r.DefaultTTL, &rt.DefaultTTL)...)
+	diags = append(diags, durAttr(r.GraceRange, r.Grace, &rt.Grace)...)
+	diags = append(diags, durAttr(r.KeepRange, r.Keep, &rt.Keep)...)
+	if r.Respond != nil {
+		rs := &Respond{Status: 200, Body: r.Respond.Body, Headers: r.Respond.Headers}
+		if r.Respond.Status != 0 {
+			rs.Status = r.Respond.Status
+		}
+		if rs.Status < 100 || rs.Status > 999 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid status",
+				Detail: fmt.Sprintf("status %d is not an HTTP status code", rs.Status), Subject: r.Respond.DeclRange.Ptr()})
+		}
+		rt.Respond = rs
+	}
+	switch {
+	case rt.Respond != nil && rt.Backend != "":
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Conflicting route",
+			Detail: "a route either answers itself (respond) or forwards to a backend, not both", Subject: r.DeclRange.Ptr()})
+	case rt.Respond == nil && r.Backend == nil:
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Route has nothing to do",
+			Detail: fmt.Sprintf("route %q needs a backend (backend = backend.NAME) or a respond block", r.Prefix), Subject: r.DeclRange.Ptr()})
+	}
+	return rt, diags
+}
+
+// backendRef resolves `backend.NAME` (or a string "NAME") to a declared backend.
+func (c *Config) backendRef(a *hcl.Attribute) (string, hcl.Diagnostics) {
+	if tr, d := hcl.AbsTraversalForExpr(a.Expr); !d.HasErrors() {
+		if len(tr) == 2 && tr.RootName() == "backend" {
+			if at, ok := tr[1].(hcl.TraverseAttr); ok {
+				if _, ok := c.Backends[at.Name]; !ok {
+					return "", hcl.Diagnostics{attrErr(a, "Unknown backend", fmt.Sprintf("no backend %q is declared; declared: %s", at.Name, c.backendNames()))}
+				}
+				return at.Name, nil
+			}
+		}
+	}
+	var s string
+	if d := gohcl.DecodeExpression(a.Expr, baseContext(), &s); !d.HasErrors() {
+		if _, ok := c.Backends[s]; ok {
+			return s, nil
+		}
+	}
+	return "", hcl.Diagnostics{attrErr(a, "Invalid backend reference", fmt.Sprintf("use backend.NAME with a declared backend (%s)", c.backendNames()))}
+}
+
+func (c *Config) backendNames() string {
+	var n []string
+	for k := range c.Backends {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	if len(n) == 0 {
+		return "none"
+	}
+	return strings.Join(n, ", ")
+}
+
+func stringOrList(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
+	var one string
+	if d := gohcl.DecodeExpression(a.Expr, baseContext(), &one); !d.HasErrors() {
+		return []string{one}, nil
+	}
+	var list []string
+	d := gohcl.DecodeExpression(a.Expr, baseContext(), &list)
+	return list, d
+}
+
+func attrErr(a *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
+	d := rangeErr(hcl.Range{}, summary, detail)
+	if a != nil {
+		d.Subject = a.Expr.Range().Ptr()
+		d.Context = a.Range.Ptr()
+	}
+	return d
+}
+
+func rangeErr(r hcl.Range, summary, detail string) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
+	if r.Filename != "" {
+		d.Subject = r.Ptr()
+	}
+	return d
+}
+
+func sizeAttr(a hcl.Range, v string, dst *int64) hcl.Diagnostics {
+	if v == "" {
+		return nil
+	}
+	n, err := ParseSize(v)
+	if err != nil {
+		return hcl.Diagnostics{rangeErr(a, "Invalid size", err.Error())}
+	}
+	*dst = n
+	return nil
+}
+
+func durAttr(a hcl.Range, v string, dst *time.Duration) hcl.Diagnostics {
+	if v == "" {
+		return nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		return hcl.Diagnostics{rangeErr(a, "Invalid duration", err.Error())}
+	}
+	*dst = d
+	return nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
