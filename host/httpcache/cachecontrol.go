@@ -1,0 +1,324 @@
+package httpcache
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Absent is the value of a CacheControl duration whose directive is not
+// present.
+const Absent time.Duration = -1
+
+// MaxDelta is the largest delta-seconds a cache keeps: RFC 9111 §1.2.2 says
+// a larger value (or one that overflows) is taken as 2147483648 seconds.
+const MaxDelta = 2147483648 * time.Second
+
+// Unlimited is CacheControl.MaxStale for a bare "max-stale" request
+// directive: the client accepts a stale response of any staleness
+// (RFC 9111 §5.2.1.2).
+const Unlimited time.Duration = 1<<63 - 1
+
+// CacheControl is a parsed Cache-Control field (request or response).
+//
+// Durations are Absent (-1) when their directive is not present. When a
+// directive appears more than once, the first occurrence wins (RFC 9111
+// §4.2.1). Invalid arguments are read the conservative way:
+//
+//   - max-age, s-maxage with a missing, negative or non-numeric argument
+//     are 0: "caches are encouraged to consider responses that have invalid
+//     freshness information to be stale" (§4.2.1).
+//   - stale-while-revalidate, stale-if-error, min-fresh and a max-stale with
+//     a bad argument are ignored (Absent): not serving stale content is the
+//     safe reading of a directive we cannot understand.
+//   - a bare max-stale is Unlimited.
+//
+// NoCache and Private are true only for the unqualified forms. The qualified
+// forms (no-cache="Set-Cookie", private="X-Secret") leave them false and list
+// their field names, canonicalized, in NoCacheFields and PrivateFields: a
+// shared cache may store such a response without those fields
+// (§5.2.2.4, §5.2.2.7); see StripQualified. An empty qualified list
+// (no-cache="") is read as the unqualified form.
+type CacheControl struct {
+	MaxAge, SMaxAge, StaleWhileRevalidate, StaleIfError, MaxStale, MinFresh time.Duration
+
+	NoStore, NoCache, Private, Public, MustRevalidate, ProxyRevalidate, NoTransform, Immutable, OnlyIfCached bool
+	// MustUnderstand is RFC 9111 §5.2.2.3: store only if the status code is
+	// understood; a cache that understands it ignores no-store.
+	MustUnderstand bool
+
+	NoCacheFields, PrivateFields []string
+}
+
+// ParseCacheControl parses every line of a Cache-Control field (pass
+// h["Cache-Control"] or h.Values("Cache-Control")). Directive names are
+// case-insensitive, unknown directives and extensions are ignored, arguments
+// may be tokens or quoted strings (§5.2: a recipient accepts both forms).
+// It does not allocate unless a qualified no-cache or private is present.
+func ParseCacheControl(values []string) CacheControl {
+	cc := CacheControl{
+		MaxAge: Absent, SMaxAge: Absent, StaleWhileRevalidate: Absent,
+		StaleIfError: Absent, MaxStale: Absent, MinFresh: Absent,
+	}
+	for _, v := range values {
+		for len(v) > 0 {
+			var name, arg string
+			var hasArg, quoted bool
+			name, arg, hasArg, quoted, v = nextDirective(v)
+			if name == "" {
+				continue
+			}
+			cc.apply(name, arg, hasArg, quoted)
+		}
+	}
+	return cc
+}
+
+// nextDirective splits the first directive off s. It returns the name, the
+// argument (unquoted only when it has no escapes; quoted tells the caller
+// to unescape), and the rest of s after the separating comma.
+func nextDirective(s string) (name, arg string, hasArg, quoted bool, rest string) {
+	i := 0
+	for i < len(s) && s[i] != ',' && s[i] != '=' {
+		i++
+	}
+	name = trimOWS(s[:i])
+	if i == len(s) {
+		return name, "", false, false, ""
+	}
+	if s[i] == ',' {
+		return name, "", false, false, s[i+1:]
+	}
+	// s[i] == '='
+	i++
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	if i < len(s) && s[i] == '"' {
+		// quoted-string: up to the closing quote, honouring \-escapes. An
+		// unterminated string runs to the end of the line.
+		start := i + 1
+		j := start
+		esc := false
+		for j < len(s) && s[j] != '"' {
+			if s[j] == '\\' && j+1 < len(s) {
+				esc = true
+				j++
+			}
+			j++
+		}
+		arg = s[start:min(j, len(s))]
+		// skip to the next comma (anything after the closing quote is junk)
+		for j < len(s) && s[j] != ',' {
+			j++
+		}
+		if j < len(s) {
+			j++
+		}
+		return name, arg, true, esc, s[j:]
+	}
+	start := i
+	for i < len(s) && s[i] != ',' {
+		i++
+	}
+	arg = trimOWS(s[start:i])
+	if i < len(s) {
+		i++
+	}
+	return name, arg, true, false, s[i:]
+}
+
+func (cc *CacheControl) apply(name, arg string, hasArg, escaped bool) {
+	if escaped {
+		arg = unescapeQuoted(arg)
+	}
+	switch {
+	case strings.EqualFold(name, "max-age"):
+		setDelta(&cc.MaxAge, arg, hasArg, 0)
+	case strings.EqualFold(name, "s-maxage"):
+		setDelta(&cc.SMaxAge, arg, hasArg, 0)
+	case strings.EqualFold(name, "stale-while-revalidate"):
+		setDelta(&cc.StaleWhileRevalidate, arg, hasArg, Absent)
+	case strings.EqualFold(name, "stale-if-error"):
+		setDelta(&cc.StaleIfError, arg, hasArg, Absent)
+	case strings.EqualFold(name, "min-fresh"):
+		setDelta(&cc.MinFresh, arg, hasArg, Absent)
+	case strings.EqualFold(name, "max-stale"):
+		if cc.MaxStale != Absent {
+			return
+		}
+		if !hasArg {
+			cc.MaxStale = Unlimited
+			return
+		}
+		setDelta(&cc.MaxStale, arg, true, Absent)
+	case strings.EqualFold(name, "no-store"):
+		cc.NoStore = true
+	case strings.EqualFold(name, "no-cache"):
+		if hasArg {
+			n := len(cc.NoCacheFields)
+			cc.NoCacheFields = appendFieldNames(cc.NoCacheFields, arg)
+			if len(cc.NoCacheFields) > n {
+				return
+			}
+		}
+		cc.NoCache = true
+	case strings.EqualFold(name, "private"):
+		if hasArg {
+			n := len(cc.PrivateFields)
+			cc.PrivateFields = appendFieldNames(cc.PrivateFields, arg)
+			if len(cc.PrivateFields) > n {
+				return
+			}
+		}
+		cc.Private = true
+	case strings.EqualFold(name, "public"):
+		cc.Public = true
+	case strings.EqualFold(name, "must-revalidate"):
+		cc.MustRevalidate = true
+	case strings.EqualFold(name, "proxy-revalidate"):
+		cc.ProxyRevalidate = true
+	case strings.EqualFold(name, "no-transform"):
+		cc.NoTransform = true
+	case strings.EqualFold(name, "immutable"):
+		cc.Immutable = true
+	case strings.EqualFold(name, "only-if-cached"):
+		cc.OnlyIfCached = true
+	case strings.EqualFold(name, "must-understand"):
+		cc.MustUnderstand = true
+	}
+}
+
+// setDelta stores a delta-seconds argument unless the directive was already
+// seen (the first occurrence wins, RFC 9111 §4.2.1); bad is stored when the
+// argument is missing or invalid.
+func setDelta(d *time.Duration, arg string, hasArg bool, bad time.Duration) {
+	if *d != Absent {
+		return
+	}
+	if !hasArg {
+		*d = bad
+		return
+	}
+	v, ok := parseDeltaSeconds(arg)
+	if !ok {
+		*d = bad
+		return
+	}
+	*d = v
+}
+
+// parseDeltaSeconds parses 1*DIGIT (RFC 9111 §1.2.2), saturating at
+// MaxDelta.
+func parseDeltaSeconds(s string) (time.Duration, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n <= 2147483648 {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	if n > 2147483648 {
+		n = 2147483648
+	}
+	return time.Duration(n) * time.Second, true
+}
+
+// appendFieldNames appends the comma-separated field names of a qualified
+// no-cache or private directive, canonicalized.
+func appendFieldNames(dst []string, list string) []string {
+	for list != "" {
+		var f string
+		f, list, _ = strings.Cut(list, ",")
+		f = trimOWS(f)
+		if f != "" && validToken(f) {
+			dst = append(dst, http.CanonicalHeaderKey(f))
+		}
+	}
+	return dst
+}
+
+func unescapeQuoted(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// isTchar reports whether c is a tchar (RFC 9110 §5.6.2).
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// StripQualified deletes from h (a response's header about to be stored)
+// the fields named by a qualified no-cache or private directive. RFC 9111
+// §5.2.2.4 and §5.2.2.7 let a shared cache store such a response as long as
+// those fields are never sent from the cache without revalidation; not
+// storing them is the simplest way to keep that promise.
+func StripQualified(h http.Header, cc CacheControl) {
+	for _, f := range cc.NoCacheFields {
+		delete(h, f)
+	}
+	for _, f := range cc.PrivateFields {
+		delete(h, f)
+	}
+}
+
+// RequestNoCache reports whether a request asks the cache not to answer
+// from storage without validating with the origin: Cache-Control no-cache
+// or max-age=0 (RFC 9111 §5.2.1.4, §5.2.1.1), or Pragma: no-cache when the
+// request has no Cache-Control (§5.4).
+func RequestNoCache(reqHeader http.Header) bool {
+	ccv, ok := reqHeader["Cache-Control"]
+	if ok {
+		cc := ParseCacheControl(ccv)
+		return cc.NoCache || len(cc.NoCacheFields) > 0 || cc.MaxAge == 0
+	}
+	for _, p := range reqHeader["Pragma"] {
+		for p != "" {
+			var d string
+			d, p, _ = strings.Cut(p, ",")
+			if strings.EqualFold(trimOWS(d), "no-cache") {
+				return true
+			}
+		}
+	}
+	return false
+}

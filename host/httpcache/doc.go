@@ -1,0 +1,20 @@
+// Package httpcache holds the HTTP caching semantics that edgehost's request
+// state machine applies, as pure functions over headers and times:
+//
+//   - cachecontrol.go: a lenient Cache-Control parser (RFC 9111 §5.2,
+//     RFC 5861, RFC 8246), as shared caches must be.
+//   - freshness.go: whether a response may be stored by a shared cache
+//     (RFC 9111 §3), its freshness lifetime and stale windows (§4.2,
+//     RFC 5861) and its age (§4.2.3).
+//   - conditional.go: preconditions on a stored representation
+//     (RFC 9110 §13.2.2) and If-Range (§13.1.5).
+//   - range.go: byte ranges (RFC 9110 §14): parsing, 206 single and
+//     multipart/byteranges responses, 416.
+//   - vary.go: the secondary cache key (RFC 9111 §4.1).
+//   - cachestatus.go: the Cache-Status response header (RFC 9211).
+//
+// Nothing here does I/O except ServeRanges and WriteUnsatisfiable, which
+// write a response. The functions called on every cache hit (header parsing,
+// conditionals, Vary, Cache-Status) avoid allocating; each has an Append form
+// that writes into a caller-owned buffer where a result must be built.
+package httpcache
