@@ -1,0 +1,100 @@
+package observe
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tx is one transaction-log record: a request or subrequest.
+type Tx struct {
+	ID       string        `json:"id"`
+	Parent   string        `json:"parent,omitempty"`
+	Root     string        `json:"root"`
+	Kind     string        `json:"kind"` // client, self, segment, bgfetch
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"dur_ns"`
+	TTFB     time.Duration `json:"ttfb_ns,omitempty"`
+	Method   string        `json:"method"`
+	Host     string        `json:"host"`
+	URL      string        `json:"url"`
+	Route    string        `json:"route,omitempty"`
+	Status   int           `json:"status"`
+	Cache    string        `json:"cache"` // the Cache-Status value
+	Bytes    int64         `json:"bytes"`
+	Remote   string        `json:"remote,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+var txSeq atomic.Uint64
+var txPrefix = strconv.FormatInt(time.Now().Unix()%100000, 36)
+
+// NewID returns a short transaction id unique within this process's life
+// (prefixed with the start time so ids from successive runs differ).
+func NewID() string {
+	return txPrefix + "-" + strconv.FormatUint(txSeq.Add(1), 36)
+}
+
+// TxLog keeps the latest records in a ring and fans them out to followers.
+// Publishing never blocks: a follower that cannot keep up misses records and
+// is told how many.
+type TxLog struct {
+	mu   sync.Mutex
+	ring []Tx
+	next int
+	full bool
+	subs map[chan Tx]struct{}
+}
+
+// NewTxLog returns a log keeping the last size records.
+func NewTxLog(size int) *TxLog {
+	return &TxLog{ring: make([]Tx, size), subs: map[chan Tx]struct{}{}}
+}
+
+// Publish records tx.
+func (l *TxLog) Publish(tx Tx) {
+	l.mu.Lock()
+	l.ring[l.next] = tx
+	l.next = (l.next + 1) % len(l.ring)
+	if l.next == 0 {
+		l.full = true
+	}
+	for c := range l.subs {
+		select {
+		case c <- tx:
+		default:
+		}
+	}
+	l.mu.Unlock()
+}
+
+// Recent returns the buffered records, oldest first.
+func (l *TxLog) Recent() []Tx {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.full {
+		return append([]Tx(nil), l.ring[:l.next]...)
+	}
+	return append(append([]Tx(nil), l.ring[l.next:]...), l.ring[:l.next]...)
+}
+
+// Subscribe returns a channel of new records; call the returned func to stop.
+func (l *TxLog) Subscribe() (<-chan Tx, func()) {
+	c := make(chan Tx, 1024)
+	l.mu.Lock()
+	l.subs[c] = struct{}{}
+	l.mu.Unlock()
+	return c, func() {
+		l.mu.Lock()
+		delete(l.subs, c)
+		l.mu.Unlock()
+	}
+}
+
+// MarshalLine renders tx as one JSON line.
+func (tx Tx) MarshalLine() []byte {
+	b, _ := json.Marshal(tx)
+	return append(b, '\n')
+}
