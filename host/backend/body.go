@@ -1,0 +1,93 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// body wraps a response body from the origin. Every Read arms the
+// between-bytes timer, and only Read: time the caller spends elsewhere (say,
+// writing to a slow client) is not the origin's fault. When the timer fires it
+// cancels the request's context, the transport closes the connection, and the
+// blocked Read returns. Errors come back as *Error: ErrBetweenBytesTimeout,
+// ErrTruncated, or the caller's context error. At EOF, on an error, or on
+// Close the MaxConns slot is released and the context freed.
+type body struct {
+	rc     io.ReadCloser
+	b      *Backend
+	ctx    context.Context // the caller's
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	err    error // sticky, once Read failed
+	fired  atomic.Bool
+	done   atomic.Bool
+}
+
+func (r *body) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.timer == nil {
+		r.timer = time.AfterFunc(r.b.betweenByte, r.expire)
+	} else {
+		r.timer.Reset(r.b.betweenByte)
+	}
+	n, err := r.rc.Read(p)
+	r.timer.Stop()
+	if err == nil {
+		return n, nil
+	}
+	if err == io.EOF {
+		r.finish()
+		return n, io.EOF
+	}
+	r.err = r.b.fail(r.classify(err))
+	r.finish()
+	return n, r.err
+}
+
+// classify turns an error of the transport's body into an *Error.
+func (r *body) classify(err error) error {
+	e := &Error{Backend: r.b.name, Err: err}
+	switch {
+	case r.fired.Load():
+		e.Kind = ErrBetweenBytesTimeout
+	case r.ctx.Err() != nil:
+		e.Kind = r.ctx.Err()
+	default:
+		// io.ErrUnexpectedEOF (Content-Length not reached, chunked body
+		// cut short) and connection errors alike: the body is
+		// incomplete.
+		e.Kind = ErrTruncated
+	}
+	if errors.Is(err, ErrBetweenBytesTimeout) {
+		e.Err = nil // the bare cause of our own cancel says nothing more
+	}
+	return e
+}
+
+// expire runs when the origin was silent for BetweenBytesTimeout.
+func (r *body) expire() {
+	r.fired.Store(true)
+	r.cancel(ErrBetweenBytesTimeout)
+}
+
+func (r *body) Close() error {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	err := r.rc.Close()
+	r.finish()
+	return err
+}
+
+// finish releases the request's resources, once.
+func (r *body) finish() {
+	if r.done.CompareAndSwap(false, true) {
+		r.cancel(nil)
+		r.b.release()
+	}
+}
