@@ -246,8 +246,10 @@ func (s *Store) buildIndex(ctx context.Context) {
 	}
 	s.idx.merge(found)
 	objects, size, _ := s.idx.stats()
-	s.log.Info("cache index ready", "objects", objects, "bytes", size, "unreadable", bad, "took", time.Since(start))
 	s.evict(objectID{})
+	s.indexReady.Store(true)
+	s.log.Info("cache index ready", "objects", objects, "bytes", size, "unreadable", bad,
+		"evicted", s.evictions.Load(), "took", time.Since(start))
 }
 
 // evict deletes least recently used objects until the store fits in

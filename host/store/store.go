@@ -81,10 +81,11 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	writers   atomic.Int32 // write transactions in flight (see update)
-	evictions atomic.Uint64
-	corrupt   atomic.Uint64
-	expired   atomic.Uint64
+	writers    atomic.Int32 // write transactions in flight (see update)
+	indexReady atomic.Bool  // the index is built and the file fits MaxBytes
+	evictions  atomic.Uint64
+	corrupt    atomic.Uint64
+	expired    atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -99,7 +100,7 @@ type Stats struct {
 	Evictions  uint64 // objects removed to stay within MaxBytes (segments with their meta object included)
 	Corrupt    uint64 // objects dropped because a checksum failed or they could not be decoded
 	Expired    uint64 // objects dropped past their KeepUntil by the sweep
-	IndexReady bool   // the background index build has finished
+	IndexReady bool   // the background index build has finished (and the file was brought within MaxBytes)
 }
 
 // Open opens the cache file at path, creating it (and its directory) if
@@ -341,14 +342,14 @@ const damagedSuffix = ".damaged"
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	objects, bytes, ready := s.idx.stats()
+	objects, bytes, _ := s.idx.stats()
 	return Stats{
 		Objects:    objects,
 		Bytes:      bytes,
 		Evictions:  s.evictions.Load(),
 		Corrupt:    s.corrupt.Load(),
 		Expired:    s.expired.Load(),
-		IndexReady: ready,
+		IndexReady: s.indexReady.Load(),
 	}
 }
 
