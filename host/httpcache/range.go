@@ -38,7 +38,11 @@ const MaxRanges = 100
 // ParseRange parses a Range field value (RFC 9110 §14.1.2, §14.2) against a
 // representation of size bytes. See AppendRange.
 func ParseRange(header string, size int64) ([]ByteRange, error) {
-	return AppendRange(nil, header, size)
+	rs, err := AppendRange(nil, header, size)
+	if err != nil {
+		return nil, err
+	}
+	return rs, nil
 }
 
 // AppendRange parses a Range field value and appends the resolved ranges to
@@ -63,7 +67,7 @@ func ParseRange(header string, size int64) ([]ByteRange, error) {
 //     response never carries more bytes than the representation plus part
 //     headers. Ascending disjoint ranges keep the client's order.
 //
-// On error dst is returned unchanged.
+// On error dst is returned with its original length.
 func AppendRange(dst []ByteRange, header string, size int64) ([]ByteRange, error) {
 	base := len(dst)
 	s := trimOWS(header)
