@@ -325,24 +325,17 @@ func (b *Backend) Do(ctx context.Context, req *http.Request) (*http.Response, er
 		}
 	}
 
-	// The body's between-bytes timer kills the connection by cancelling
-	// this context: the transport then closes the connection, which
-	// unblocks a Read that waits for the origin.
-	rctx, cancel := context.WithCancelCause(ctx)
-	out := b.outgoing(rctx, req)
-	resp, err := b.transport.RoundTrip(out)
+	resp, err := b.transport.RoundTrip(b.outgoing(ctx, req))
 	if err != nil {
-		cancel(nil)
 		b.release()
 		return nil, b.fail(b.classify(ctx, err))
 	}
 	removeHopByHop(resp.Header)
 	if resp.Body == nil || resp.Body == http.NoBody {
-		cancel(nil)
 		b.release()
 		return resp, nil
 	}
-	resp.Body = &body{rc: resp.Body, b: b, ctx: ctx, cancel: cancel}
+	resp.Body = &body{rc: resp.Body, b: b, ctx: ctx}
 	return resp, nil
 }
 
@@ -352,16 +345,7 @@ func (b *Backend) outgoing(ctx context.Context, req *http.Request) *http.Request
 	if req.URL != nil {
 		path, rawPath, query = req.URL.Path, req.URL.RawPath, req.URL.RawQuery
 	}
-	h := req.Header.Clone()
-	if h == nil {
-		h = make(http.Header, 4)
-	}
-	removeHopByHop(h)
-	addForwarded(h, req.RemoteAddr)
-	if _, ok := h["User-Agent"]; !ok {
-		// Without this the transport would send Go's own User-Agent.
-		h["User-Agent"] = []string{""}
-	}
+	h := forwardHeader(req.Header, req.RemoteAddr)
 	host := b.hostHeader
 	if host == "" {
 		host = req.Host

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sync/atomic"
 	"time"
@@ -10,20 +9,22 @@ import (
 
 // body wraps a response body from the origin. Every Read arms the
 // between-bytes timer, and only Read: time the caller spends elsewhere (say,
-// writing to a slow client) is not the origin's fault. When the timer fires it
-// cancels the request's context, the transport closes the connection, and the
-// blocked Read returns. Errors come back as *Error: ErrBetweenBytesTimeout,
-// ErrTruncated, or the caller's context error. At EOF, on an error, or on
-// Close the MaxConns slot is released and the context freed.
+// writing to a slow client) is not the origin's fault. When the timer fires
+// it closes the transport's body, which may be done while a Read is blocked:
+// the transport then closes the connection and the Read returns. (Cancelling
+// a per-request context does the same at the cost of a context, its
+// channel and its registration with the transport's own context, for every
+// request; see BenchmarkDo.) Errors come back as *Error:
+// ErrBetweenBytesTimeout, ErrTruncated, or the caller's context error. At EOF,
+// on an error, or on Close the MaxConns slot is released.
 type body struct {
-	rc     io.ReadCloser
-	b      *Backend
-	ctx    context.Context // the caller's
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
-	err    error // sticky, once Read failed
-	fired  atomic.Bool
-	done   atomic.Bool
+	rc    io.ReadCloser
+	b     *Backend
+	ctx   context.Context // the caller's
+	timer *time.Timer
+	err   error // sticky, once Read failed
+	fired atomic.Bool
+	done  atomic.Bool
 }
 
 func (r *body) Read(p []byte) (int, error) {
@@ -63,8 +64,8 @@ func (r *body) classify(err error) error {
 		// incomplete.
 		e.Kind = ErrTruncated
 	}
-	if errors.Is(err, ErrBetweenBytesTimeout) {
-		e.Err = nil // the bare cause of our own cancel says nothing more
+	if e.Kind == ErrBetweenBytesTimeout {
+		e.Err = nil // the error of the body we closed says nothing more
 	}
 	return e
 }
@@ -72,7 +73,7 @@ func (r *body) classify(err error) error {
 // expire runs when the origin was silent for BetweenBytesTimeout.
 func (r *body) expire() {
 	r.fired.Store(true)
-	r.cancel(ErrBetweenBytesTimeout)
+	r.rc.Close()
 }
 
 func (r *body) Close() error {
@@ -87,7 +88,6 @@ func (r *body) Close() error {
 // finish releases the request's resources, once.
 func (r *body) finish() {
 	if r.done.CompareAndSwap(false, true) {
-		r.cancel(nil)
 		r.b.release()
 	}
 }

@@ -11,42 +11,87 @@ import (
 // (RFC 9110 §7.6.3: protocol version and a pseudonym for the proxy).
 const viaValue = "1.1 edgehost"
 
-// hopHeaders are the hop-by-hop fields a proxy must not forward
-// (RFC 9110 §7.6.1: Connection, Proxy-Connection, Keep-Alive, TE,
-// Transfer-Encoding, Upgrade), plus the two that are consumed by the
-// proxy they are addressed to (Proxy-Authenticate, Proxy-Authorization,
-// RFC 9110 §11.7) and Trailer, which announces trailers of this hop's
-// framing. The keys are in canonical form.
-var hopHeaders = [...]string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
+// isHopHeader reports whether k is a hop-by-hop field that a proxy must not
+// forward (RFC 9110 §7.6.1: Connection, Proxy-Connection, Keep-Alive, TE,
+// Transfer-Encoding, Upgrade), or one consumed by the proxy it is addressed
+// to (Proxy-Authenticate, Proxy-Authorization, RFC 9110 §11.7), or Trailer,
+// which announces trailers of this hop's framing. Upgrade goes too: edgehost
+// does not tunnel protocol switches to origins. Case-insensitive, no
+// allocation.
+func isHopHeader(k string) bool {
+	switch len(k) {
+	case 2:
+		return strings.EqualFold(k, "Te")
+	case 7:
+		return strings.EqualFold(k, "Upgrade") || strings.EqualFold(k, "Trailer")
+	case 10:
+		return strings.EqualFold(k, "Connection") || strings.EqualFold(k, "Keep-Alive")
+	case 16:
+		return strings.EqualFold(k, "Proxy-Connection")
+	case 17:
+		return strings.EqualFold(k, "Transfer-Encoding")
+	case 18:
+		return strings.EqualFold(k, "Proxy-Authenticate")
+	case 19:
+		return strings.EqualFold(k, "Proxy-Authorization")
+	}
+	return false
 }
 
-// removeHopByHop deletes the hop-by-hop fields from h, including every field
-// named in Connection (RFC 9110 §7.6.1). Upgrade goes too: edgehost does not
-// tunnel protocol switches to origins.
-func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
+// namedIn reports whether the field k is named by one of the Connection
+// header values conn (comma-separated tokens, RFC 9110 §7.6.1), which makes
+// it hop-by-hop too.
+func namedIn(k string, conn []string) bool {
+	for _, v := range conn {
 		for v != "" {
 			var tok string
 			tok, v, _ = strings.Cut(v, ",")
-			tok = textproto.TrimString(tok)
-			if tok != "" {
-				delete(h, textproto.CanonicalMIMEHeaderKey(tok))
+			if strings.EqualFold(textproto.TrimString(tok), k) {
+				return true
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	return false
+}
+
+// removeHopByHop deletes the hop-by-hop fields from h (see isHopHeader),
+// including every field named in Connection.
+func removeHopByHop(h http.Header) {
+	conn := h["Connection"]
+	for k := range h {
+		if isHopHeader(k) || conn != nil && namedIn(k, conn) {
+			delete(h, k)
+		}
 	}
 }
+
+// forwardHeader returns the fields of a client's request that go to the
+// origin: all but the hop-by-hop ones, with X-Forwarded-For and Via
+// appended to (see addForwarded). The value slices are shared with src, not
+// copied: neither this package nor the transport writes into them, and
+// fields that change get new slices.
+func forwardHeader(src http.Header, remoteAddr string) http.Header {
+	h := make(http.Header, len(src)+3)
+	conn := src["Connection"]
+	for k, v := range src {
+		if isHopHeader(k) || conn != nil && namedIn(k, conn) {
+			continue
+		}
+		h[k] = v
+	}
+	addForwarded(h, remoteAddr)
+	if _, ok := h["User-Agent"]; !ok {
+		// Without this the transport would send Go's own User-Agent.
+		h["User-Agent"] = emptyValue
+	}
+	return h
+}
+
+// Shared, read-only header values (see forwardHeader).
+var (
+	viaOnly    = []string{viaValue}
+	emptyValue = []string{""}
+)
 
 // clientIP returns the IP of a server-side request's RemoteAddr ("ip:port"),
 // or "" when there is none, as for a request that came over a Unix socket.
@@ -75,6 +120,6 @@ func addForwarded(h http.Header, remoteAddr string) {
 		// (Header.Clone), so build a new one.
 		h["Via"] = []string{strings.Join(prior, ", ") + ", " + viaValue}
 	} else {
-		h["Via"] = []string{viaValue}
+		h["Via"] = viaOnly
 	}
 }
