@@ -1,0 +1,43 @@
+# edgehost's side of `make bench`: the acceptance config of issue 2 with the
+# bench's ports, plus the slicer route of issue 6. run.sh copies it into
+# bench/out/edgehost/ and starts edgehost there, so the relative paths land
+# under bench/out/ whichever directory edgehost resolves them against.
+state_dir = "./var"
+
+listen {
+  http  = "127.0.0.1:28080"
+  self  = "./var/self.sock"
+  admin = "127.0.0.1:28090"
+}
+
+admin {
+  token = "s3cret"
+}
+
+storage {
+  memory = "64MiB"
+  disk   = "1GiB"
+}
+
+backend "origin" {
+  url = "http://127.0.0.1:28081"
+}
+
+route "/" {
+  backend     = backend.origin
+  default_ttl = "2m"
+  grace       = "1h"
+}
+
+# slicer-begin (run.sh drops this part if edgehost will not start with it)
+plugin "slicer" {}
+
+route "/big" {
+  backend = backend.origin
+  slice {
+    size       = "5MiB"
+    stage      = "response"
+    on_failure = "pass"
+  }
+}
+# slicer-end

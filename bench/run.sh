@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: edgehost against Varnish and nginx on loopback,
+# in one run. How to read the output: bench/README.md.
+#
+# Starts the demo origin, edgehost (bench/edgehost.hcl), Varnish
+# (bench/varnish.vcl) and nginx (bench/nginx.conf) on distinct loopback
+# ports, warms each cache, drives 1 KiB and 28 KiB hits with wrk at 1 and 64
+# connections, then times a cold 1 MB Range on a 256 MiB object through each
+# (issue 6's slicer row). A peer that does not start is reported as such;
+# everything started here is stopped on exit. Scratch files: bench/out/.
+#
+# Environment: BENCH_DURATION (wrk duration per cell, default 5s),
+# BENCH_COLD_RUNS (cold Range runs per peer, default 3), EDGEHOST_BIN
+# (default bin/edgehost), BENCH_PEERS (default "edgehost varnish nginx").
+set -u -o pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/bench/out
+DUR=${BENCH_DURATION:-5s}
+COLD_RUNS=${BENCH_COLD_RUNS:-3}
+EDGEHOST=${EDGEHOST_BIN:-$ROOT/bin/edgehost}
+PEERS=${BENCH_PEERS:-edgehost varnish nginx}
+
+ORIGIN=127.0.0.1:28081
+declare -A PORT=([edgehost]=28080 [varnish]=28082 [nginx]=28083)
+declare -A STATE=()   # peer -> "up" or why not
+declare -A VERSION=() # peer -> version string
+declare -A NOTE=()    # peer -> remark for the tables
+PIDS=()
+
+RANGE_FIRST=100000000
+RANGE_LAST=100999999
+BIG=/big/256m
+SEGMENT=$((5 << 20))
+
+log() { printf '%s\n' "bench: $*" >&2; }
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		# Wait for our own children (bounded: a peer that ignores TERM is
+		# killed after 5 s).
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null
+	done
+	wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools -----------------------------------------------------------------
+
+nginx_has_slice() { command -v nginx >/dev/null && nginx -V 2>&1 | grep -q -- --with-http_slice_module; }
+
+install_tools() {
+	local need=()
+	command -v varnishd >/dev/null || need+=(varnish)
+	nginx_has_slice || need+=(nginx-core)
+	command -v wrk >/dev/null || need+=(wrk)
+	command -v curl >/dev/null || need+=(curl)
+	[ ${#need[@]} -eq 0 ] && return 0
+	log "installing ${need[*]} (apt-get)"
+	local sudo=
+	[ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+	local apt="$sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300"
+	if ! $apt install -y --no-install-recommends "${need[@]}" >"$OUT/apt.log" 2>&1; then
+		$apt update >>"$OUT/apt.log" 2>&1
+		# Debian releases after bookworm fold nginx-core into nginx.
+		$apt install -y --no-install-recommends "${need[@]}" >>"$OUT/apt.log" 2>&1 ||
+			$apt install -y --no-install-recommends "${need[@]/nginx-core/nginx}" >>"$OUT/apt.log" 2>&1 ||
+			log "apt-get failed, see $OUT/apt.log"
+	fi
+}
+
+# --- processes ---------------------------------------------------------------
+
+# wait_http URL SECONDS PID: until URL answers 2xx, or PID exits, or time
+# is up.
+wait_http() {
+	local url=$1 secs=$2 pid=${3:-}
+	local end=$((SECONDS + secs))
+	while [ $SECONDS -lt $end ]; do
+		curl -fs -o /dev/null --max-time 1 "$url" && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			return 1
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+stop_pid() {
+	local pid=$1
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null
+}
+
+start_origin() {
+	if [ -x "$EDGEHOST" ]; then
+		"$EDGEHOST" demo-origin -listen "$ORIGIN" >"$OUT/origin.log" 2>&1 &
+		local pid=$!
+		if wait_http "http://$ORIGIN/stats" 5 "$pid"; then
+			PIDS+=("$pid")
+			ORIGIN_CMD="edgehost demo-origin"
+			return 0
+		fi
+		stop_pid "$pid"
+	fi
+	# edgehost has no demo-origin command (yet): the same package through
+	# bench/cmd/origin.
+	if ! go build -o "$OUT/origin" ./bench/cmd/origin >"$OUT/origin.log" 2>&1; then
+		log "cannot build the demo origin: $(tail -3 "$OUT/origin.log")"
+		return 1
+	fi
+	"$OUT/origin" -listen "$ORIGIN" >>"$OUT/origin.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	ORIGIN_CMD="bench/cmd/origin"
+	wait_http "http://$ORIGIN/stats" 10 "$pid"
+}
+
+start_edgehost() {
+	local dir=$OUT/edgehost
+	if [ ! -x "$EDGEHOST" ]; then
+		STATE[edgehost]="not built ($EDGEHOST missing)"
+		return
+	fi
+	VERSION[edgehost]="edgehost $("$EDGEHOST" version 2>/dev/null | head -1)"
+	rm -rf "$dir" && mkdir -p "$dir/var"
+	# Copied beside its state: relative paths resolve the same from the
+	# working directory or from the config file.
+	cp bench/edgehost.hcl "$dir/edgehost.hcl"
+	local pid
+	(cd "$dir" && exec "$EDGEHOST" run -config "$dir/edgehost.hcl" >"$dir/edgehost.log" 2>&1) &
+	pid=$!
+	if wait_http "http://127.0.0.1:${PORT[edgehost]}/healthz" 15 "$pid"; then
+		PIDS+=("$pid")
+		STATE[edgehost]=up
+		return
+	fi
+	stop_pid "$pid"
+	# Without the slicer plugin (not built yet, or failing): the hit rows
+	# still mean something; the slicer row says what ran.
+	log "edgehost did not start with the slicer route: $(tail -2 "$dir/edgehost.log" | tr '\n' ' ')"
+	sed '/# slicer-begin/,/# slicer-end/d' bench/edgehost.hcl >"$dir/edgehost.hcl"
+	mv "$dir/edgehost.log" "$dir/edgehost-slicer.log"
+	(cd "$dir" && exec "$EDGEHOST" run -config "$dir/edgehost.hcl" >"$dir/edgehost.log" 2>&1) &
+	pid=$!
+	if wait_http "http://127.0.0.1:${PORT[edgehost]}/healthz" 15 "$pid"; then
+		PIDS+=("$pid")
+		STATE[edgehost]=up
+		NOTE[edgehost]="no slicer (see bench/out/edgehost/edgehost-slicer.log)"
+		return
+	fi
+	stop_pid "$pid"
+	STATE[edgehost]="failed to start (bench/out/edgehost/edgehost.log): $(grep -v '^$' "$dir/edgehost.log" | tail -1 | cut -c1-100)"
+}
+
+start_varnish() {
+	if ! command -v varnishd >/dev/null; then
+		STATE[varnish]="not installed"
+		return
+	fi
+	VERSION[varnish]=$(varnishd -V 2>&1 | sed -n 's/.*(\(varnish-[0-9.]*\).*/\1/p' | head -1)
+	local dir=$OUT/varnish
+	rm -rf "$dir" && mkdir -p "$dir"
+	# -j none: no privilege separation (works unprivileged and as root);
+	# -t 120: default TTL 2m as edgehost's default_ttl; malloc large enough
+	# to hold the 256 MiB objects of the cold runs.
+	varnishd -F -j none -n "$dir/work" -a "127.0.0.1:${PORT[varnish]}" \
+		-f "$ROOT/bench/varnish.vcl" -t 120 -s malloc,1g \
+		>"$dir/varnishd.log" 2>&1 &
+	local pid=$!
+	if wait_http "http://127.0.0.1:${PORT[varnish]}/healthz" 20 "$pid"; then
+		PIDS+=("$pid")
+		STATE[varnish]=up
+		return
+	fi
+	stop_pid "$pid"
+	STATE[varnish]="failed to start: $(grep -v '^$' "$dir/varnishd.log" | tail -1 | cut -c1-100)"
+}
+
+start_nginx() {
+	if ! command -v nginx >/dev/null; then
+		STATE[nginx]="not installed"
+		return
+	fi
+	VERSION[nginx]=$(nginx -v 2>&1 | sed -n 's/.*nginx\/\([0-9.]*\).*/nginx-\1/p')
+	nginx_has_slice || NOTE[nginx]="no slice module"
+	local dir=$OUT/nginx
+	rm -rf "$dir" && mkdir -p "$dir/tmp" "$dir/cache"
+	nginx -p "$dir/" -e "$dir/error.log" -c "$ROOT/bench/nginx.conf" -g 'daemon off;' \
+		>"$dir/nginx.log" 2>&1 &
+	local pid=$!
+	if wait_http "http://127.0.0.1:${PORT[nginx]}/healthz" 10 "$pid"; then
+		PIDS+=("$pid")
+		STATE[nginx]=up
+		return
+	fi
+	stop_pid "$pid"
+	STATE[nginx]="failed to start: $(cat "$dir/nginx.log" "$dir/error.log" 2>/dev/null | grep -v '^$' | tail -1 | cut -c1-100)"
+}
+
+# --- origin stats ----------------------------------------------------------------
+
+origin_reset() { curl -fs -o /dev/null -X POST "http://$ORIGIN/admin/reset"; }
+
+# origin_stat FIELD: a top-level number from the origin's /stats JSON.
+origin_stat() {
+	curl -fs "http://$ORIGIN/stats" | sed -n "s/^  \"$1\": *\([0-9]*\).*/\1/p"
+}
+
+# origin_quiet_bytes: origin body bytes once they stop growing (Varnish goes
+# on fetching the whole object after the client has its range).
+origin_quiet_bytes() {
+	local last=-1 cur stable=0
+	for _ in $(seq 100); do
+		cur=$(origin_stat bytes_sent)
+		if [ "$cur" = "$last" ]; then
+			stable=$((stable + 1))
+			[ $stable -ge 2 ] && break
+		else
+			stable=0
+		fi
+		last=$cur
+		sleep 0.3
+	done
+	echo "$cur"
+}
+
+# --- hits ---------------------------------------------------------------------
+
+# warm PEER PATH: fetch twice; the second answer must come from the cache
+# (the origin's X-Origin-Request does not change).
+warm() {
+	local url="http://127.0.0.1:${PORT[$1]}$2" a b
+	a=$(curl -fs -D - -o /dev/null "$url" | tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin-[Rr]equest: //p')
+	b=$(curl -fs -D - -o /dev/null "$url" | tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin-[Rr]equest: //p')
+	[ -n "$a" ] && [ "$a" = "$b" ]
+}
+
+# to_us VALUE: a wrk latency (12.3us, 1.2ms, 1.1s) in microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.0f", v }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.0f", v * 1000 }
+		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.0f", v * 1000000 }
+		else printf "?" }'
+}
+
+declare -A RPS=() P50=() P99=() FLAG=()
+
+# hit_cell PEER ROW PATH THREADS CONNS
+hit_cell() {
+	local peer=$1 row=$2 path=$3 t=$4 c=$5
+	local f=$OUT/wrk-$peer-$row.txt
+	origin_reset
+	wrk -t"$t" -c"$c" -d"$DUR" --latency "http://127.0.0.1:${PORT[$peer]}$path" >"$f" 2>&1
+	RPS[$peer,$row]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
+	P50[$peer,$row]=$(to_us "$(awk '$1 == "50%" {print $2}' "$f")")
+	P99[$peer,$row]=$(to_us "$(awk '$1 == "99%" {print $2}' "$f")")
+	local flag=""
+	grep -q 'Non-2xx' "$f" && flag+="!"
+	grep -q 'Socket errors' "$f" && flag+="e"
+	local o
+	o=$(origin_stat requests)
+	[ -n "$o" ] && [ "$o" -gt 0 ] && flag+="*"
+	FLAG[$peer,$row]=$flag
+	[ -z "${RPS[$peer,$row]}" ] && RPS[$peer,$row]="?"
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'
+}
+
+# --- cold range -------------------------------------------------------------
+
+declare -A TTFB=() TOTAL=() OBYTES=() CODE=() INTEG=() WARM_TTFB=() WARM_OBYTES=()
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
+
+cold_peer() {
+	local peer=$1 i url out ttfbs="" totals="" bytes="" codes="" integ=ok
+	local hdr="Range: bytes=$RANGE_FIRST-$RANGE_LAST"
+	for i in $(seq "$COLD_RUNS"); do
+		# A URL no cache has seen: cold without purging anything.
+		url="http://127.0.0.1:${PORT[$peer]}$BIG?cold=$peer-$i-$$"
+		origin_quiet_bytes >/dev/null
+		origin_reset
+		out=$(curl -s -o "$OUT/cold-$peer.bin" --max-time 60 -H "$hdr" \
+			-w '%{http_code} %{time_starttransfer} %{time_total}' "$url")
+		set -- $out
+		codes+="${1:-000} "
+		ttfbs+="${2:-0}"$'\n'
+		totals+="${3:-0}"$'\n'
+		bytes+="$(origin_quiet_bytes)"$'\n'
+		if ! cmp -s "$OUT/cold-$peer.bin" "$OUT/range-ref.bin"; then
+			integ="DIFFERS"
+		fi
+	done
+	TTFB[$peer]=$(printf '%s' "$ttfbs" | median)
+	TOTAL[$peer]=$(printf '%s' "$totals" | median)
+	OBYTES[$peer]=$(printf '%s' "$bytes" | median)
+	CODE[$peer]=$(echo "$codes" | tr ' ' '\n' | grep -v '^$' | sort -u | tr '\n' ' ' | sed 's/ $//')
+	INTEG[$peer]=$integ
+	# The same range again: a warm hit should cost the origin nothing.
+	origin_reset
+	out=$(curl -s -o /dev/null --max-time 60 -H "$hdr" -w '%{time_starttransfer}' "$url")
+	WARM_TTFB[$peer]=$out
+	WARM_OBYTES[$peer]=$(origin_quiet_bytes)
+}
+
+ms() { awk -v s="$1" 'BEGIN { if (s == "?" || s == "") print "?"; else printf "%.1f ms", s * 1000 }'; }
+
+# --- main ---------------------------------------------------------------------
+
+mkdir -p "$OUT"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+install_tools
+for tool in curl wrk; do
+	if ! command -v $tool >/dev/null; then
+		log "$tool is required and could not be installed"
+		exit 1
+	fi
+done
+
+if ! start_origin; then
+	log "the demo origin did not start (see $OUT/origin.log)"
+	exit 1
+fi
+log "demo origin ($ORIGIN_CMD) on $ORIGIN"
+
+for peer in $PEERS; do
+	"start_$peer"
+	log "$peer: ${STATE[$peer]}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
+done
+
+# A reference copy of the range, straight from the origin.
+curl -fs -o "$OUT/range-ref.bin" -H "Range: bytes=$RANGE_FIRST-$RANGE_LAST" "http://$ORIGIN$BIG"
+
+ROWS=(1k-c1 1k-c64 28k-c1 28k-c64)
+declare -A ROW_PATH=([1k-c1]=/bytes/1k [1k-c64]=/bytes/1k [28k-c1]=/bytes/28k [28k-c64]=/bytes/28k)
+declare -A ROW_T=([1k-c1]=1 [1k-c64]=2 [28k-c1]=1 [28k-c64]=2)
+declare -A ROW_C=([1k-c1]=1 [1k-c64]=64 [28k-c1]=1 [28k-c64]=64)
+declare -A ROW_NAME=([1k-c1]="1 KiB hit, 1 conn" [1k-c64]="1 KiB hit, 64 conns" [28k-c1]="28 KiB hit, 1 conn" [28k-c64]="28 KiB hit, 64 conns")
+
+for peer in $PEERS; do
+	[ "${STATE[$peer]}" = up ] || continue
+	for path in /bytes/1k /bytes/28k; do
+		warm "$peer" "$path" || NOTE[$peer]="${NOTE[$peer]:+${NOTE[$peer]}; }$path not served as a hit after warm-up"
+	done
+done
+
+log "hits: wrk -d$DUR per cell ($(echo $PEERS | wc -w) peers x ${#ROWS[@]} rows)"
+for row in "${ROWS[@]}"; do
+	for peer in $PEERS; do
+		[ "${STATE[$peer]}" = up ] || continue
+		hit_cell "$peer" "$row" "${ROW_PATH[$row]}" "${ROW_T[$row]}" "${ROW_C[$row]}"
+	done
+done
+
+log "cold Range bytes=$RANGE_FIRST-$RANGE_LAST on $BIG, $COLD_RUNS runs per peer"
+for peer in $PEERS; do
+	[ "${STATE[$peer]}" = up ] || continue
+	cold_peer "$peer"
+done
+
+# --- report -------------------------------------------------------------------
+
+# lat MICROSECONDS: 46us, 1.95ms, 147ms.
+lat() {
+	awk -v u="$1" 'BEGIN {
+		if (u !~ /^[0-9]+$/) print "?"
+		else if (u < 1000) printf "%dus", u
+		else if (u < 10000) printf "%.2fms", u / 1000
+		else printf "%.0fms", u / 1000 }'
+}
+
+cell() { # PEER ROW
+	if [ "${STATE[$1]:-}" != up ]; then
+		printf '%26s' "-"
+		return
+	fi
+	printf '%8s%-2s %7s %7s' "${RPS[$1,$2]}" "${FLAG[$1,$2]}" "$(lat "${P50[$1,$2]}")" "$(lat "${P99[$1,$2]}")"
+}
+
+echo
+echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -d$DUR, origin: $ORIGIN_CMD"
+echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
+for peer in edgehost varnish nginx; do
+	printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
+done
+echo
+printf '%-22s | %-26s | %-26s | %-26s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
+printf '%-22s | %-26s | %-26s | %-26s | %s\n' "" "   req/s       p50     p99" "   req/s       p50     p99" "   req/s       p50     p99" "Varnish nginx"
+for row in "${ROWS[@]}"; do
+	printf '%-22s | %s | %s | %s | %7s %5s\n' "${ROW_NAME[$row]}" \
+		"$(cell edgehost "$row")" "$(cell varnish "$row")" "$(cell nginx "$row")" \
+		"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[varnish,$row]:-}")" \
+		"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[nginx,$row]:-}")"
+done
+echo "  flags after req/s: * origin was hit during the run, ! non-2xx answers, e socket errors"
+echo
+echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
+printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' peer status TTFB total "origin bytes" body "warm TTFB" "warm origin bytes"
+for peer in edgehost nginx varnish; do
+	if [ "${STATE[$peer]:-}" != up ]; then
+		printf '%-9s | %s\n' "$peer" "${STATE[$peer]:-not run}"
+		continue
+	fi
+	printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' "$peer" "${CODE[$peer]}" \
+		"$(ms "${TTFB[$peer]}")" "$(ms "${TOTAL[$peer]}")" "${OBYTES[$peer]}" "${INTEG[$peer]}" \
+		"$(ms "${WARM_TTFB[$peer]}")" "${WARM_OBYTES[$peer]}"
+done
+echo
+echo "raw wrk output and logs: bench/out/"
