@@ -1,0 +1,77 @@
+# edgehost — the config `make run` uses. It demonstrates every feature that
+# runs on embedded defaults: a demo origin on 127.0.0.1:18081 (started by
+# `make run` as `edgehost demo-origin`), caching with grace, a pass route, a
+# synthetic route, a route chosen by a request condition, and the admin API.
+#
+# Validate it with: bin/edgehost validate -config config.hcl
+
+state_dir = "./var"
+
+listen {
+  http  = "127.0.0.1:18080"
+  self  = "./var/self.sock"
+  admin = "127.0.0.1:18090"
+}
+
+admin {
+  token = "s3cret"
+}
+
+storage {
+  memory     = "64MiB"
+  disk       = "1GiB"
+  max_object = "64MiB"
+}
+
+limits {
+  max_header_bytes = "32KiB"
+  header_timeout   = "10s"
+  idle_timeout     = "75s"
+  self_concurrency = 256
+  max_depth        = 8
+}
+
+backend "origin" {
+  url                   = "http://127.0.0.1:18081"
+  connect_timeout       = "2s"
+  first_byte_timeout    = "15s"
+  between_bytes_timeout = "10s"
+
+  probe {
+    path     = "/healthz"
+    interval = "5s"
+    timeout  = "1s"
+  }
+}
+
+# Everything is cached: the origin's Cache-Control decides, 2 minutes when it
+# says nothing, and stale objects are served for an hour while one
+# background fetch revalidates them.
+route "/" {
+  backend     = backend.origin
+  default_ttl = "2m"
+  grace       = "1h"
+  keep        = "1d"
+}
+
+# Never cached.
+route "/echo" {
+  backend = backend.origin
+  pass    = true
+}
+
+# Beta testers (X-Beta: 1) bypass the cache for /bytes/.
+route "/bytes/" {
+  when    = lookup(request.headers, "x-beta", "") == "1"
+  backend = backend.origin
+  pass    = true
+}
+
+# Answered by edgehost itself.
+route "/edgehost/ping" {
+  respond {
+    status  = 200
+    body    = "pong\n"
+    headers = { "Cache-Control" = "no-store" }
+  }
+}

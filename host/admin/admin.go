@@ -1,0 +1,248 @@
+// Package admin serves edgehost's admin API on its own listener (loopback by
+// default, never the public one): health, Prometheus metrics, the
+// transaction log, status, and — with the token — invalidation (purge by
+// URL, ban, purge by tag), config reload and plugin operations.
+//
+//	GET  /healthz                      liveness (no token)
+//	GET  /metrics                      Prometheus text format (no token)
+//	GET  /status                       config path, tiers, backends, bans (token)
+//	GET  /log[?follow=1&group=1]       transaction log as JSON lines (token)
+//	POST /purge?url=URL                purge a URL with all its Vary variants (token)
+//	POST /ban   body: expression       Varnish-style ban, persisted (token)
+//	POST /purge-tag?tag=TAG            purge by Surrogate-Key / xkey (token)
+//	POST /reload                       reload the config file (token)
+//	/plugins…                          plugin manager (token)
+//
+// The token is compared in constant time and never logged.
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/edgehost/edgehost/host/observe"
+)
+
+// Cache is what the admin API needs of the cache.
+type Cache interface {
+	Purge(key string) int
+	PurgeTag(tag string) int
+	Ban(expr string) error
+	Bans() []string
+}
+
+// Options wire the admin API to the rest of the host.
+type Options struct {
+	Token   string
+	Cache   Cache
+	Metrics *observe.Metrics
+	TxLog   *observe.TxLog
+	Logger  *slog.Logger
+	Reload  func() error          // reload the config
+	Status  func() map[string]any // extra status fields
+	Plugins http.Handler          // mounted at /plugins (may be nil)
+	Extra   map[string]http.Handler
+}
+
+// Handler returns the admin API.
+func Handler(o Options) http.Handler {
+	a := &api{o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		o.Metrics.WritePrometheus(w)
+	})
+	mux.HandleFunc("GET /status", a.auth(a.status))
+	mux.HandleFunc("GET /log", a.auth(a.log))
+	mux.HandleFunc("POST /purge", a.auth(a.purge))
+	mux.HandleFunc("PURGE /", a.auth(a.purge))
+	mux.HandleFunc("POST /ban", a.auth(a.ban))
+	mux.HandleFunc("POST /purge-tag", a.auth(a.purgeTag))
+	mux.HandleFunc("POST /reload", a.auth(a.reload))
+	if o.Plugins != nil {
+		mux.Handle("/plugins", o.Plugins)
+		mux.Handle("/plugins/", o.Plugins)
+	}
+	for p, h := range o.Extra {
+		mux.Handle(p, a.authHandler(h))
+	}
+	return mux
+}
+
+type api struct{ o Options }
+
+func (a *api) authHandler(h http.Handler) http.Handler { return a.auth(h.ServeHTTP) }
+
+// auth requires `Authorization: Bearer TOKEN`. With no token configured,
+// state-changing endpoints are refused outright rather than left open.
+func (a *api) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.o.Token == "" {
+			httpError(w, http.StatusForbidden, "admin.token is not set in the config: this endpoint is disabled")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.o.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="edgehost"`)
+			httpError(w, http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer TOKEN)")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// purgeKey turns a URL ("http://host/path?q", "host/path" or "/path" with
+// host=) into a cache key (host + request target).
+func purgeKey(r *http.Request) (string, error) {
+	raw := r.URL.Query().Get("url")
+	if r.Method == "PURGE" {
+		raw = r.URL.RequestURI()
+	}
+	if raw == "" {
+		return "", fmt.Errorf("url parameter required, e.g. /purge?url=http://example.com/path")
+	}
+	if !strings.Contains(raw, "://") && !strings.HasPrefix(raw, "/") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %v", raw, err)
+	}
+	host := u.Host
+	if host == "" {
+		host = r.URL.Query().Get("host")
+		if r.Method == "PURGE" {
+			host = r.Host
+		}
+	}
+	if host == "" {
+		return "", fmt.Errorf("url %q has no host: give a full URL or host=", raw)
+	}
+	return strings.ToLower(host) + u.RequestURI(), nil
+}
+
+func (a *api) purge(w http.ResponseWriter, r *http.Request) {
+	key, err := purgeKey(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n := a.o.Cache.Purge(key)
+	a.o.Logger.Info("purge", "key", key, "objects", n)
+	writeJSON(w, map[string]any{"purged": n, "key": key})
+}
+
+func (a *api) purgeTag(w http.ResponseWriter, r *http.Request) {
+	tag := r.URL.Query().Get("tag")
+	if tag == "" {
+		httpError(w, http.StatusBadRequest, "tag parameter required")
+		return
+	}
+	n := a.o.Cache.PurgeTag(tag)
+	a.o.Logger.Info("purge by tag", "tag", tag, "objects", n)
+	writeJSON(w, map[string]any{"purged": n, "tag": tag})
+}
+
+func (a *api) ban(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	expr := strings.TrimSpace(string(b))
+	if expr == "" {
+		expr = r.URL.Query().Get("expr")
+	}
+	if err := a.o.Cache.Ban(expr); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.o.Logger.Info("ban added", "expr", expr)
+	writeJSON(w, map[string]any{"banned": expr})
+}
+
+func (a *api) reload(w http.ResponseWriter, _ *http.Request) {
+	if a.o.Reload == nil {
+		httpError(w, http.StatusNotImplemented, "reload not available")
+		return
+	}
+	if err := a.o.Reload(); err != nil {
+		httpError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	writeJSON(w, map[string]any{"reloaded": true})
+}
+
+func (a *api) status(w http.ResponseWriter, _ *http.Request) {
+	st := map[string]any{"bans": a.o.Cache.Bans()}
+	if a.o.Status != nil {
+		for k, v := range a.o.Status() {
+			st[k] = v
+		}
+	}
+	writeJSON(w, st)
+}
+
+// log streams the transaction log as JSON lines: the buffered records, then
+// (follow=1) new ones as they happen. group=1 holds each request back until
+// its subrequests are done and prints them together (DESIGN §2).
+func (a *api) log(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	follow := r.URL.Query().Get("follow") == "1"
+	var ch <-chan observe.Tx
+	if follow {
+		c, stop := a.o.TxLog.Subscribe()
+		defer stop()
+		ch = c
+	}
+	for _, tx := range a.o.TxLog.Recent() {
+		w.Write(tx.MarshalLine())
+	}
+	if !follow {
+		return
+	}
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case tx := <-ch:
+			w.Write(tx.MarshalLine())
+			if fl != nil {
+				fl.Flush()
+			}
+		case <-tick.C:
+			// keep-alive blank line so proxies do not drop the stream
+			w.Write([]byte("\n"))
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/edgehost/edgehost/host/observe"
+)
+
+// cmdAdmin runs the commands that talk to a running edgehost's admin API.
+func cmdAdmin(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	path := fs.String("config", "config.hcl", "config file of the running edgehost")
+	follow := fs.Bool("follow", cmd == "log", "log: keep following new transactions")
+	group := fs.Bool("group", false, "log: print each request with its subrequests")
+	if err := fs.Parse(args); err != nil {
+		return usageError{}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	base := "http://" + cfg.Listen.Admin
+	call := func(method, p string, body io.Reader) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, base+p, body)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Admin.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+cfg.Admin.Token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("is edgehost running? %w", err)
+		}
+		return resp, nil
+	}
+	simple := func(method, p string, body io.Reader) error {
+		resp, err := call(method, p, body)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		os.Stdout.Write(b)
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	}
+	arg := strings.Join(fs.Args(), " ")
+	switch cmd {
+	case "reload":
+		return simple("POST", "/reload", nil)
+	case "purge":
+		if arg == "" {
+			return usageError{"purge URL"}
+		}
+		return simple("POST", "/purge?url="+url.QueryEscape(arg), nil)
+	case "purge-tag":
+		if arg == "" {
+			return usageError{"purge-tag TAG"}
+		}
+		return simple("POST", "/purge-tag?tag="+url.QueryEscape(arg), nil)
+	case "ban":
+		if arg == "" {
+			return usageError{`ban 'req.url ~ "^/img/"'`}
+		}
+		return simple("POST", "/ban", strings.NewReader(arg))
+	case "plugins":
+		return simple("GET", "/plugins", nil)
+	case "stat":
+		return stat(ctx, call)
+	case "log":
+		q := "/log"
+		if *follow {
+			q += "?follow=1"
+		}
+		resp, err := call("GET", q, nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return printLog(resp.Body, *group)
+	}
+	return nil
+}
+
+// printLog prints transactions one per line; with group, a request's
+// subrequests are printed indented under it once the request finishes
+// (subrequests finish before their parent).
+func printLog(r io.Reader, group bool) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	pending := map[string][]observe.Tx{}
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var tx observe.Tx
+		if json.Unmarshal([]byte(line), &tx) != nil {
+			continue
+		}
+		if !group {
+			fmt.Println(formatTx(tx, ""))
+			continue
+		}
+		if tx.Parent != "" {
+			pending[tx.Root] = append(pending[tx.Root], tx)
+			continue
+		}
+		fmt.Println(formatTx(tx, ""))
+		for _, sub := range pending[tx.ID] {
+			fmt.Println(formatTx(sub, "  └ "))
+		}
+		delete(pending, tx.ID)
+	}
+	return sc.Err()
+}
+
+func formatTx(tx observe.Tx, indent string) string {
+	s := fmt.Sprintf("%s%s %-12s %-7s %s %-6s %s%s %d %dB %s [%s]", indent, tx.Start.Format("15:04:05.000"), tx.ID, tx.Kind,
+		tx.Method, "", tx.Host, tx.URL, tx.Status, tx.Bytes, tx.Duration.Round(time.Microsecond), tx.Cache)
+	if tx.Parent != "" {
+		s += " parent=" + tx.Parent
+	}
+	if tx.Error != "" {
+		s += " error=" + tx.Error
+	}
+	return s
+}
+
+// stat prints the main counters every second with their rate.
+func stat(ctx context.Context, call func(method, p string, body io.Reader) (*http.Response, error)) error {
+	keys := []string{"edgehost_requests_total", "edgehost_cache_hits_total", "edgehost_cache_misses_total",
+		"edgehost_cache_passes_total", "edgehost_origin_fetches_total", "edgehost_origin_errors_total",
+		"edgehost_memory_objects", "edgehost_memory_bytes", "edgehost_disk_objects", "edgehost_connections_active"}
+	prev := map[string]float64{}
+	for i := 0; ; i++ {
+		resp, err := call("GET", "/metrics", nil)
+		if err != nil {
+			return err
+		}
+		cur := map[string]float64{}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var name string
+			var v float64
+			if strings.HasPrefix(sc.Text(), "#") {
+				continue
+			}
+			if _, err := fmt.Sscanf(sc.Text(), "%s %g", &name, &v); err == nil {
+				cur[name] = v
+			}
+		}
+		resp.Body.Close()
+		fmt.Printf("\n%s\n", time.Now().Format("15:04:05"))
+		sort.Strings(keys)
+		for _, k := range keys {
+			rate := ""
+			if i > 0 && strings.HasSuffix(k, "_total") {
+				rate = fmt.Sprintf("%8.0f/s", cur[k]-prev[k])
+			}
+			fmt.Printf("  %-40s %14.0f %s\n", strings.TrimPrefix(k, "edgehost_"), cur[k], rate)
+		}
+		prev = cur
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}

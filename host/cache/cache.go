@@ -1,0 +1,553 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgehost/edgehost/host/ban"
+	"github.com/edgehost/edgehost/host/httpcache"
+	"github.com/edgehost/edgehost/host/observe"
+	"github.com/edgehost/edgehost/host/store"
+)
+
+// Store is what the cache needs of the persistent tier (*store.Store).
+type Store interface {
+	Put(r *store.Record) error
+	Get(key, variant string) (*store.Record, error)
+	Variants(key string) ([]string, error)
+	DeleteKey(key string) (int, error)
+	Delete(key, variant string) error
+	PurgeTag(tag string) ([]string, error)
+	AddBan(expr string, created time.Time) (store.Ban, error)
+	Bans() ([]store.Ban, error)
+}
+
+// Options configure a Cache.
+type Options struct {
+	MemoryBytes int64
+	Store       Store // nil = memory only
+	Metrics     *observe.Metrics
+	Logger      *slog.Logger
+}
+
+const shards = 64
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string][]*Object // key → variants
+}
+
+// Cache is the two-tier object cache. Construct with New, then Start.
+type Cache struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *observe.Metrics
+	seed    maphash.Seed
+	shards  [shards]shard
+	bytes   atomic.Int64
+	objects atomic.Int64
+
+	bans atomic.Pointer[[]banEntry] // ordered by creation
+
+	writes  chan op
+	tombMu  sync.Mutex
+	tombs   map[string]time.Time // keys purged whose disk deletion may be pending
+	tagTomb map[string]time.Time
+
+	evictMu sync.Mutex
+
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+type banEntry struct {
+	id      uint64
+	created time.Time
+	b       *ban.Ban
+}
+
+// op is one write-behind operation, applied in order.
+type op struct {
+	put    *Object
+	delKey string
+	delObj *Object
+	delTag string
+	done   chan struct{}
+}
+
+// New returns a cache; it does nothing until Start.
+func New(opts Options) *Cache {
+	c := &Cache{opts: opts, log: opts.Logger, metrics: opts.Metrics, seed: maphash.MakeSeed(),
+		writes: make(chan op, 4096), tombs: map[string]time.Time{}, tagTomb: map[string]time.Time{}}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.metrics == nil {
+		c.metrics = &observe.Metrics{}
+	}
+	for i := range c.shards {
+		c.shards[i].m = map[string][]*Object{}
+	}
+	empty := []banEntry{}
+	c.bans.Store(&empty)
+	return c
+}
+
+// Start loads persisted bans and starts the write-behind goroutine; it ends
+// with ctx or Close.
+func (c *Cache) Start(ctx context.Context) error {
+	if c.opts.Store != nil {
+		bans, err := c.opts.Store.Bans()
+		if err != nil {
+			return err
+		}
+		list := make([]banEntry, 0, len(bans))
+		for _, b := range bans {
+			parsed, err := ban.Parse(b.Expr)
+			if err != nil {
+				c.log.Warn("dropping unparsable persisted ban", "ban", b.Expr, "err", err)
+				continue
+			}
+			list = append(list, banEntry{id: b.ID, created: b.Created, b: parsed})
+		}
+		c.bans.Store(&list)
+	}
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(1)
+	go c.writer(ctx)
+	return nil
+}
+
+// Close flushes pending writes and stops.
+func (c *Cache) Close() {
+	if c.cancel == nil {
+		return
+	}
+	done := make(chan struct{})
+	select {
+	case c.writes <- op{done: done}:
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	default:
+	}
+	c.cancel()
+	c.wg.Wait()
+}
+
+// Flush waits until every write queued so far has reached the store.
+func (c *Cache) Flush() {
+	if c.cancel == nil {
+		return
+	}
+	done := make(chan struct{})
+	c.writes <- op{done: done}
+	<-done
+}
+
+func (c *Cache) shard(key string) *shard {
+	return &c.shards[maphash.String(c.seed, key)%shards]
+}
+
+// Lookup returns the object stored for key that the request's Vary-relevant
+// headers select, or nil. It returns stale objects too: the caller decides
+// with Fresh / InGrace / Revalidatable. Bans are applied here, lazily.
+func (c *Cache) Lookup(key string, reqHeader http.Header, now time.Time) *Object {
+	sh := c.shard(key)
+	sh.mu.RLock()
+	variants := sh.m[key]
+	var o *Object
+	for _, v := range variants {
+		if matchVariant(v, reqHeader) {
+			o = v
+			break
+		}
+	}
+	sh.mu.RUnlock()
+	if o == nil {
+		if len(variants) > 0 || c.opts.Store == nil {
+			// The memory tier knows this key; other variants may still be
+			// on disk only.
+			if c.opts.Store == nil {
+				return nil
+			}
+		}
+		o = c.loadFromDisk(key, reqHeader)
+		if o == nil {
+			return nil
+		}
+	}
+	if c.banned(o) {
+		return nil
+	}
+	o.lastUsed.Store(now.UnixNano())
+	return o
+}
+
+func matchVariant(o *Object, reqHeader http.Header) bool {
+	if len(o.VaryNames) == 0 {
+		return o.Variant == ""
+	}
+	k, ok := httpcache.VaryKey(o.Header.Values("Vary"), reqHeader)
+	return ok && k == o.Variant
+}
+
+// loadFromDisk reads the variant matching the request from the store and
+// promotes it to memory.
+func (c *Cache) loadFromDisk(key string, reqHeader http.Header) *Object {
+	st := c.opts.Store
+	variants, err := st.Variants(key)
+	if err != nil || len(variants) == 0 {
+		return nil
+	}
+	for _, v := range variants {
+		r, err := st.Get(key, v)
+		if errors.Is(err, store.ErrCorrupt) {
+			c.metrics.Corrupt.Add(1)
+			c.log.Warn("dropped corrupt object", "key", key, "err", err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		o := fromRecord(r)
+		if !matchVariant(o, reqHeader) {
+			continue
+		}
+		if c.tombstoned(o) {
+			return nil
+		}
+		c.insertMemory(o)
+		return o
+	}
+	return nil
+}
+
+func (c *Cache) tombstoned(o *Object) bool {
+	c.tombMu.Lock()
+	defer c.tombMu.Unlock()
+	if t, ok := c.tombs[o.Key]; ok && !o.Created.After(t) {
+		return true
+	}
+	for _, tag := range o.Tags {
+		if t, ok := c.tagTomb[tag]; ok && !o.Created.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Insert adds o to the memory tier (replacing the same variant) and queues
+// it for the store. o.Finish must have been called.
+func (c *Cache) Insert(o *Object) {
+	o.lastUsed.Store(time.Now().UnixNano())
+	o.banned.Store(int32(len(*c.bans.Load())))
+	c.insertMemory(o)
+	c.metrics.Stored.Add(1)
+	if c.opts.Store != nil {
+		c.writes <- op{put: o}
+	}
+}
+
+func (c *Cache) insertMemory(o *Object) {
+	sh := c.shard(o.Key)
+	sh.mu.Lock()
+	vs := sh.m[o.Key]
+	replaced := false
+	for i, v := range vs {
+		if v.Variant == o.Variant {
+			c.account(-1, -v.size)
+			v.dead.Store(true)
+			vs[i] = o
+			replaced = true
+			break
+		}
+	}
+	if !replaced {
+		vs = append(vs, o)
+	}
+	sh.m[o.Key] = vs
+	sh.mu.Unlock()
+	c.account(1, o.size)
+	if c.opts.MemoryBytes > 0 && c.bytes.Load() > c.opts.MemoryBytes {
+		c.evict()
+	}
+}
+
+func (c *Cache) account(n int, bytes int64) {
+	c.objects.Add(int64(n))
+	c.bytes.Add(bytes)
+	c.metrics.MemObjects.Store(c.objects.Load())
+	c.metrics.MemBytes.Store(c.bytes.Load())
+}
+
+// evict removes memory objects until the tier is under budget. It samples
+// a few entries per round and drops the least recently used of the sample
+// (approximate LRU: no list to update on the hit path). Evicted objects stay
+// in the store.
+func (c *Cache) evict() {
+	if !c.evictMu.TryLock() {
+		return
+	}
+	defer c.evictMu.Unlock()
+	for c.bytes.Load() > c.opts.MemoryBytes {
+		var victim *Object
+		for i := 0; i < 8; i++ {
+			sh := &c.shards[rand.IntN(shards)]
+			sh.mu.RLock()
+			n := 0
+			for _, vs := range sh.m {
+				for _, o := range vs {
+					if victim == nil || o.lastUsed.Load() < victim.lastUsed.Load() {
+						victim = o
+					}
+				}
+				if n++; n >= 4 {
+					break
+				}
+			}
+			sh.mu.RUnlock()
+		}
+		if victim == nil {
+			return
+		}
+		if c.removeMemory(victim) {
+			c.metrics.MemEvictions.Add(1)
+		}
+	}
+}
+
+// removeMemory drops o from the memory tier; true if it was there.
+func (c *Cache) removeMemory(o *Object) bool {
+	sh := c.shard(o.Key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	vs := sh.m[o.Key]
+	for i, v := range vs {
+		if v == o {
+			vs = append(vs[:i:i], vs[i+1:]...)
+			if len(vs) == 0 {
+				delete(sh.m, o.Key)
+			} else {
+				sh.m[o.Key] = vs
+			}
+			c.account(-1, -o.size)
+			return true
+		}
+	}
+	return false
+}
+
+// Remove deletes one object from both tiers (a ban or a failed integrity
+// check decided it).
+func (c *Cache) Remove(o *Object) {
+	o.dead.Store(true)
+	c.removeMemory(o)
+	c.tomb(o.Key)
+	if c.opts.Store != nil {
+		c.writes <- op{delObj: o}
+	}
+}
+
+func (c *Cache) tomb(key string) {
+	c.tombMu.Lock()
+	c.tombs[key] = time.Now()
+	c.tombMu.Unlock()
+}
+
+// Purge removes every variant of key from both tiers and waits until the
+// store has forgotten them. It returns how many objects were in memory.
+func (c *Cache) Purge(key string) int {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	vs := sh.m[key]
+	delete(sh.m, key)
+	sh.mu.Unlock()
+	for _, o := range vs {
+		o.dead.Store(true)
+		c.account(-1, -o.size)
+	}
+	c.tomb(key)
+	n := len(vs)
+	if c.opts.Store != nil {
+		done := make(chan struct{})
+		c.writes <- op{delKey: key, done: done}
+		<-done
+	}
+	c.metrics.Purges.Add(int64(n))
+	return n
+}
+
+// PurgeTag removes every object carrying tag (Surrogate-Key / xkey).
+func (c *Cache) PurgeTag(tag string) int {
+	c.tombMu.Lock()
+	c.tagTomb[tag] = time.Now()
+	c.tombMu.Unlock()
+	var victims []*Object
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		for _, vs := range sh.m {
+			for _, o := range vs {
+				for _, t := range o.Tags {
+					if t == tag {
+						victims = append(victims, o)
+						break
+					}
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	for _, o := range victims {
+		o.dead.Store(true)
+		c.removeMemory(o)
+	}
+	n := len(victims)
+	if c.opts.Store != nil {
+		done := make(chan struct{})
+		c.writes <- op{delTag: tag, done: done}
+		<-done
+	}
+	c.metrics.Purges.Add(int64(n))
+	return n
+}
+
+// Ban adds a persisted ban; objects created before now that match it are
+// removed when next looked up.
+func (c *Cache) Ban(expr string) error {
+	b, err := ban.Parse(expr)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	e := banEntry{created: now, b: b}
+	if c.opts.Store != nil {
+		sb, err := c.opts.Store.AddBan(b.String(), now)
+		if err != nil {
+			return err
+		}
+		e.id, e.created = sb.ID, sb.Created
+	}
+	for {
+		old := c.bans.Load()
+		list := append(append(make([]banEntry, 0, len(*old)+1), *old...), e)
+		if c.bans.CompareAndSwap(old, &list) {
+			break
+		}
+	}
+	c.metrics.Bans.Add(1)
+	return nil
+}
+
+// Bans lists the active bans.
+func (c *Cache) Bans() []string {
+	var out []string
+	for _, b := range *c.bans.Load() {
+		out = append(out, b.created.UTC().Format(time.RFC3339)+" "+b.b.String())
+	}
+	return out
+}
+
+// banned tests o against bans it has not yet been checked against; a match
+// removes it. On the hit path this is one atomic load and a compare.
+func (c *Cache) banned(o *Object) bool {
+	list := *c.bans.Load()
+	checked := int(o.banned.Load())
+	if checked >= len(list) {
+		return false
+	}
+	view := banView{o}
+	for _, e := range list[checked:] {
+		if !e.created.After(o.Created.Add(-o.InitAge)) {
+			continue
+		}
+		if e.b.Match(view) {
+			c.metrics.BanKills.Add(1)
+			c.Remove(o)
+			return true
+		}
+	}
+	o.banned.Store(int32(len(list)))
+	return false
+}
+
+type banView struct{ o *Object }
+
+func (v banView) URL() string { return v.o.ReqURL }
+func (v banView) ReqHeader(name string) string {
+	if http.CanonicalHeaderKey(name) == "Host" {
+		return v.o.ReqHost
+	}
+	return ""
+}
+func (v banView) Status() int                   { return v.o.Status }
+func (v banView) RespHeader(name string) string { return v.o.Header.Get(name) }
+
+func (c *Cache) writer(ctx context.Context) {
+	defer c.wg.Done()
+	st := c.opts.Store
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			c.sweepTombs(now.Add(-10 * time.Minute))
+		case w := <-c.writes:
+			switch {
+			case w.put != nil:
+				if w.put.dead.Load() {
+					break
+				}
+				if err := st.Put(w.put.record()); err != nil {
+					c.log.Warn("store put failed", "key", w.put.Key, "err", err)
+				}
+			case w.delKey != "":
+				if _, err := st.DeleteKey(w.delKey); err != nil {
+					c.log.Warn("store purge failed", "key", w.delKey, "err", err)
+				}
+			case w.delObj != nil:
+				if err := st.Delete(w.delObj.Key, w.delObj.Variant); err != nil && !errors.Is(err, store.ErrNotFound) {
+					c.log.Warn("store delete failed", "key", w.delObj.Key, "err", err)
+				}
+			case w.delTag != "":
+				if _, err := st.PurgeTag(w.delTag); err != nil {
+					c.log.Warn("store tag purge failed", "tag", w.delTag, "err", err)
+				}
+			}
+			if w.done != nil {
+				close(w.done)
+			}
+		}
+	}
+}
+
+// Stats returns memory-tier figures.
+func (c *Cache) Stats() (objects, bytes int64) { return c.objects.Load(), c.bytes.Load() }
+
+// sweepTombs forgets tombstones older than before: by then the writer has
+// long applied the deletions they guard.
+func (c *Cache) sweepTombs(before time.Time) {
+	c.tombMu.Lock()
+	defer c.tombMu.Unlock()
+	for k, t := range c.tombs {
+		if t.Before(before) {
+			delete(c.tombs, k)
+		}
+	}
+	for k, t := range c.tagTomb {
+		if t.Before(before) {
+			delete(c.tagTomb, k)
+		}
+	}
+}

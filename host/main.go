@@ -1,0 +1,83 @@
+// Command edgehost is an HTTP caching reverse proxy whose features run as
+// process-isolated plugins. See README.md.
+//
+//	edgehost run -config config.hcl       serve (foreground, logs to stderr)
+//	edgehost validate -config config.hcl  check a config, print every diagnostic
+//	edgehost version
+//	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | stat | plugins
+//	edgehost demo-origin -listen ADDR     a demo origin to try edgehost with
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		var ue usageError
+		if !errors.As(err, &ue) || ue.msg != "" {
+			fmt.Fprintln(os.Stderr, "edgehost:", err)
+		}
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `usage: edgehost COMMAND [flags]
+
+commands:
+  run -config FILE         serve in the foreground (logs to stderr)
+  validate -config FILE    check a config; prints every error with file:line:col
+  version                  print the version
+  reload                   reload the running edgehost's config (admin API)
+  purge URL                purge a URL and all its variants
+  ban EXPR                 ban objects matching a Varnish-style expression
+  purge-tag TAG            purge objects tagged TAG (Surrogate-Key / xkey)
+  log [-follow] [-group]   show the transaction log
+  stat                     live counters
+  plugins                  list plugins and their state
+  demo-origin -listen ADDR run the demo origin
+
+The admin commands read listen.admin and admin.token from -config (default config.hcl).`
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return usageError{}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest)
+	case "validate":
+		return cmdValidate(rest)
+	case "version", "-version", "--version":
+		fmt.Println("edgehost", version)
+		return nil
+	case "demo-origin":
+		return cmdDemoOrigin(ctx, rest)
+	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins":
+		return cmdAdmin(ctx, cmd, rest)
+	case "help", "-h", "-help", "--help":
+		fmt.Println(usage)
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, usage)
+	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+}

@@ -1,0 +1,164 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/edgehost/edgehost/host/cache"
+	"github.com/edgehost/edgehost/host/httpcache"
+)
+
+// deliver sends a stored object: conditional (304), range (206/416), HEAD.
+func (s *Server) deliver(tx *txn, r *http.Request, o *cache.Object, now time.Time) {
+	h := tx.w.Header()
+	for k, v := range o.Header {
+		h[k] = v
+	}
+	var ab [20]byte
+	h["Age"] = []string{string(httpcache.AppendAge(ab[:0], o.Age(now)))}
+	var cb [128]byte
+	h["Cache-Status"] = []string{string(tx.status.AppendTo(cb[:0]))}
+	s.respond(tx, r, o.Status, o.ETag, o.LastModified, int64(len(o.Body)), bytes.NewReader(o.Body))
+}
+
+// respond writes a complete representation of size bytes readable from
+// body, applying the request's conditionals and ranges. The header is
+// already set.
+func (s *Server) respond(tx *txn, r *http.Request, status int, etag string, lastModified time.Time, size int64, body io.ReaderAt) {
+	h := tx.w.Header()
+	if status == http.StatusOK {
+		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lastModified); st != 0 {
+			h.Del("Content-Length")
+			if st == http.StatusNotModified {
+				h.Del("Content-Type")
+			}
+			tx.w.WriteHeader(st)
+			return
+		}
+		if rh := r.Header.Get("Range"); rh != "" && httpcache.IfRangeMatches(r.Header, etag, lastModified) && h.Get("Content-Encoding") == "" {
+			ranges, err := httpcache.ParseRange(rh, size)
+			switch {
+			case err == nil:
+				if err := httpcache.ServeRanges(tx.w, h, ranges, size, h.Get("Content-Type"), body, r.Method == http.MethodHead); err != nil && r.Context().Err() == nil {
+					tx.Error = err.Error()
+					tx.w.abort()
+				}
+				return
+			case errors.Is(err, httpcache.ErrUnsatisfiable):
+				h.Del("Content-Length")
+				httpcache.WriteUnsatisfiable(tx.w, size)
+				return
+			}
+			// An invalid Range is ignored: the whole representation
+			// follows (RFC 9110 §14.2).
+		}
+	}
+	h["Content-Length"] = []string{strconv.FormatInt(size, 10)}
+	tx.w.WriteHeader(status)
+	if r.Method == http.MethodHead || size == 0 {
+		return
+	}
+	if br, ok := body.(*bytes.Reader); ok {
+		br.WriteTo(tx.w)
+		return
+	}
+	io.Copy(tx.w, io.NewSectionReader(body, 0, size))
+}
+
+// deliverStream sends a response while its body is still arriving.
+func (s *Server) deliverStream(tx *txn, r *http.Request, f *cache.Flight) {
+	h := tx.w.Header()
+	for k, v := range f.Header {
+		h[k] = v
+	}
+	h.Set("Cache-Status", tx.status.String())
+	etag := f.Header.Get("Etag")
+	var lm time.Time
+	if v := f.Header.Get("Last-Modified"); v != "" {
+		lm, _ = http.ParseTime(v)
+	}
+	size := int64(-1)
+	if cl := f.Header.Get("Content-Length"); cl != "" {
+		size, _ = strconv.ParseInt(cl, 10, 64)
+	}
+	if f.Status == http.StatusOK && (size >= 0 || r.Header.Get("Range") == "") {
+		if size < 0 {
+			size = -1
+		}
+		if size >= 0 {
+			s.respond(tx, r, f.Status, etag, lm, size, &streamReaderAt{ctx: r.Context(), s: f.Body})
+			return
+		}
+		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lm); st != 0 {
+			tx.w.WriteHeader(st)
+			return
+		}
+	}
+	tx.w.WriteHeader(f.Status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	off := 0
+	for {
+		p, end, err := f.Body.Next(r.Context(), off)
+		if len(p) > 0 {
+			if _, werr := tx.w.Write(p); werr != nil {
+				return
+			}
+			off += len(p)
+			tx.w.Flush()
+		}
+		if end {
+			if err != nil && r.Context().Err() == nil {
+				tx.Error = err.Error()
+				tx.w.abort()
+			}
+			return
+		}
+	}
+}
+
+// streamReaderAt reads a Stream that may still be filling: ReadAt waits
+// until the bytes exist.
+type streamReaderAt struct {
+	ctx context.Context
+	s   *cache.Stream
+}
+
+func (sr *streamReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		chunk, end, err := sr.s.Next(sr.ctx, int(off)+n)
+		if len(chunk) > 0 {
+			n += copy(p[n:], chunk)
+			continue
+		}
+		if end {
+			if err != nil {
+				return n, err
+			}
+			return n, io.EOF
+		}
+	}
+	return n, nil
+}
+
+// synth answers from the route's respond block.
+func (s *Server) synth(tx *txn, r *http.Request) {
+	rs := tx.route.Respond
+	h := tx.w.Header()
+	for k, v := range rs.Headers {
+		h.Set(k, v)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	tx.status.Detail = "synthetic"
+	h.Set("Cache-Status", httpcache.CacheName+"; fwd=bypass; detail=synthetic")
+	s.respond(tx, r, rs.Status, "", time.Time{}, int64(len(rs.Body)), bytes.NewReader([]byte(rs.Body)))
+}

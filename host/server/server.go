@@ -1,0 +1,255 @@
+// Package server is edgehost's request state machine and its listeners: the
+// public HTTP/1.1 listener, the self-request Unix socket (the same state
+// machine, with requests marked as subrequests) and the plumbing to swap a
+// new configuration in without dropping a connection.
+//
+// A request's way (DESIGN §2):
+//
+//	recv ─ route ─┬─ pass ─────────────────────────► fetch ─► deliver
+//	              ├─ respond (synthetic) ─────────────────────► deliver
+//	              └─ lookup ─┬─ hit ─────────────────────────► deliver
+//	                         ├─ stale in grace ─ (background revalidation) ─► deliver
+//	                         └─ miss / expired ─ coalesce ─► fetch ─► store ─► deliver
+//
+// deliver = conditional (304) → range (206/416) → client. The hit path makes
+// no plugin call and no bbolt write.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgehost/edgehost/host/backend"
+	"github.com/edgehost/edgehost/host/cache"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/observe"
+)
+
+// Headers owned by the host: stripped from client input on the public
+// listener, trusted on the self socket (DESIGN §5).
+const (
+	HeaderDepth  = "Edgehost-Depth"
+	HeaderParent = "Edgehost-Parent"
+)
+
+// Server runs the listeners and the state machine.
+type Server struct {
+	log     *slog.Logger
+	cache   *cache.Cache
+	metrics *observe.Metrics
+	txlog   *observe.TxLog
+	flights cache.Flights
+
+	rt atomic.Pointer[runtime]
+
+	selfSem chan struct{}
+	hfm     sync.Map // key → time.Time: hit-for-miss markers (uncacheable keys)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
+	public, self *http.Server
+	mu           sync.Mutex
+	listeners    []net.Listener
+}
+
+// runtime is one configuration compiled for serving: immutable, swapped
+// atomically on reload.
+type runtime struct {
+	cfg      *config.Config
+	routes   []*config.Route
+	backends map[string]*backend.Backend
+}
+
+// Options construct a Server.
+type Options struct {
+	Logger  *slog.Logger
+	Cache   *cache.Cache
+	Metrics *observe.Metrics
+	TxLog   *observe.TxLog
+}
+
+// New returns a server for cfg; nothing listens until Serve.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.metrics == nil {
+		s.metrics = &observe.Metrics{}
+	}
+	if s.txlog == nil {
+		s.txlog = observe.NewTxLog(1024)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.selfSem = make(chan struct{}, cfg.Limits.SelfConcurrency)
+	rt, err := s.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.rt.Store(rt)
+	return s, nil
+}
+
+func (s *Server) compile(cfg *config.Config) (*runtime, error) {
+	rt := &runtime{cfg: cfg, routes: cfg.Routes, backends: map[string]*backend.Backend{}}
+	for name, bc := range cfg.Backends {
+		c := backend.Config{
+			Name: name, URL: bc.URL, HostHeader: bc.HostHeader,
+			ConnectTimeout: bc.ConnectTimeout, FirstByteTimeout: bc.FirstByteTimeout,
+			BetweenBytesTimeout: bc.BetweenBytesTimeout, MaxConns: bc.MaxConns,
+		}
+		if p := bc.Probe; p != nil {
+			c.Probe = &backend.Probe{Path: p.Path, Interval: p.Interval, Timeout: p.Timeout,
+				Window: p.Window, Threshold: p.Threshold, ExpectStatus: p.ExpectStatus}
+		}
+		b, err := backend.New(c, s.log.With("backend", name))
+		if err != nil {
+			for _, b := range rt.backends {
+				b.Close()
+			}
+			return nil, fmt.Errorf("backend %q: %w", name, err)
+		}
+		rt.backends[name] = b
+	}
+	for _, b := range rt.backends {
+		b.Start(s.ctx)
+	}
+	return rt, nil
+}
+
+// Config returns the configuration being served.
+func (s *Server) Config() *config.Config { return s.rt.Load().cfg }
+
+// Reload swaps cfg in. Listener addresses cannot change without a restart;
+// everything else (routes, backends, TTLs) takes effect for new requests,
+// while requests in flight finish on the old backends.
+func (s *Server) Reload(cfg *config.Config) error {
+	old := s.rt.Load()
+	if cfg.Listen != old.cfg.Listen {
+		s.log.Warn("listen addresses changed: restart edgehost to apply them", "old", old.cfg.Listen, "new", cfg.Listen)
+	}
+	rt, err := s.compile(cfg)
+	if err != nil {
+		return err
+	}
+	s.rt.Store(rt)
+	// Requests that already hold the old runtime finish within the
+	// backends' timeouts; close the old pools after that.
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		select {
+		case <-time.After(2 * time.Minute):
+		case <-s.ctx.Done():
+		}
+		for _, b := range old.backends {
+			b.Close()
+		}
+	}()
+	return nil
+}
+
+// Backends reports every backend of the current config.
+func (s *Server) Backends() map[string]backend.Stats {
+	out := map[string]backend.Stats{}
+	for n, b := range s.rt.Load().backends {
+		out[n] = b.Stats()
+	}
+	return out
+}
+
+// Listen opens the public and self listeners (so that errors such as a port
+// in use are reported before anything is served).
+func (s *Server) Listen() (public, self net.Listener, err error) {
+	cfg := s.rt.Load().cfg
+	public, err = net.Listen("tcp", cfg.Listen.HTTP)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen.http: %w", err)
+	}
+	sock := cfg.Listen.Self
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		public.Close()
+		return nil, nil, fmt.Errorf("listen.self: %w", err)
+	}
+	// A socket left by a previous run (kill -9) is removed, but only when
+	// nothing answers on it: two edgehosts must not share a state dir.
+	if c, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
+		c.Close()
+		public.Close()
+		return nil, nil, fmt.Errorf("listen.self: %s is in use by another process", sock)
+	}
+	os.Remove(sock)
+	self, err = net.Listen("unix", sock)
+	if err != nil {
+		public.Close()
+		return nil, nil, fmt.Errorf("listen.self: %w", err)
+	}
+	return public, self, nil
+}
+
+// Serve serves on the listeners until Shutdown.
+func (s *Server) Serve(public, self net.Listener) error {
+	cfg := s.rt.Load().cfg
+	mk := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.Limits.HeaderTimeout,
+			IdleTimeout:       cfg.Limits.IdleTimeout,
+			MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			ConnState:         s.connState,
+		}
+	}
+	s.public = mk(http.HandlerFunc(s.servePublic))
+	s.self = mk(http.HandlerFunc(s.serveSelf))
+	errc := make(chan error, 2)
+	go func() { errc <- s.public.Serve(public) }()
+	go func() { errc <- s.self.Serve(self) }()
+	err := <-errc
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) connState(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.metrics.ActiveConns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.metrics.ActiveConns.Add(-1)
+	}
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then stops background work.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	for _, srv := range []*http.Server{s.public, s.self} {
+		if srv != nil {
+			if e := srv.Shutdown(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
+	s.cancel()
+	s.bg.Wait()
+	for _, b := range s.rt.Load().backends {
+		b.Close()
+	}
+	if sock := s.rt.Load().cfg.Listen.Self; sock != "" {
+		os.Remove(sock)
+	}
+	return err
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make run: the demo origin and edgehost on config.hcl, both stopped by ^C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin/edgehost validate -config config.hcl >/dev/null
+bin/edgehost demo-origin -listen 127.0.0.1:18081 &
+origin=$!
+trap 'kill $origin 2>/dev/null || true' EXIT
+cat <<MSG
+
+  edgehost is starting on http://127.0.0.1:18080 (demo origin on :18081)
+
+  try:   curl -si http://127.0.0.1:18080/bytes/1k | head -20     # twice: miss, then hit
+         curl -si -H 'Range: bytes=0-99' http://127.0.0.1:18080/bytes/28k
+         curl -s  http://127.0.0.1:18080/edgehost/ping
+         curl -s  http://127.0.0.1:18090/metrics | grep hits
+         bin/edgehost purge http://127.0.0.1:18080/bytes/1k
+         bin/edgehost log -group
+
+MSG
+bin/edgehost run -config config.hcl
