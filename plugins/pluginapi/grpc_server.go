@@ -16,26 +16,32 @@ import (
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
 
-// grpcPlugin is the go-plugin plugin of edgehost: on the plugin side it
-// registers the services impl implements, on the host side it dispenses a
-// *Client.
-type grpcPlugin struct {
+// GRPCPlugin is the go-plugin plugin of edgehost: on the plugin side it
+// registers the services that Impl implements, on the host side (Impl nil)
+// it dispenses a *Client. Serve and ClientPluginSets build it; tests use it
+// with plugin.TestPluginGRPCConn.
+type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl    Plugin
-	version int
+	Impl Plugin
+	// Version is the protocol version served; 0 means ProtocolVersion.
+	Version int
 }
 
-var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
+var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
 // GRPCServer registers the Plugin service and the feature services that
 // the implementation serves.
-func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	registerServices(s, p.impl, p.version)
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	v := p.Version
+	if v == 0 {
+		v = ProtocolVersion
+	}
+	registerServices(s, p.Impl, v)
 	return nil
 }
 
 // GRPCClient returns the host's *Client over the plugin's connection.
-func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
 	return NewClient(conn), nil
 }
 

@@ -61,7 +61,7 @@ const ChunkSize = 128 << 10
 // per protocol version that the host speaks.
 func ClientPluginSets() map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		ProtocolVersion: {PluginKey: &grpcPlugin{}},
+		ProtocolVersion: {PluginKey: &GRPCPlugin{}},
 	}
 }
 
@@ -69,6 +69,6 @@ func ClientPluginSets() map[int]plugin.PluginSet {
 // protocol version v.
 func serverPluginSets(impl Plugin, v int) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		v: {PluginKey: &grpcPlugin{impl: impl, version: v}},
+		v: {PluginKey: &GRPCPlugin{Impl: impl, Version: v}},
 	}
 }

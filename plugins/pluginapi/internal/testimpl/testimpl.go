@@ -41,18 +41,23 @@ func (p *Plugin) Info(context.Context) (*pluginapi.Info, error) {
 		Processors: []pluginapi.ProcessorInfo{
 			{Name: "upper", Stage: "delivery", InputFormat: "text", OutputFormat: "text"},
 		},
-		Schema: &pluginapi.Schema{
-			Attributes: []pluginapi.Attribute{
-				{Name: "greeting", Type: cty.String, Required: true},
-				{Name: "limit", Type: cty.Number},
-				{Name: "tags", Type: cty.List(cty.String)},
-			},
-			Blocks: []pluginapi.Block{{
-				TypeName: "route", Nesting: pluginapi.NestingMap, LabelName: "name",
-				Body: &pluginapi.Schema{Attributes: []pluginapi.Attribute{{Name: "path", Type: cty.String, Required: true}}},
-			}},
-		},
+		Schema: p.Schema(),
 	}, nil
+}
+
+// Schema is the test plugin's config schema.
+func (p *Plugin) Schema() *pluginapi.Schema {
+	return &pluginapi.Schema{
+		Attributes: []pluginapi.Attribute{
+			{Name: "greeting", Type: cty.String, Required: true},
+			{Name: "limit", Type: cty.Number},
+			{Name: "tags", Type: cty.List(cty.String)},
+		},
+		Blocks: []pluginapi.Block{{
+			TypeName: "route", Nesting: pluginapi.NestingMap, LabelName: "name",
+			Body: &pluginapi.Schema{Attributes: []pluginapi.Attribute{{Name: "path", Type: cty.String, Required: true}}},
+		}},
+	}
 }
 
 func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
