@@ -842,3 +842,63 @@ func TestErrorText(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestStaleKeepAlive: an origin that closes each connection after one
+// response without saying so. The transport retries a GET that finds its
+// pooled connection closed, so clients see no error.
+func TestStaleKeepAlive(t *testing.T) {
+	var accepted atomic.Int64
+	addr := rawOrigin(t, func(c net.Conn) {
+		accepted.Add(1)
+		if _, _, err := readRequestHead(c); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(5 * time.Millisecond)
+		c.Close()
+	})
+	b := newBackend(t, Config{URL: "http://" + addr})
+	for i := range 10 {
+		resp, err := b.Do(context.Background(), clientReq("GET", "/", nil))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(got) != "ok" {
+			t.Fatalf("request %d: body %q, err %v", i, got, err)
+		}
+		time.Sleep(10 * time.Millisecond) // let the origin close
+	}
+	if n := accepted.Load(); n != 10 {
+		t.Errorf("origin accepted %d connections, want 10 (one per request)", n)
+	}
+}
+
+func TestConnsOpen(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "x")
+	}))
+	defer srv.Close()
+	b := newBackend(t, Config{URL: srv.URL})
+	var resps []*http.Response
+	for range 3 { // three at once: three connections
+		resp, err := b.Do(context.Background(), clientReq("GET", "/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resps = append(resps, resp)
+	}
+	if got := b.Stats().ConnsOpen; got != 3 {
+		t.Errorf("ConnsOpen with 3 responses open = %d, want 3", got)
+	}
+	for _, resp := range resps {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if got := b.Stats().ConnsOpen; got != 3 {
+		t.Errorf("ConnsOpen with 3 pooled connections = %d, want 3", got)
+	}
+	b.Close()
+	waitFor(t, "idle connections to close", time.Second, func() bool { return b.Stats().ConnsOpen == 0 })
+}
