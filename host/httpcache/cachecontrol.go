@@ -129,21 +129,34 @@ func nextDirective(s string) (name, arg string, hasArg, quoted bool, rest string
 }
 
 func (cc *CacheControl) apply(name, arg string, hasArg, escaped bool) {
+	// Known directive names are at most 22 bytes; lowercase into a stack
+	// buffer and switch on it (the conversion in a switch does not
+	// allocate).
+	var lower [24]byte
+	if len(name) > len(lower) {
+		return
+	}
+	n := copy(lower[:], name)
+	for i := range n {
+		if c := lower[i]; 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
 	if escaped {
 		arg = unescapeQuoted(arg)
 	}
-	switch {
-	case strings.EqualFold(name, "max-age"):
+	switch string(lower[:n]) {
+	case "max-age":
 		setDelta(&cc.MaxAge, arg, hasArg, 0)
-	case strings.EqualFold(name, "s-maxage"):
+	case "s-maxage":
 		setDelta(&cc.SMaxAge, arg, hasArg, 0)
-	case strings.EqualFold(name, "stale-while-revalidate"):
+	case "stale-while-revalidate":
 		setDelta(&cc.StaleWhileRevalidate, arg, hasArg, Absent)
-	case strings.EqualFold(name, "stale-if-error"):
+	case "stale-if-error":
 		setDelta(&cc.StaleIfError, arg, hasArg, Absent)
-	case strings.EqualFold(name, "min-fresh"):
+	case "min-fresh":
 		setDelta(&cc.MinFresh, arg, hasArg, Absent)
-	case strings.EqualFold(name, "max-stale"):
+	case "max-stale":
 		if cc.MaxStale != Absent {
 			return
 		}
@@ -152,9 +165,9 @@ func (cc *CacheControl) apply(name, arg string, hasArg, escaped bool) {
 			return
 		}
 		setDelta(&cc.MaxStale, arg, true, Absent)
-	case strings.EqualFold(name, "no-store"):
+	case "no-store":
 		cc.NoStore = true
-	case strings.EqualFold(name, "no-cache"):
+	case "no-cache":
 		if hasArg {
 			n := len(cc.NoCacheFields)
 			cc.NoCacheFields = appendFieldNames(cc.NoCacheFields, arg)
@@ -163,7 +176,7 @@ func (cc *CacheControl) apply(name, arg string, hasArg, escaped bool) {
 			}
 		}
 		cc.NoCache = true
-	case strings.EqualFold(name, "private"):
+	case "private":
 		if hasArg {
 			n := len(cc.PrivateFields)
 			cc.PrivateFields = appendFieldNames(cc.PrivateFields, arg)
@@ -172,19 +185,19 @@ func (cc *CacheControl) apply(name, arg string, hasArg, escaped bool) {
 			}
 		}
 		cc.Private = true
-	case strings.EqualFold(name, "public"):
+	case "public":
 		cc.Public = true
-	case strings.EqualFold(name, "must-revalidate"):
+	case "must-revalidate":
 		cc.MustRevalidate = true
-	case strings.EqualFold(name, "proxy-revalidate"):
+	case "proxy-revalidate":
 		cc.ProxyRevalidate = true
-	case strings.EqualFold(name, "no-transform"):
+	case "no-transform":
 		cc.NoTransform = true
-	case strings.EqualFold(name, "immutable"):
+	case "immutable":
 		cc.Immutable = true
-	case strings.EqualFold(name, "only-if-cached"):
+	case "only-if-cached":
 		cc.OnlyIfCached = true
-	case strings.EqualFold(name, "must-understand"):
+	case "must-understand":
 		cc.MustUnderstand = true
 	}
 }
@@ -267,13 +280,20 @@ func trimOWS(s string) string {
 }
 
 // isTchar reports whether c is a tchar (RFC 9110 §5.6.2).
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+func isTchar(c byte) bool { return tchar[c] }
+
+var tchar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("!#$%&'*+-.^_`|~") {
+		t[c] = true
+	}
+	return t
+}()
 
 func validToken(s string) bool {
 	if s == "" {

@@ -30,7 +30,7 @@ func EvaluatePreconditions(method string, reqHeader http.Header, etag string, la
 			return http.StatusPreconditionFailed
 		}
 	} else if ius := reqHeader["If-Unmodified-Since"]; len(ius) == 1 && !lastModified.IsZero() {
-		if t, err := http.ParseTime(trimOWS(ius[0])); err == nil && lastModified.Truncate(time.Second).After(t) {
+		if t, ok := parseHTTPDate(ius[0]); ok && lastModified.Truncate(time.Second).After(t) {
 			return http.StatusPreconditionFailed
 		}
 	}
@@ -47,7 +47,7 @@ func EvaluatePreconditions(method string, reqHeader http.Header, etag string, la
 		return 0
 	}
 	if ims := reqHeader["If-Modified-Since"]; len(ims) == 1 {
-		if t, err := http.ParseTime(trimOWS(ims[0])); err == nil && !lastModified.Truncate(time.Second).After(t) {
+		if t, ok := parseHTTPDate(ims[0]); ok && !lastModified.Truncate(time.Second).After(t) {
 			return http.StatusNotModified
 		}
 	}
@@ -82,8 +82,8 @@ func IfRangeMatches(reqHeader http.Header, etag string, lastModified time.Time) 
 	if lastModified.IsZero() {
 		return false
 	}
-	t, err := http.ParseTime(v)
-	if err != nil {
+	t, ok := parseHTTPDate(v)
+	if !ok {
 		return false
 	}
 	return lastModified.Truncate(time.Second).Equal(t)

@@ -129,10 +129,10 @@ func ComputeLifetime(respHeader http.Header, cc CacheControl, defaultTTL, config
 		if ev, ok := respHeader["Expires"]; ok {
 			l.Explicit = true
 			if len(ev) > 0 {
-				if exp, err := http.ParseTime(ev[0]); err == nil {
+				if exp, ok := parseHTTPDate(ev[0]); ok {
 					date := responseTime
 					if dv := respHeader["Date"]; len(dv) > 0 {
-						if d, err := http.ParseTime(dv[0]); err == nil {
+						if d, ok := parseHTTPDate(dv[0]); ok {
 							date = d
 						}
 					}
@@ -259,7 +259,7 @@ func InitialAge(respHeader http.Header, requestTime, responseTime time.Time) tim
 	}
 	var apparent time.Duration
 	if dv := respHeader["Date"]; len(dv) > 0 {
-		if d, err := http.ParseTime(dv[0]); err == nil {
+		if d, ok := parseHTTPDate(dv[0]); ok {
 			apparent = max(responseTime.Sub(d), 0)
 		}
 	}
