@@ -68,6 +68,12 @@ const (
 	DefaultBetweenBytesTimeout = 10 * time.Second
 	DefaultIdleConns           = 64
 	DefaultIdleTimeout         = 30 * time.Second
+
+	// MaxResponseHeaderBytes bounds the status line and header of an
+	// origin's response (Varnish allows 32 KiB; some origins send large
+	// Set-Cookie or Content-Security-Policy fields). Past it Do fails with
+	// ErrFetch.
+	MaxResponseHeaderBytes = 128 << 10
 )
 
 // Backend is one origin. Its methods are safe for concurrent use.
@@ -85,6 +91,8 @@ type Backend struct {
 	maxConns    int64
 	probe       Probe // valid only when hasProbe
 	hasProbe    bool
+	probePath   string // probe.Path split at "?"
+	probeQuery  string
 
 	transport      *http.Transport
 	probeTransport *http.Transport
@@ -153,6 +161,7 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 			return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 		}
 		b.probe, b.hasProbe = p, true
+		b.probePath, b.probeQuery, _ = strings.Cut(p.Path, "?")
 	}
 	b.betweenByte = cfg.BetweenBytesTimeout
 	b.maxConns = int64(cfg.MaxConns)
@@ -160,13 +169,14 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 	b.dialer = net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 
 	b.transport = &http.Transport{
-		Proxy:                 nil, // never a proxy from the environment
-		DialContext:           b.dialCounted,
-		MaxIdleConns:          cfg.IdleConns,
-		MaxIdleConnsPerHost:   cfg.IdleConns,
-		MaxConnsPerHost:       cfg.MaxConns,
-		IdleConnTimeout:       cfg.IdleTimeout,
-		ResponseHeaderTimeout: cfg.FirstByteTimeout,
+		Proxy:                  nil, // never a proxy from the environment
+		DialContext:            b.dialCounted,
+		MaxIdleConns:           cfg.IdleConns,
+		MaxIdleConnsPerHost:    cfg.IdleConns,
+		MaxConnsPerHost:        cfg.MaxConns,
+		IdleConnTimeout:        cfg.IdleTimeout,
+		ResponseHeaderTimeout:  cfg.FirstByteTimeout,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 		// The proxy passes Accept-Encoding and Content-Encoding through
 		// untouched: no transparent gzip.
 		DisableCompression: true,
@@ -178,10 +188,11 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 	// also checks that the origin still accepts connections; they do not
 	// count against MaxConns or ConnsOpen.
 	b.probeTransport = &http.Transport{
-		Proxy:              nil,
-		DialContext:        b.dial,
-		DisableKeepAlives:  true,
-		DisableCompression: true,
+		Proxy:                  nil,
+		DialContext:            b.dial,
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
 	return b, nil
 }

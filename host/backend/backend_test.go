@@ -902,3 +902,20 @@ func TestConnsOpen(t *testing.T) {
 	b.Close()
 	waitFor(t, "idle connections to close", time.Second, func() bool { return b.Stats().ConnsOpen == 0 })
 }
+
+func TestOversizedResponseHeader(t *testing.T) {
+	addr := rawOrigin(t, func(c net.Conn) {
+		readRequestHead(c)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("b", MaxResponseHeaderBytes)+"\r\nContent-Length: 0\r\n\r\n")
+		io.Copy(io.Discard, c)
+	})
+	b := newBackend(t, Config{URL: "http://" + addr})
+	resp, err := b.Do(context.Background(), clientReq("GET", "/", nil))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("Do accepted a response header over MaxResponseHeaderBytes")
+	}
+	if !errors.Is(err, ErrFetch) || StatusFor(err) != http.StatusBadGateway {
+		t.Errorf("err = %v (status %d), want ErrFetch, 502", err, StatusFor(err))
+	}
+}

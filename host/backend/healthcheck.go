@@ -15,7 +15,7 @@ import (
 // backend is healthy while at least Threshold of the last Window probes
 // passed.
 type Probe struct {
-	Path         string        // default "/"
+	Path         string        // default "/"; may carry a query
 	Interval     time.Duration // default 5s
 	Timeout      time.Duration // default 2s
 	Window       int           // default 8, at most 64
@@ -154,7 +154,7 @@ func (b *Backend) probeOnce(ctx context.Context) error {
 	defer cancel()
 	req := &http.Request{
 		Method:     http.MethodGet,
-		URL:        b.target(b.probe.Path, "", ""),
+		URL:        b.target(b.probePath, "", b.probeQuery),
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,

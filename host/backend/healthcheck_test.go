@@ -89,7 +89,7 @@ func TestProbeSickAndHealthy(t *testing.T) {
 	var probes, requests atomic.Int64
 	var probeHost atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		if r.URL.Path == "/healthz" && r.URL.RawQuery == "deep=1" {
 			probes.Add(1)
 			probeHost.Store(r.Host)
 			w.WriteHeader(int(status.Load()))
@@ -106,7 +106,7 @@ func TestProbeSickAndHealthy(t *testing.T) {
 		Name:       "origin",
 		URL:        srv.URL,
 		HostHeader: "origin.internal",
-		Probe:      &Probe{Path: "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second, Window: 4, Threshold: 2},
+		Probe:      &Probe{Path: "/healthz?deep=1", Interval: 20 * time.Millisecond, Timeout: time.Second, Window: 4, Threshold: 2},
 	}, logger)
 	if err != nil {
 		t.Fatal(err)
