@@ -12,7 +12,9 @@
 // An optional health probe (Varnish's sliding window) marks the origin sick;
 // a sick origin is not tried (ErrUnhealthy, 503), nor is one that already has
 // MaxConns requests in flight (ErrTooManyConns, 503). A body that ends before
-// its declared length reports ErrTruncated, so the cache never stores it.
+// its declared length (Content-Length, or a chunked body without its last
+// chunk) reports ErrTruncated, so the cache never stores it; a body delimited
+// by the close of the connection (HTTP/1.0 style) cannot be checked.
 // StatusFor turns any of these errors into the status the client gets.
 //
 // Lifecycle: New (validates, no side effects) → Start (probe goroutine) →
@@ -306,7 +308,8 @@ func (b *Backend) Stats() Stats {
 //
 // req is the client's request or one derived from it: only its Method,
 // URL.Path/RawPath/RawQuery, Host, Header, Body, ContentLength, Trailer and
-// RemoteAddr are used, and none of them is modified; ctx (not
+// RemoteAddr are used, and none of them is modified (the body is read and
+// closed, as by any http.RoundTripper); ctx (not
 // req.Context()) governs the whole exchange, body included. The request to
 // the origin gets the scheme and host of the backend's URL with the base path
 // prefixed, Host from the config's HostHeader or else the client, no
