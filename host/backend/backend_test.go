@@ -244,8 +244,12 @@ func TestBetweenBytesTimeout(t *testing.T) {
 func TestSlowReaderIsNotTimedOut(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	payload := strings.Repeat("y", 4096)
+	sent := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "4096")
 		io.WriteString(w, payload)
+		w.(http.Flusher).Flush()
+		close(sent)
 	}))
 	defer srv.Close()
 	b := newBackend(t, Config{URL: srv.URL, BetweenBytesTimeout: timeout})
@@ -254,6 +258,7 @@ func TestSlowReaderIsNotTimedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	<-sent // all of it is on its way: no Read below waits for the origin
 	var got []byte
 	buf := make([]byte, 1024)
 	for {
@@ -625,7 +630,7 @@ func TestMaxConns(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("third request got through MaxConns 2")
 	}
-	within(t, "refusal past MaxConns", time.Since(start), 0, 100*time.Millisecond)
+	within(t, "refusal past MaxConns", time.Since(start), 0, 500*time.Millisecond)
 	if !errors.Is(err, ErrTooManyConns) {
 		t.Errorf("err = %v, want ErrTooManyConns", err)
 	}
