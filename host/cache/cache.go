@@ -188,7 +188,25 @@ func (c *Cache) Lookup(key string, reqHeader http.Header, now time.Time) *Object
 	if c.banned(o) {
 		return nil
 	}
-	o.lastUsed.Store(now.UnixNano())
+	o.touch(now)
+	return o
+}
+
+// LookupFast is Lookup for the hit fast path: the memory tier only and
+// only objects without Vary; nil means "ask Lookup". It does not allocate.
+func (c *Cache) LookupFast(key []byte, now time.Time) *Object {
+	sh := &c.shards[maphash.Bytes(c.seed, key)%shards]
+	sh.mu.RLock()
+	vs := sh.m[string(key)]
+	var o *Object
+	if len(vs) == 1 && vs[0].Variant == "" && len(vs[0].VaryNames) == 0 {
+		o = vs[0]
+	}
+	sh.mu.RUnlock()
+	if o == nil || c.banned(o) {
+		return nil
+	}
+	o.touch(now)
 	return o
 }
 

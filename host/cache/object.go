@@ -45,6 +45,11 @@ type Object struct {
 	Parent string
 	Extra  []byte
 
+	// Wire is Header serialized as "Name: value\r\n" lines, for the hit
+	// fast path; HasDate says whether it carries a Date field.
+	Wire    []byte
+	HasDate bool
+
 	size      int64
 	lastUsed  atomic.Int64 // unix nanoseconds, for eviction
 	banned    atomic.Int32 // how many bans this object was checked against
@@ -75,6 +80,15 @@ func (o *Object) Revalidatable() bool { return o.ETag != "" || !o.LastModified.I
 
 // TTL is the remaining freshness (negative when stale).
 func (o *Object) TTL(now time.Time) time.Duration { return o.Expires.Sub(now) }
+
+// touch records a use for eviction; at most one store a second, so hits
+// on a hot object from many cores do not fight over its cache line.
+func (o *Object) touch(now time.Time) {
+	ns := now.UnixNano()
+	if ns-o.lastUsed.Load() > int64(time.Second) {
+		o.lastUsed.Store(ns)
+	}
+}
 
 // Size is the accounted size in the memory tier.
 func (o *Object) Size() int64 { return o.size }
@@ -110,7 +124,14 @@ func (o *Object) Finish() {
 			o.Tags = append(o.Tags, strings.Fields(v)...)
 		}
 	}
-	n := int64(len(o.Body)) + int64(len(o.Key)+len(o.Variant)) + 256
+	o.Wire = o.Wire[:0]
+	_, o.HasDate = o.Header["Date"]
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			o.Wire = append(append(append(append(o.Wire, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	n := int64(len(o.Body)) + int64(len(o.Key)+len(o.Variant)) + 256 + int64(len(o.Wire))
 	for k, vs := range o.Header {
 		n += int64(len(k))
 		for _, v := range vs {

@@ -184,8 +184,12 @@ func hostMatch(hosts []string, host string) bool {
 	return false
 }
 
-// cacheKey is host (lowercased, port kept) + request target.
+// cacheKey is host (lowercased, port kept) + the request target as
+// received (the fast path builds the same key from raw bytes).
 func cacheKey(r *http.Request) string {
+	if strings.HasPrefix(r.RequestURI, "/") {
+		return strings.ToLower(r.Host) + r.RequestURI
+	}
 	return strings.ToLower(r.Host) + r.URL.RequestURI()
 }
 

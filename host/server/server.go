@@ -31,6 +31,7 @@ import (
 	"github.com/edgehost/edgehost/host/backend"
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/observe"
 )
 
@@ -58,9 +59,10 @@ type Server struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
-	public, self *http.Server
-	mu           sync.Mutex
-	listeners    []net.Listener
+	public    *h1.Server
+	self      *http.Server
+	mu        sync.Mutex
+	listeners []net.Listener
 }
 
 // runtime is one configuration compiled for serving: immutable, swapped
@@ -211,7 +213,16 @@ func (s *Server) Serve(public, self net.Listener) error {
 			ConnState:         s.connState,
 		}
 	}
-	s.public = mk(http.HandlerFunc(s.servePublic))
+	s.public = &h1.Server{
+		Handler:        http.HandlerFunc(s.servePublic),
+		Fast:           s.fastHit,
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+		HeaderTimeout:  cfg.Limits.HeaderTimeout,
+		IdleTimeout:    cfg.Limits.IdleTimeout,
+		ConnState:      s.connState,
+		Logger:         s.log,
+		BaseContext:    s.ctx,
+	}
 	s.self = mk(http.HandlerFunc(s.serveSelf))
 	errc := make(chan error, 2)
 	go func() { errc <- s.public.Serve(public) }()
@@ -236,11 +247,12 @@ func (s *Server) connState(_ net.Conn, st http.ConnState) {
 // then stops background work.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
-	for _, srv := range []*http.Server{s.public, s.self} {
-		if srv != nil {
-			if e := srv.Shutdown(ctx); e != nil && err == nil {
-				err = e
-			}
+	if s.public != nil {
+		err = s.public.Shutdown(ctx)
+	}
+	if s.self != nil {
+		if e := s.self.Shutdown(ctx); e != nil && err == nil {
+			err = e
 		}
 	}
 	s.cancel()

@@ -267,12 +267,13 @@ func TestVaryAndCookies(t *testing.T) {
 func TestGraceAndRevalidation(t *testing.T) {
 	o := startOrigin(t)
 	e := newEdge(t, baseConfig(o.URL, ""))
-	// max-age=1: stale after a second, then served in grace while one
-	// background fetch revalidates with If-None-Match (the origin answers 304).
-	r := e.get("/etag?max-age=1")
+	// max-age=2: stale after two seconds (less the Date's rounding), then
+	// served in grace while one background fetch revalidates with
+	// If-None-Match (the origin answers 304).
+	r := e.get("/etag?max-age=2")
 	wantStatus(t, r, 200)
-	time.Sleep(1500 * time.Millisecond)
-	r = e.get("/etag?max-age=1")
+	time.Sleep(2500 * time.Millisecond)
+	r = e.get("/etag?max-age=2")
 	wantCacheStatus(t, r, "hit")
 	wantCacheStatus(t, r, "detail=stale")
 	deadline := time.Now().Add(3 * time.Second)
@@ -282,7 +283,7 @@ func TestGraceAndRevalidation(t *testing.T) {
 	if o.Stats().NotModified < 1 {
 		t.Fatal("no conditional revalidation reached the origin")
 	}
-	r = e.get("/etag?max-age=1")
+	r = e.get("/etag?max-age=2")
 	wantCacheStatus(t, r, "edgehost; hit")
 	if strings.Contains(r.Header.Get("Cache-Status"), "stale") {
 		t.Fatalf("refreshed object still stale: %s", r.Header.Get("Cache-Status"))

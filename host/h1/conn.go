@@ -1,0 +1,526 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	req    Request
+	fw     Writer
+	idle   atomic.Bool
+	mu     sync.Mutex
+}
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+)
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(nc)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(nc)
+	c.req.RemoteAddr = c.remote
+	c.fw = Writer{c: c}
+	c.idle.Store(true)
+	return c
+}
+
+func (c *conn) closeIfIdle() {
+	if c.idle.Load() {
+		c.nc.Close()
+	}
+}
+
+func (c *conn) serve() {
+	defer func() {
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
+			c.logf("panic serving %s: %v\n%s", c.remote, p, debug.Stack())
+		}
+		c.nc.Close()
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.s.forget(c)
+	}()
+	for {
+		c.idle.Store(true)
+		if c.s.shutdown.Load() {
+			return
+		}
+		if c.br.Buffered() == 0 {
+			if c.s.IdleTimeout > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		c.idle.Store(false)
+		if c.s.HeaderTimeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(c.s.HeaderTimeout))
+		}
+		err := c.readHead()
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) {
+				c.writeError(he)
+			}
+			return
+		}
+		if c.s.HeaderTimeout > 0 || c.s.IdleTimeout > 0 {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		r := &c.req
+		if c.s.Fast != nil && !r.HasBody() && c.s.Fast(r, &c.fw) {
+			if !r.KeepAlive {
+				c.bw.Flush()
+				return
+			}
+			if c.br.Buffered() == 0 {
+				if c.bw.Flush() != nil {
+					return
+				}
+			}
+			continue
+		}
+		if !c.serveSlow() {
+			return
+		}
+	}
+}
+
+// readHead reads one request head into c.req.
+func (c *conn) readHead() error {
+	r := &c.req
+	r.buf = r.buf[:0]
+	r.fields = r.fields[:0]
+	max := c.s.MaxHeaderBytes
+	// Lines are copied into r.buf; fields point into it, so it must not
+	// move: reserve the whole limit once per connection.
+	if cap(r.buf) < max+2 {
+		r.buf = make([]byte, 0, max+2)
+	}
+	var spans [][2]int
+	blank := 0
+	for {
+		start := len(r.buf)
+		for {
+			frag, err := c.br.ReadSlice('\n')
+			if len(r.buf)+len(frag) > max {
+				return errTooLarge
+			}
+			r.buf = append(r.buf, frag...)
+			if err == nil {
+				break
+			}
+			if err != bufio.ErrBufferFull {
+				if len(spans) == 0 && len(r.buf) == 0 {
+					return err // connection closed between requests
+				}
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					return &httpError{408, "request head timeout"}
+				}
+				return err
+			}
+		}
+		line := r.buf[start:]
+		line = line[:len(line)-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			if len(spans) == 0 {
+				// RFC 9112 §2.2: ignore empty lines before the request line.
+				if blank++; blank > 4 {
+					return bad("empty request")
+				}
+				r.buf = r.buf[:start]
+				continue
+			}
+			break
+		}
+		spans = append(spans, [2]int{start, start + len(line)})
+	}
+	if err := r.parseRequestLine(r.buf[spans[0][0]:spans[0][1]]); err != nil {
+		return err
+	}
+	for _, sp := range spans[1:] {
+		if err := r.addField(r.buf[sp[0]:sp[1]]); err != nil {
+			return err
+		}
+	}
+	return r.finishHead()
+}
+
+func (c *conn) writeError(e *httpError) {
+	body := e.Error() + "\n"
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		e.status, http.StatusText(e.status), len(body), body)
+	c.bw.Flush()
+}
+
+func (c *conn) logf(format string, args ...any) {
+	if c.s.Logger != nil {
+		c.s.Logger.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// serveSlow runs the http.Handler; it reports whether the connection can
+// carry another request.
+func (c *conn) serveSlow() bool {
+	r := &c.req
+	hr, err := c.httpRequest()
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			c.writeError(he)
+		}
+		return false
+	}
+	ctx, cancel := context.WithCancel(c.baseContext())
+	defer cancel()
+	hr = hr.WithContext(ctx)
+	w := &response{c: c, req: r, header: http.Header{}, cl: -1, head: hr.Method == http.MethodHead, keepAlive: r.KeepAlive && !c.s.shutdown.Load()}
+	if body, ok := hr.Body.(*body); ok {
+		body.w = w
+	}
+	aborted := true
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if p != http.ErrAbortHandler {
+					c.logf("panic in handler for %s %s: %v\n%s", hr.Method, hr.RequestURI, p, debug.Stack())
+				}
+				return
+			}
+			aborted = false
+		}()
+		c.s.Handler.ServeHTTP(w, hr)
+	}()
+	if aborted {
+		return false
+	}
+	w.finish()
+	if !w.keepAlive {
+		return false
+	}
+	// Unread request body: drain a little, else close (the next request's
+	// head would be read from the middle of this body).
+	if b, ok := hr.Body.(*body); ok && !b.eof {
+		if n, _ := io.CopyN(io.Discard, b, 256<<10); n == 256<<10 || !b.eof {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) baseContext() context.Context {
+	if c.s.BaseContext != nil {
+		return c.s.BaseContext
+	}
+	return context.Background()
+}
+
+// httpRequest builds the *http.Request of the current head. Strings are
+// copied: the handler may keep them.
+func (c *conn) httpRequest() (*http.Request, error) {
+	r := &c.req
+	target := string(r.Target)
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		if target != "*" {
+			return nil, bad("invalid request target")
+		}
+		u = &url.URL{Path: "*"}
+	}
+	h := make(http.Header, len(r.fields))
+	for _, f := range r.fields {
+		k := http.CanonicalHeaderKey(string(f.name))
+		h[k] = append(h[k], string(f.value))
+	}
+	host := string(r.Host)
+	if u.Host != "" {
+		host = u.Host
+		u.Host, u.Scheme = "", ""
+	}
+	proto := "HTTP/1.1"
+	if r.Minor == 0 {
+		proto = "HTTP/1.0"
+	}
+	hr := &http.Request{
+		Method: string(r.Method), URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: r.Minor,
+		Header: h, Host: host, RemoteAddr: c.remote, RequestURI: target, Close: !r.KeepAlive,
+	}
+	delete(h, "Host")
+	switch {
+	case r.chunked:
+		hr.ContentLength = -1
+		hr.TransferEncoding = []string{"chunked"}
+		hr.Body = &body{c: c, r: httputil.NewChunkedReader(c.br), chunked: true}
+	case r.contentLength > 0:
+		hr.ContentLength = r.contentLength
+		hr.Body = &body{c: c, r: io.LimitReader(c.br, r.contentLength), remaining: r.contentLength}
+	default:
+		hr.Body = http.NoBody
+	}
+	return hr, nil
+}
+
+// body reads a request body, sending "100 Continue" first when the client
+// asked for it.
+type body struct {
+	c         *conn
+	w         *response
+	r         io.Reader
+	chunked   bool
+	remaining int64
+	eof       bool
+	continued bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.c.req.expect100 && !b.continued && b.w != nil && !b.w.wroteHeader {
+		b.continued = true
+		b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		b.c.bw.Flush()
+	}
+	n, err := b.r.Read(p)
+	if !b.chunked {
+		b.remaining -= int64(n)
+		if err == io.EOF && b.remaining > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err == io.EOF {
+		if b.chunked {
+			// Trailer fields follow the last chunk: consume them.
+			for {
+				line, rerr := b.c.br.ReadSlice('\n')
+				if rerr != nil {
+					return n, io.ErrUnexpectedEOF
+				}
+				if len(line) <= 2 {
+					break
+				}
+			}
+		}
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *body) Close() error { return nil }
+
+// response is the http.ResponseWriter of the slow path. Small bodies are
+// buffered so that they get a Content-Length; larger ones, or flushed ones,
+// are sent chunked (HTTP/1.1) or delimited by closing (HTTP/1.0).
+type response struct {
+	c           *conn
+	req         *Request
+	header      http.Header
+	status      int
+	wroteHeader bool // WriteHeader called (status decided)
+	committed   bool // head written to the wire
+	chunked     bool
+	cl          int64 // declared Content-Length, -1 none
+	written     int64
+	pending     []byte
+	head        bool
+	keepAlive   bool
+}
+
+const pendingMax = 4 << 10
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != 101 {
+		// Informational: goes out at once, the real status follows.
+		w.c.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n\r\n")
+		w.c.bw.Flush()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	if v := w.header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != 204 && status != 304
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.head {
+		return len(p), nil
+	}
+	if !w.committed {
+		if w.cl < 0 && len(w.pending)+len(p) <= pendingMax {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.commit(false)
+	}
+	return w.writeBody(p)
+}
+
+func (w *response) writeBody(p []byte) (int, error) {
+	bw := w.c.bw
+	if w.chunked {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		n, err := bw.Write(p)
+		bw.WriteString("\r\n")
+		return n, err
+	}
+	return bw.Write(p)
+}
+
+// commit writes the head. final says the handler is done, so buffered
+// bytes are the whole body.
+func (w *response) commit(final bool) {
+	if w.committed {
+		return
+	}
+	w.committed = true
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	h := w.header
+	switch {
+	case !bodyAllowed(w.status):
+		if w.status != 304 {
+			h.Del("Content-Length")
+		}
+	case w.cl >= 0:
+	case w.head:
+		if w.written > 0 {
+			h.Set("Content-Length", strconv.FormatInt(w.written, 10))
+		}
+	case final:
+		w.cl = int64(len(w.pending))
+		if w.head {
+			w.cl = w.written
+		}
+		if !w.head || w.written > 0 {
+			h.Set("Content-Length", strconv.FormatInt(w.cl, 10))
+		}
+	case w.req.Minor == 1:
+		w.chunked = true
+		h.Set("Transfer-Encoding", "chunked")
+	default:
+		w.keepAlive = false
+	}
+	if !w.keepAlive {
+		h.Set("Connection", "close")
+	} else if w.req.Minor == 0 {
+		h.Set("Connection", "keep-alive")
+	}
+	bw := w.c.bw
+	bw.WriteString(statusLine(w.req.Minor, w.status))
+	if _, ok := h["Date"]; !ok {
+		bw.Write(appendDate(nil))
+	}
+	for k, vs := range h {
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(headerValue(v))
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("\r\n")
+	if len(w.pending) > 0 && !w.head {
+		p := w.pending
+		w.pending = nil
+		w.writeBody(p)
+	}
+}
+
+// headerValue keeps a value from splitting the head: CR and LF become spaces.
+func headerValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			b := []byte(v)
+			for j := range b {
+				if b[j] == '\r' || b[j] == '\n' {
+					b[j] = ' '
+				}
+			}
+			return string(b)
+		}
+	}
+	return v
+}
+
+// Flush sends what is buffered (committing the head, chunked).
+func (w *response) Flush() {
+	if !w.committed {
+		w.commit(false)
+	}
+	w.c.bw.Flush()
+}
+
+// finish ends the response after the handler returned.
+func (w *response) finish() {
+	if !w.committed {
+		w.commit(true)
+	}
+	if w.chunked && !w.head {
+		w.c.bw.WriteString("0\r\n\r\n")
+	}
+	if w.cl >= 0 && w.written < w.cl && bodyAllowed(w.status) && !w.head {
+		// The handler wrote less than it declared: the client must not
+		// take the next bytes as this body's end.
+		w.keepAlive = false
+	}
+	w.c.bw.Flush()
+}
+
+var _ http.Flusher = (*response)(nil)
