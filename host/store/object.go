@@ -56,32 +56,8 @@ func (s *Store) Put(r *Record) error {
 		return fmt.Errorf("store: put %q: %d bytes: %w", r.Key, size, ErrTooLarge)
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		b := bucketsOf(tx)
-		if old := b.objects.Get(id[:]); old != nil {
-			if err := b.unindex(id, old); err != nil {
-				return err
-			}
-			if err := b.deleteChunks(id); err != nil {
-				return err
-			}
-		}
-		if err := b.objects.Put(id[:], hdr); err != nil {
+		if err := bucketsOf(tx).put(id, hdr, r, parent); err != nil {
 			return err
-		}
-		for i := 0; i < n; i++ {
-			if err := b.chunks.Put(chunkKey(id, i), chunk(r.Body, i)); err != nil {
-				return err
-			}
-		}
-		for _, t := range r.Tags {
-			if err := b.tags.Put(tagKey(t, id), nil); err != nil {
-				return err
-			}
-		}
-		if r.Parent != "" {
-			if err := b.children.Put(childKey(parent, id), nil); err != nil {
-				return err
-			}
 		}
 		// In the transaction, so that the index sees writes in commit
 		// order (see update).
@@ -433,6 +409,36 @@ func (s *Store) forget(removed []removal) {
 		ids[i] = r.id
 	}
 	s.idx.remove(ids...)
+}
+
+// put writes r under id, with its encoded header hdr, replacing what was
+// there (but not the children of what was there).
+func (b buckets) put(id objectID, hdr []byte, r *Record, parent objectID) error {
+	if old := b.objects.Get(id[:]); old != nil {
+		if err := b.unindex(id, old); err != nil {
+			return err
+		}
+		if err := b.deleteChunks(id); err != nil {
+			return err
+		}
+	}
+	if err := b.objects.Put(id[:], hdr); err != nil {
+		return err
+	}
+	for i := range chunkCount(len(r.Body)) {
+		if err := b.chunks.Put(chunkKey(id, i), chunk(r.Body, i)); err != nil {
+			return err
+		}
+	}
+	for _, t := range r.Tags {
+		if err := b.tags.Put(tagKey(t, id), nil); err != nil {
+			return err
+		}
+	}
+	if r.Parent != "" {
+		return b.children.Put(childKey(parent, id), nil)
+	}
+	return nil
 }
 
 // buckets are the buckets of one transaction.

@@ -81,8 +81,8 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	writers    atomic.Int32 // write transactions in flight (see update)
-	indexReady atomic.Bool  // the index is built and the file fits MaxBytes
+	group      group       // write transactions (see update)
+	indexReady atomic.Bool // the index is built and the file fits MaxBytes
 	evictions  atomic.Uint64
 	corrupt    atomic.Uint64
 	expired    atomic.Uint64
@@ -293,52 +293,6 @@ func (s *Store) acquire() error {
 	}
 	return nil
 }
-
-// update runs fn in a write transaction. A lone writer commits at once
-// (db.Update); concurrent writers share commits through db.Batch, so fn
-// must be idempotent: Batch may run it twice (a failed batch reruns each
-// function alone).
-//
-// Functions update the in-memory index at their end, inside the
-// transaction: write transactions are serial, so the index sees changes
-// in commit order (applied after the commit, a Put and a Delete of one
-// object could reach the index in the other order). A commit that then
-// fails (a full disk) leaves the index off by those objects: eviction
-// skips ids it cannot find, and the next Open rebuilds the index.
-func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
-	defer s.guard(&err)
-	defer s.writers.Add(-1)
-	if s.writers.Add(1) > 1 {
-		err = s.db.Batch(fn)
-	} else {
-		err = s.db.Update(fn)
-	}
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-		return ErrClosed
-	}
-	return err
-}
-
-// guard, deferred by every operation, turns a panic of bbolt on a damaged
-// page, or a fault on a truncated mapping, into ErrCorrupt, and leaves a
-// marker so that the next Open moves the file aside: without it, a
-// damaged file would crash or fail every run.
-func (s *Store) guard(err *error) {
-	p := recover()
-	if p == nil {
-		return
-	}
-	s.corrupt.Add(1)
-	s.log.Error("cache file damaged: it will be moved aside on the next start", "path", s.path, "panic", fmt.Sprint(p))
-	if f, ferr := os.OpenFile(s.path+damagedSuffix, os.O_CREATE|os.O_WRONLY, 0o600); ferr == nil {
-		_, _ = fmt.Fprintf(f, "%v\n", p)
-		_ = f.Close()
-	}
-	*err = fmt.Errorf("store: damaged cache file: %v: %w", p, ErrCorrupt)
-}
-
-// damagedSuffix names the marker guard leaves beside a damaged file.
-const damagedSuffix = ".damaged"
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
