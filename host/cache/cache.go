@@ -54,7 +54,7 @@ type Cache struct {
 	bytes   atomic.Int64
 	objects atomic.Int64
 
-	bans atomic.Pointer[[]banEntry] // ordered by creation
+	bans *ban.List
 
 	writes  chan op
 	tombMu  sync.Mutex
@@ -65,12 +65,6 @@ type Cache struct {
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
-}
-
-type banEntry struct {
-	id      uint64
-	created time.Time
-	b       *ban.Ban
 }
 
 // op is one write-behind operation, applied in order.
@@ -95,8 +89,7 @@ func New(opts Options) *Cache {
 	for i := range c.shards {
 		c.shards[i].m = map[string][]*Object{}
 	}
-	empty := []banEntry{}
-	c.bans.Store(&empty)
+	c.bans = ban.NewList()
 	return c
 }
 
@@ -108,16 +101,19 @@ func (c *Cache) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		list := make([]banEntry, 0, len(bans))
+		recs := make([]ban.Record, 0, len(bans))
 		for _, b := range bans {
-			parsed, err := ban.Parse(b.Expr)
-			if err != nil {
+			if _, err := ban.Parse(b.Expr); err != nil {
 				c.log.Warn("dropping unparsable persisted ban", "ban", b.Expr, "err", err)
 				continue
 			}
-			list = append(list, banEntry{id: b.ID, created: b.Created, b: parsed})
+			recs = append(recs, ban.Record{Seq: b.ID, Time: b.Created, Expr: b.Expr})
 		}
-		c.bans.Store(&list)
+		list, err := ban.Restore(recs)
+		if err != nil {
+			return err
+		}
+		c.bans = list
 	}
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.wg.Add(1)
@@ -243,6 +239,7 @@ func (c *Cache) loadFromDisk(key string, reqHeader http.Header) *Object {
 		if c.tombstoned(o) {
 			return nil
 		}
+		o.banMark.Store(c.markAt(o.Created))
 		c.insertMemory(o)
 		return o
 	}
@@ -267,7 +264,7 @@ func (c *Cache) tombstoned(o *Object) bool {
 // it for the store. o.Finish must have been called.
 func (c *Cache) Insert(o *Object) {
 	o.lastUsed.Store(time.Now().UnixNano())
-	o.banned.Store(int32(len(*c.bans.Load())))
+	o.banMark.Store(c.bans.Newest())
 	c.insertMemory(o)
 	c.metrics.Stored.Add(1)
 	if c.opts.Store != nil {
@@ -439,29 +436,20 @@ func (c *Cache) PurgeTag(tag string) int {
 	return n
 }
 
-// Ban adds a persisted ban; objects created before now that match it are
-// removed when next looked up.
+// Ban adds a persisted ban; objects stored before now that match it are
+// removed when next looked up (Varnish's lazy bans).
 func (c *Cache) Ban(expr string) error {
 	b, err := ban.Parse(expr)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	e := banEntry{created: now, b: b}
 	if c.opts.Store != nil {
-		sb, err := c.opts.Store.AddBan(b.String(), now)
-		if err != nil {
+		if _, err := c.opts.Store.AddBan(b.String(), now); err != nil {
 			return err
 		}
-		e.id, e.created = sb.ID, sb.Created
 	}
-	for {
-		old := c.bans.Load()
-		list := append(append(make([]banEntry, 0, len(*old)+1), *old...), e)
-		if c.bans.CompareAndSwap(old, &list) {
-			break
-		}
-	}
+	c.bans.Add(b, now)
 	c.metrics.Bans.Add(1)
 	return nil
 }
@@ -469,32 +457,38 @@ func (c *Cache) Ban(expr string) error {
 // Bans lists the active bans.
 func (c *Cache) Bans() []string {
 	var out []string
-	for _, b := range *c.bans.Load() {
-		out = append(out, b.created.UTC().Format(time.RFC3339)+" "+b.b.String())
+	for _, e := range c.bans.Entries() {
+		out = append(out, e.Time.UTC().Format(time.RFC3339)+" "+e.Ban.String())
 	}
 	return out
 }
 
-// banned tests o against bans it has not yet been checked against; a match
-// removes it. On the hit path this is one atomic load and a compare.
+// markAt is the ban mark of an object read from disk: the newest ban added
+// before the object was stored (older bans do not apply to it).
+func (c *Cache) markAt(created time.Time) uint64 {
+	var mark uint64
+	for _, e := range c.bans.Entries() {
+		if !e.Time.After(created) {
+			mark = e.Seq
+		}
+	}
+	return mark
+}
+
+// banned tests o against the bans added since its mark; a match removes it.
+// On the hit path, with no new ban, this is two atomic loads.
 func (c *Cache) banned(o *Object) bool {
-	list := *c.bans.Load()
-	checked := int(o.banned.Load())
-	if checked >= len(list) {
+	mark := o.banMark.Load()
+	if mark >= c.bans.Newest() {
 		return false
 	}
-	view := banView{o}
-	for _, e := range list[checked:] {
-		if !e.created.After(o.Created.Add(-o.InitAge)) {
-			continue
-		}
-		if e.b.Match(view) {
-			c.metrics.BanKills.Add(1)
-			c.Remove(o)
-			return true
-		}
+	hit, next := c.bans.Check(banView{o}, mark)
+	if hit {
+		c.metrics.BanKills.Add(1)
+		c.Remove(o)
+		return true
 	}
-	o.banned.Store(int32(len(list)))
+	o.banMark.Store(next)
 	return false
 }
 

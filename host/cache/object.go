@@ -51,10 +51,10 @@ type Object struct {
 	HasDate bool
 
 	size      int64
-	lastUsed  atomic.Int64 // unix nanoseconds, for eviction
-	banned    atomic.Int32 // how many bans this object was checked against
-	dead      atomic.Bool  // purged, banned or evicted
-	revalling atomic.Bool  // a background revalidation is running
+	lastUsed  atomic.Int64  // unix nanoseconds, for eviction
+	banMark   atomic.Uint64 // newest ban this object was checked against
+	dead      atomic.Bool   // purged, banned or evicted
+	revalling atomic.Bool   // a background revalidation is running
 }
 
 // Age is the object's current age (RFC 9111 §4.2.3).
