@@ -5,9 +5,9 @@
 state_dir = "./var"
 
 listen {
-  http  = "127.0.0.1:28080"
+  http  = "127.0.0.1:38080"
   self  = "./var/self.sock"
-  admin = "127.0.0.1:28090"
+  admin = "127.0.0.1:38090"
 }
 
 admin {
@@ -20,7 +20,7 @@ storage {
 }
 
 backend "origin" {
-  url = "http://127.0.0.1:28081"
+  url = "http://127.0.0.1:38081"
 }
 
 route "/" {

@@ -24,8 +24,8 @@ COLD_RUNS=${BENCH_COLD_RUNS:-3}
 EDGEHOST=${EDGEHOST_BIN:-$ROOT/bin/edgehost}
 PEERS=${BENCH_PEERS:-edgehost varnish nginx}
 
-ORIGIN=127.0.0.1:28081
-declare -A PORT=([edgehost]=28080 [varnish]=28082 [nginx]=28083)
+ORIGIN=127.0.0.1:38081
+declare -A PORT=([edgehost]=38080 [varnish]=38082 [nginx]=38083)
 declare -A STATE=()   # peer -> "up" or why not
 declare -A VERSION=() # peer -> version string
 declare -A NOTE=()    # peer -> remark for the tables
@@ -98,6 +98,10 @@ wait_http() {
 	return 1
 }
 
+# port_busy PORT: something already listens there (another test, a peer
+# left over): benchmarking it would measure a stranger.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 stop_pid() {
 	local pid=$1
 	kill "$pid" 2>/dev/null
@@ -109,6 +113,10 @@ stop_pid() {
 }
 
 start_origin() {
+	if port_busy "${ORIGIN##*:}"; then
+		log "port ${ORIGIN##*:} is in use"
+		return 1
+	fi
 	if [ -x "$EDGEHOST" ]; then
 		"$EDGEHOST" demo-origin -listen "$ORIGIN" >"$OUT/origin.log" 2>&1 &
 		local pid=$!
@@ -138,7 +146,7 @@ start_edgehost() {
 		STATE[edgehost]="not built ($EDGEHOST missing)"
 		return
 	fi
-	VERSION[edgehost]="edgehost $("$EDGEHOST" version 2>/dev/null | head -1)"
+	VERSION[edgehost]=$("$EDGEHOST" version 2>/dev/null | head -1)
 	rm -rf "$dir" && mkdir -p "$dir/var"
 	# Copied beside its state: relative paths resolve the same from the
 	# working directory or from the config file.
@@ -352,6 +360,12 @@ fi
 log "demo origin ($ORIGIN_CMD) on $ORIGIN"
 
 for peer in $PEERS; do
+	for port in ${PORT[$peer]} $([ "$peer" = edgehost ] && echo 38090); do
+		if port_busy "$port"; then
+			STATE[$peer]="not started: port $port is in use by another process"
+			continue 2
+		fi
+	done
 	"start_$peer"
 	log "$peer: ${STATE[$peer]}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
 done
@@ -442,5 +456,6 @@ for peer in edgehost nginx varnish; do
 		"$(ms "${TTFB[$peer]}")" "$(ms "${TOTAL[$peer]}")" "${OBYTES[$peer]}" "${INTEG[$peer]}" \
 		"$(ms "${WARM_TTFB[$peer]}")" "${WARM_OBYTES[$peer]}"
 done
+[ -n "${NOTE[edgehost]:-}" ] && echo "  edgehost: ${NOTE[edgehost]}"
 echo
 echo "raw wrk output and logs: bench/out/"

@@ -6,7 +6,7 @@ vcl 4.1;
 
 backend origin {
     .host = "127.0.0.1";
-    .port = "28081";
+    .port = "38081";
 }
 
 sub vcl_backend_response {

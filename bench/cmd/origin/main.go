@@ -1,6 +1,6 @@
 // Command origin serves the demo origin (package demoorigin) on its own, so
 // that bench/run.sh can run it when the edgehost binary has no demo-origin
-// command: `origin -listen 127.0.0.1:28081`.
+// command: `origin -listen 127.0.0.1:38081`.
 package main
 
 import (
