@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 )
 
 // ByteRange is one resolved byte range: Start and End are inclusive offsets
@@ -231,7 +232,8 @@ func equalFoldASCII(a, b string) bool {
 //
 // h holds the response's header fields already decided (it may be
 // w.Header() itself, or nil); they are copied into w.Header(). ServeRanges
-// then sets Content-Length, and for one range Content-Range (§14.4); for
+// then sets Content-Length, and for one range Content-Range (§14.4) and
+// Content-Type if h has none and contentType is not empty; for
 // several, Content-Type "multipart/byteranges; boundary=..." with a random
 // boundary, each part carrying contentType (when not empty) and its
 // Content-Range (§14.6), and no top-level Content-Range. The length of the
@@ -258,8 +260,18 @@ func ServeRanges(w http.ResponseWriter, h http.Header, ranges []ByteRange, size 
 	}
 	if len(ranges) == 1 {
 		br := ranges[0]
-		dst["Content-Range"] = []string{string(appendContentRange(make([]byte, 0, 64), br, size))}
-		dst["Content-Length"] = []string{strconv.FormatInt(br.Len(), 10)}
+		// One string and one backing array for both values.
+		var b [80]byte
+		cr := appendContentRange(b[:0], br, size)
+		k := len(cr)
+		both := string(strconv.AppendInt(cr, br.Len(), 10))
+		vals := make([]string, 2)
+		vals[0], vals[1] = both[:k], both[k:]
+		dst["Content-Range"] = vals[0:1:1]
+		dst["Content-Length"] = vals[1:2:2]
+		if _, ok := dst["Content-Type"]; !ok && contentType != "" {
+			dst["Content-Type"] = []string{contentType}
+		}
 		w.WriteHeader(http.StatusPartialContent)
 		if headOnly {
 			return nil
@@ -335,13 +347,35 @@ func appendContentRange(b []byte, br ByteRange, size int64) []byte {
 	return strconv.AppendInt(b, size, 10)
 }
 
+// copyBufs holds the buffers copyRange reads into: a 206 on the hit path
+// should not allocate 32 KiB as io.Copy would.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func copyRange(w io.Writer, r io.ReaderAt, br ByteRange) error {
-	n, err := io.Copy(w, io.NewSectionReader(r, br.Start, br.Len()))
-	if err != nil {
-		return fmt.Errorf("serve ranges: bytes %d-%d: %w", br.Start, br.End, err)
-	}
-	if n != br.Len() {
-		return fmt.Errorf("serve ranges: bytes %d-%d: short read of %d bytes: %w", br.Start, br.End, n, io.ErrUnexpectedEOF)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	off, remain := br.Start, br.Len()
+	for remain > 0 {
+		n := int(min(int64(len(buf)), remain))
+		m, err := r.ReadAt(buf[:n], off)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return fmt.Errorf("serve ranges: %w", werr)
+			}
+			off += int64(m)
+			remain -= int64(m)
+		}
+		switch {
+		case m == n && (err == nil || err == io.EOF):
+			continue
+		case err == nil || err == io.EOF:
+			// io.ReaderAt returns an error with a short read; EOF here
+			// means the body is shorter than the size we announced.
+			return fmt.Errorf("serve ranges: bytes %d-%d: short read at %d: %w", br.Start, br.End, off, io.ErrUnexpectedEOF)
+		default:
+			return fmt.Errorf("serve ranges: bytes %d-%d: %w", br.Start, br.End, err)
+		}
 	}
 	return nil
 }

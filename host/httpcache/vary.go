@@ -1,9 +1,6 @@
 package httpcache
 
-import (
-	"net/http"
-	"slices"
-)
+import "net/http"
 
 // VaryKey computes the secondary cache key (RFC 9111 §4.1) of a request for
 // a stored response whose Vary field lines are vary. It returns "" when
@@ -69,7 +66,7 @@ func AppendVaryKey(dst []byte, vary []string, reqHeader http.Header) ([]byte, bo
 	if len(names) == 0 {
 		return dst, true
 	}
-	slices.SortFunc(names, compareFold)
+	insertionSort(names, compareFold)
 	var canon [64]byte
 	prev := ""
 	first := true
@@ -137,7 +134,7 @@ func appendCodingSet(dst []byte, values []string) []byte {
 		}
 	}
 	// Stable, so that the first of duplicate members survives.
-	slices.SortStableFunc(cs, func(a, b coding) int { return compareFold(a.name, b.name) })
+	insertionSort(cs, func(a, b coding) int { return compareFold(a.name, b.name) })
 	prev := ""
 	first := true
 	for _, c := range cs {
@@ -187,6 +184,16 @@ func qZero(params string) bool {
 		return true
 	}
 	return false
+}
+
+// insertionSort is a stable sort for the few elements of a Vary or
+// Accept-Encoding list; it is quicker than slices.SortFunc there.
+func insertionSort[T any](s []T, cmp func(a, b T) int) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && cmp(s[j-1], s[j]) > 0; j-- {
+			s[j-1], s[j] = s[j], s[j-1]
+		}
+	}
 }
 
 func cutByte(s string, sep byte) (before, after string) {
