@@ -21,8 +21,10 @@ import (
 //     modified since the date → 304 (§13.1.3). Ignored when the date is
 //     invalid, has several members, or there is no Last-Modified.
 //
-// If-Range is not a precondition of this kind; see IfRangeMatches. It does
-// not allocate.
+// Call it only when the stored response is a 2xx: a server ignores
+// preconditions when its answer without them would not be 2xx or 412
+// (§13.2.1), so a cached 404 is served as it is. If-Range is not a
+// precondition of this kind; see IfRangeMatches. It does not allocate.
 func EvaluatePreconditions(method string, reqHeader http.Header, etag string, lastModified time.Time) int {
 	getHead := method == http.MethodGet || method == http.MethodHead
 	if im, ok := reqHeader["If-Match"]; ok {

@@ -8,6 +8,9 @@
 //     RFC 5861) and its age (§4.2.3).
 //   - conditional.go: preconditions on a stored representation
 //     (RFC 9110 §13.2.2) and If-Range (§13.1.5).
+//   - validation.go: what is kept out of storage (RFC 9111 §3.1), the
+//     conditional request to the origin (§4.3.1), and freshening a stored
+//     response with a 304 (§3.2, §4.3.4).
 //   - range.go: byte ranges (RFC 9110 §14): parsing, 206 single and
 //     multipart/byteranges responses, 416.
 //   - vary.go: the secondary cache key (RFC 9111 §4.1).

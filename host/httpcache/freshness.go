@@ -253,7 +253,8 @@ func (l Lifetime) Decide(req *CacheControl, age time.Duration) Freshness {
 func InitialAge(respHeader http.Header, requestTime, responseTime time.Time) time.Duration {
 	var ageValue time.Duration
 	if av := respHeader["Age"]; len(av) > 0 {
-		if a, ok := parseDeltaSeconds(trimOWS(av[0])); ok {
+		first, _ := cutComma(av[0])
+		if a, ok := parseDeltaSeconds(trimOWS(first)); ok {
 			ageValue = a
 		}
 	}

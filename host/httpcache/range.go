@@ -238,7 +238,10 @@ func equalFoldASCII(a, b string) bool {
 // boundary, each part carrying contentType (when not empty) and its
 // Content-Range (§14.6), and no top-level Content-Range. The length of the
 // whole body is computed before anything is written. With headOnly only the
-// header is written (a HEAD request).
+// header is written. Note that RFC 9110 §14.2 defines range handling for
+// GET only and asks a server to ignore Range on other methods, HEAD
+// included; headOnly exists for a state machine that mirrors a GET's 206 on
+// HEAD as net/http's ServeContent does.
 //
 // Ranges must be resolved against size (as ParseRange returns them), else
 // ServeRanges writes nothing and returns an error wrapping ErrInvalidRange.
