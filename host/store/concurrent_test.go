@@ -154,10 +154,11 @@ func checkConsistent(t *testing.T, s *Store) {
 			if err != nil {
 				return err
 			}
+			h.crcs = nil // points into the transaction
 			id := objectID(k)
 			hdrs[id] = h
 			n++
-			total += objectSize(len(v), h.BodySize, len(h.crcs))
+			total += objectSize(len(v), h.BodySize, h.chunks)
 			s.idx.mu.Lock()
 			_, ok := s.idx.m[id]
 			s.idx.mu.Unlock()
@@ -184,7 +185,7 @@ func checkConsistent(t *testing.T, s *Store) {
 		}
 		want := 0
 		for _, h := range hdrs {
-			want += len(h.crcs)
+			want += h.chunks
 		}
 		if chunks != want {
 			t.Errorf("%d chunks in the file, the headers name %d", chunks, want)

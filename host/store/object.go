@@ -127,17 +127,20 @@ func (s *Store) Get(key, variant string) (_ *Record, err error) {
 // chunk's length and checksum.
 func readBody(chunks *bolt.Bucket, id objectID, h *decoded) ([]byte, error) {
 	body := make([]byte, h.BodySize)
+	var want [idLen + 4]byte
+	copy(want[:], id[:])
 	c := chunks.Cursor()
-	k, v := c.Seek(chunkKey(id, 0))
+	k, v := c.Seek(want[:])
 	off := 0
-	for i, want := range h.crcs {
-		if k == nil || !bytes.Equal(k, chunkKey(id, i)) {
+	for i := range h.chunks {
+		binary.BigEndian.PutUint32(want[idLen:], uint32(i))
+		if !bytes.Equal(k, want[:]) {
 			return nil, fmt.Errorf("chunk %d missing", i)
 		}
 		if len(v) != len(chunk(body, i)) {
 			return nil, fmt.Errorf("chunk %d is %d bytes, want %d", i, len(v), len(chunk(body, i)))
 		}
-		if got := crc32.Checksum(v, castagnoli); got != want {
+		if got, want := crc32.Checksum(v, castagnoli), h.crc(i); got != want {
 			return nil, fmt.Errorf("chunk %d: crc32c %08x, want %08x", i, got, want)
 		}
 		off += copy(body[off:], v)

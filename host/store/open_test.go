@@ -336,3 +336,54 @@ func flipFromEnd(t *testing.T, path string, bucket, key []byte, off int) {
 		return b.Put(key, v)
 	})
 }
+
+// TestDamagedPage: a page that bbolt cannot read makes it panic; the store
+// answers ErrCorrupt instead of crashing, and the next Open moves the file
+// aside.
+func TestDamagedPage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	s := openT(t, path, Options{NoSync: true})
+	for i := range 300 {
+		if err := s.Put(&Record{Key: fmt.Sprintf("k%d", i), Status: 200, Body: []byte("b")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	writeBolt(t, path, func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(bucketObjects).Root())
+		return nil
+	})
+	if root == 0 {
+		t.Fatal("objects bucket is inline; need a page of its own")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page header's flags (offset 8): 0 is no valid page type.
+	if _, err := f.WriteAt([]byte{0, 0}, int64(root)*int64(os.Getpagesize())+8); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s = openT(t, path, Options{NoSync: true})
+	if _, err := s.Get("k1", ""); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get on a damaged page = %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(path + damagedSuffix); err != nil {
+		t.Errorf("no damaged marker: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, path, Options{NoSync: true})
+	if moved := asides(t, path); len(moved) != 1 {
+		t.Errorf("moved aside: %q, want 1 file", moved)
+	}
+	if _, err := s.Get("k1", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get in the fresh file = %v, want ErrNotFound", err)
+	}
+}

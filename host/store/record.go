@@ -233,11 +233,16 @@ func decodeFixed(b []byte) (fixedHeader, error) {
 // decoded is a decoded header plus what Get needs to read the body.
 type decoded struct {
 	Header
-	crcs []uint32
+	chunks int
+	crcs   []byte // 4 bytes a chunk; points into the encoded header (valid as long as it is)
 }
 
+// crc returns the checksum of chunk i.
+func (d *decoded) crc(i int) uint32 { return binary.BigEndian.Uint32(d.crcs[4*i:]) }
+
 // decodeHeader decodes an encoded header, copying everything out of b (b
-// may point into a bbolt transaction). It verifies the header's checksum.
+// may point into a bbolt transaction) but the chunk checksums. It
+// verifies the header's checksum.
 func decodeHeader(b []byte) (*decoded, error) {
 	f, err := decodeFixed(b)
 	if err != nil {
@@ -262,10 +267,12 @@ func decodeHeader(b []byte) (*decoded, error) {
 	h.Key = d.str()
 	h.Variant = d.str()
 	h.Parent = d.str()
-	if names := d.count(2); names > 0 {
+	// Never a nil map: callers may add fields to what Get returns.
+	names := d.count(2)
+	h.Header = make(http.Header, names)
+	if names > 0 {
 		// A header of n names has at least n values: size the shared value
 		// array from the bytes left, capped by what they can hold.
-		h.Header = make(http.Header, names)
 		vals := make([]string, 0, min(len(d.s)-d.off, names*2))
 		for i := 0; i < names && d.err == nil; i++ {
 			name := d.str()
@@ -292,14 +299,7 @@ func decodeHeader(b []byte) (*decoded, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	out := &decoded{Header: *h}
-	if f.chunks > 0 {
-		out.crcs = make([]uint32, f.chunks)
-		for i := range out.crcs {
-			out.crcs[i] = binary.BigEndian.Uint32(body[d.off+4*i:])
-		}
-	}
-	return out, nil
+	return &decoded{Header: *h, chunks: f.chunks, crcs: body[d.off:]}, nil
 }
 
 // decodeKeyVariant returns the Key and Variant of an encoded header without

@@ -150,20 +150,16 @@ func openChecked(path string, opts Options, boot string, log *slog.Logger) (*bol
 	// panics that openBolt and prepare recover, instead of a crash.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for attempt := 0; ; attempt++ {
-		var db *bolt.DB
-		var err error
-		if b, rerr := os.ReadFile(path + damagedSuffix); rerr == nil {
-			err = fmt.Errorf("%w: marked damaged by a previous run: %s", errUnusable, strings.TrimSpace(string(b)))
-			if _, serr := os.Stat(path); serr != nil {
-				err = nil // nothing to move aside
+		db, err := openBolt(path, opts)
+		if err == nil {
+			// Checked only once the lock is ours: a file in use by
+			// another process is never moved.
+			if b, rerr := os.ReadFile(path + damagedSuffix); rerr == nil {
+				err = fmt.Errorf("%w: marked damaged by a previous run: %s", errUnusable, strings.TrimSpace(string(b)))
+				_ = os.Remove(path + damagedSuffix)
+			} else {
+				err = prepare(db, boot, opts.NoSync)
 			}
-			_ = os.Remove(path + damagedSuffix)
-		}
-		if err == nil {
-			db, err = openBolt(path, opts)
-		}
-		if err == nil {
-			err = prepare(db, boot, opts.NoSync)
 			if err == nil {
 				return db, nil
 			}
@@ -268,7 +264,7 @@ func (s *Store) Close() error {
 		s.db.NoSync = false
 		if err := s.db.Sync(); err != nil {
 			errs = append(errs, err)
-		} else if err := s.db.Update(func(tx *bolt.Tx) error {
+		} else if err := s.tx(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketMeta).Delete(keyBoot)
 		}); err != nil {
 			errs = append(errs, err)
