@@ -91,7 +91,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	metrics.Gauge("edgehost_disk_evictions", func() float64 { return float64(st.Stats().Evictions) })
 	txlog := observe.NewTxLog(4096)
 	c := cache.New(cache.Options{MemoryBytes: cfg.Storage.Memory, Store: st, Metrics: metrics, Logger: log.With("component", "cache")})
-	if err := c.Start(ctx); err != nil {
+	// The cache's writer outlives the signal: Close flushes it after the
+	// listeners have stopped.
+	if err := c.Start(context.Background()); err != nil {
 		return err
 	}
 	defer c.Close()

@@ -315,12 +315,15 @@ func (c *Cache) evict() {
 	defer c.evictMu.Unlock()
 	for c.bytes.Load() > c.opts.MemoryBytes {
 		var victim *Object
-		for i := 0; i < 8; i++ {
-			sh := &c.shards[rand.IntN(shards)]
+		sampled := 0
+		first := rand.IntN(shards)
+		for i := 0; i < shards && sampled < 16; i++ {
+			sh := &c.shards[(first+i)%shards]
 			sh.mu.RLock()
 			n := 0
 			for _, vs := range sh.m {
 				for _, o := range vs {
+					sampled++
 					if victim == nil || o.lastUsed.Load() < victim.lastUsed.Load() {
 						victim = o
 					}

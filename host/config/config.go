@@ -323,7 +323,18 @@ func (c *Config) build(raw *fileSchema) hcl.Diagnostics {
 			c.Routes = append(c.Routes, rt)
 		}
 	}
-	sort.SliceStable(c.Routes, func(i, j int) bool { return len(c.Routes[i].Prefix) > len(c.Routes[j].Prefix) })
+	// Longest prefix first; for one prefix the more specific route first
+	// (a host list, then a condition), then declaration order.
+	sort.SliceStable(c.Routes, func(i, j int) bool {
+		a, b := c.Routes[i], c.Routes[j]
+		if len(a.Prefix) != len(b.Prefix) {
+			return len(a.Prefix) > len(b.Prefix)
+		}
+		if (len(a.Hosts) > 0) != (len(b.Hosts) > 0) {
+			return len(a.Hosts) > 0
+		}
+		return a.When != nil && b.When == nil
+	})
 
 	seen := map[string]hcl.Range{}
 	for _, p := range raw.Plugins {

@@ -50,12 +50,12 @@ func baseContext() *hcl.EvalContext {
 		baseCtx = &hcl.EvalContext{
 			Variables: map[string]cty.Value{"env": envVal},
 			Functions: map[string]function.Function{
-				"lower":      stdlib.LowerFunc,
-				"upper":      stdlib.UpperFunc,
-				"trimspace":  stdlib.TrimSpaceFunc,
-				"regex":      stdlib.RegexFunc,
-				"regexall":   stdlib.RegexAllFunc,
-				"contains":   stdlib.ContainsFunc,
+				"lower":     stdlib.LowerFunc,
+				"upper":     stdlib.UpperFunc,
+				"trimspace": stdlib.TrimSpaceFunc,
+				"regex":     stdlib.RegexFunc,
+				"regexall":  stdlib.RegexAllFunc,
+				"contains":  stdlib.ContainsFunc,
 				"strcontains": function.New(&function.Spec{
 					Params: []function.Parameter{{Name: "s", Type: cty.String}, {Name: "sub", Type: cty.String}},
 					Type:   function.StaticReturnType(cty.Bool),

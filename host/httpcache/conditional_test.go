@@ -113,3 +113,25 @@ func TestPreconditionsNoAlloc(t *testing.T) {
 		t.Errorf("EvaluatePreconditions allocates %v times", n)
 	}
 }
+
+func FuzzEvaluatePreconditions(f *testing.F) {
+	f.Add(`"a", W/"b"`, `"b"`, "Sun, 22 Nov 2026 09:00:00 GMT", `W/"b"`)
+	f.Add(`*`, `x`, "garbage", `"x`)
+	lm := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, ifMatch, ifNoneMatch, date, etag string) {
+		h := http.Header{"If-Match": {ifMatch}, "If-None-Match": {ifNoneMatch}, "If-Modified-Since": {date}, "If-Unmodified-Since": {date}, "If-Range": {ifNoneMatch}}
+		switch got := EvaluatePreconditions("GET", h, etag, lm); got {
+		case 0, 304, 412:
+		default:
+			t.Fatalf("status %d", got)
+		}
+		// §13.1.2: a matching If-None-Match never lets a GET through,
+		// whatever If-Modified-Since says.
+		delete(h, "If-Match")
+		delete(h, "If-Unmodified-Since")
+		if matchList(h["If-None-Match"], etag, false) && EvaluatePreconditions("GET", h, etag, lm) != 304 {
+			t.Fatalf("If-None-Match %q matches %q but no 304", ifNoneMatch, etag)
+		}
+		IfRangeMatches(h, etag, lm)
+	})
+}

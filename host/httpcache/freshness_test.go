@@ -216,6 +216,7 @@ func TestInitialAge(t *testing.T) {
 		// A Date ahead of us (origin clock skew) gives apparent_age 0.
 		{"date ahead", http.Header{"Date": {resp.Add(time.Hour).Format(http.TimeFormat)}}, 0, 0},
 		{"bad age", http.Header{"Age": {"-3"}}, 0, 0},
+		{"age list", http.Header{"Age": {"5, 6"}}, 0, 5 * s},
 		{"bad date", http.Header{"Date": {"yesterday"}}, 0, 0},
 		{"age overflow", http.Header{"Age": {"999999999999"}}, 0, MaxDelta},
 	}

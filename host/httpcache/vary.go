@@ -222,11 +222,16 @@ func canonicalInto(dst []byte, name string) []byte {
 	return dst
 }
 
+// appendLower appends s lowercased, control bytes replaced by '?' as in
+// appendSafe.
 func appendLower(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if 'A' <= c && c <= 'Z' {
+		switch {
+		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
+		case c < 0x20 && c != '\t' || c == 0x7f:
+			c = '?'
 		}
 		dst = append(dst, c)
 	}

@@ -2,6 +2,8 @@ package httpcache
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -92,4 +94,28 @@ func TestAppendVaryKeyNoAlloc(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("AppendVaryKey allocates %v times", n)
 	}
+}
+
+func FuzzVaryKey(f *testing.F) {
+	f.Add("Accept-Encoding, Cookie", "gzip;q=0, br", "a=b")
+	f.Add("*", "", "")
+	f.Add("x-a,X-A, , accept-encoding", "x-gzip;q=0.000, GZIP", "\n")
+	f.Fuzz(func(t *testing.T, vary, ae, cookie string) {
+		h := http.Header{"Accept-Encoding": {ae}, "Cookie": {cookie}}
+		k1, ok1 := VaryKey([]string{vary}, h)
+		// Splitting the Vary list over lines, in reverse order, gives the
+		// same key (§4.1: names are a set).
+		parts := strings.Split(vary, ",")
+		slices.Reverse(parts)
+		k2, ok2 := VaryKey(parts, h)
+		if k1 != k2 || ok1 != ok2 {
+			t.Fatalf("order changes the key: %q vs %q", k1, k2)
+		}
+		if !ok1 && k1 != "" {
+			t.Fatalf("key %q with ok=false", k1)
+		}
+		if strings.Count(k1, "\n") > strings.Count(vary, ",") {
+			t.Fatalf("key %q has more fields than Vary %q names", k1, vary)
+		}
+	})
 }

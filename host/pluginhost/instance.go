@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/edgehost/edgehost/plugins/pluginapi"
 )
@@ -121,7 +123,7 @@ func (m *Manager) launchOnce(name string, bin binary, env []string, log *slog.Lo
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			err = fmt.Errorf("%w: %s changed after it was pinned", ErrChecksum, bin.path)
 		}
-		if strings.Contains(err.Error(), "Incompatible API version") {
+		if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
 			err = fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
 		return fail(fmt.Errorf("start %s: %w", bin.source, err))
@@ -185,7 +187,7 @@ func (m *Manager) check(ctx context.Context, i *instance) error {
 	defer cancel()
 	info, err := i.api.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("info: %w", err)
+		return fmt.Errorf("info: %w", rpcError(err))
 	}
 	if !slices.Contains(info.ProtocolVersions, pluginapi.ProtocolVersion) {
 		return fmt.Errorf("%w: plugin speaks %v, this host %d", ErrProtocol, info.ProtocolVersions, pluginapi.ProtocolVersion)
@@ -199,12 +201,12 @@ func (m *Manager) configure(ctx context.Context, i *instance, cfg pluginapi.Conf
 	cctx, cancel := context.WithTimeout(ctx, m.opts.CallTimeout)
 	defer cancel()
 	if err := i.api.Configure(cctx, cfg); err != nil {
-		return fmt.Errorf("configure: %w", err)
+		return fmt.Errorf("configure: %w", rpcError(err))
 	}
 	hctx, cancel2 := context.WithTimeout(ctx, m.opts.HealthTimeout)
 	defer cancel2()
 	if err := i.api.Health(hctx); err != nil {
-		return fmt.Errorf("health: %w", err)
+		return fmt.Errorf("health: %w", rpcError(err))
 	}
 	return nil
 }
@@ -275,4 +277,13 @@ func (i *instance) stop(grace time.Duration) {
 
 func (i *instance) String() string {
 	return "pid " + strconv.Itoa(i.pid)
+}
+
+// rpcError drops gRPC's "rpc error: code = Unknown desc =" from a plugin's
+// own error, for diagnostics meant for people; other codes stay visible.
+func rpcError(err error) error {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unknown {
+		return errors.New(s.Message())
+	}
+	return err
 }

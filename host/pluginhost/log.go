@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -159,7 +160,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	defer t.mu.Unlock()
 	sc := bufio.NewScanner(bytes.NewReader(p))
 	for sc.Scan() {
-		if line := sc.Text(); line != "" {
+		if line := sc.Text(); line != "" && !quietLogLine(line) {
 			t.lines = append(t.lines, line)
 		}
 	}
@@ -180,4 +181,18 @@ func (t *tailBuffer) String() string {
 		b.WriteString(l)
 	}
 	return b.String()
+}
+
+// quietLogLine reports an hclog JSON line below warn level: noise in an
+// error message.
+func quietLogLine(line string) bool {
+	if !strings.HasPrefix(line, "{") {
+		return false
+	}
+	for _, l := range []string{`"@level":"trace"`, `"@level":"debug"`, `"@level":"info"`} {
+		if strings.Contains(line, l) {
+			return true
+		}
+	}
+	return false
 }

@@ -25,7 +25,8 @@ type Manager struct {
 
 	ctx    context.Context // ends the supervisors
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // supervisors
+	bg     sync.WaitGroup // stops of crashed instances
 
 	mu      sync.RWMutex
 	plugins map[string]*managed
@@ -333,6 +334,9 @@ func (p *managed) supervise(ctx context.Context) {
 			if cur.hasExited() {
 				why = "plugin process exited"
 			} else if err := p.health(ctx, cur); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
 				why = "health check failed: " + err.Error()
 			}
 		case <-tick.C:
@@ -340,6 +344,9 @@ func (p *managed) supervise(ctx context.Context) {
 				continue
 			}
 			if err := p.health(ctx, cur); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
 				if fails++; fails < 2 && !cur.hasExited() {
 					p.log.Warn("plugin health check failed", "error", err, "pid", cur.pid)
 					continue
@@ -355,7 +362,11 @@ func (p *managed) supervise(ctx context.Context) {
 		fails = 0
 		p.log.Error("plugin down, relaunching", "reason", why, "pid", cur.pid)
 		lived := time.Since(cur.started)
-		go cur.stop(opts.ShutdownGrace) // kill what is left of it
+		p.m.bg.Add(1)
+		go func() { // kill what is left of it, without holding up the relaunch
+			defer p.m.bg.Done()
+			cur.stop(opts.ShutdownGrace)
+		}()
 		p.relaunch(ctx, lived)
 	}
 }
@@ -550,5 +561,6 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	m.bg.Wait()
 	return ctx.Err()
 }
