@@ -40,8 +40,8 @@ func TestStartupWith100kObjects(t *testing.T) {
 			for i := w; i < n; i += 8 {
 				key := fmt.Sprintf("%s/obj/%d", e.HTTP, i)
 				err := st.Put(&store.Record{Key: key, Status: 200,
-					Header:  http.Header{"Content-Length": {"100"}, "Content-Type": {"text/plain"}},
-					Body:    body, Created: now, Expires: now.Add(time.Hour), StaleUntil: now.Add(time.Hour), KeepUntil: now.Add(time.Hour)})
+					Header: http.Header{"Content-Length": {"100"}, "Content-Type": {"text/plain"}},
+					Body:   body, Created: now, Expires: now.Add(time.Hour), StaleUntil: now.Add(time.Hour), KeepUntil: now.Add(time.Hour)})
 				if err != nil {
 					errs <- err
 					return
