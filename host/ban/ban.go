@@ -24,7 +24,8 @@
 // kept, so "\.png$" is the regular expression it looks like) or bare words
 // that end at white space or &&. Header names are case-insensitive. A
 // missing header reads as the empty string, so `obj.http.x-tag == ""`
-// matches objects without it.
+// matches objects without it (Varnish differs here: there a missing header
+// never satisfies == or ~; Object cannot tell absent from empty).
 //
 // Parse errors are *SyntaxError values naming line and byte column:
 //

@@ -21,6 +21,12 @@ const (
 // request (RFC 9111 §3), and if not, a short reason (one of the Reason
 // constants). It does not allocate.
 //
+// method is the method of the request sent to the origin: a cache that
+// turns a client's HEAD into a GET towards the origin (as Varnish does)
+// passes GET. A response to a real HEAD has no content and must not become
+// the stored GET representation; it can only freshen one (RFC 9111 §4.3.5,
+// UpdateStored).
+//
 // Rules, in the order checked:
 //   - only GET and HEAD are cached (edgehost's choice of "understood"
 //     methods, §3 first bullet);
