@@ -147,7 +147,7 @@ func TestSyscalls(t *testing.T) {
 func TestMalloc(t *testing.T) {
 	requireKVM(t)
 	var out bytes.Buffer
-	v := newTestVM(t, "malloc", Options{Memory: 128 << 20, IO: IO{Stdout: &out}})
+	v := newTestVM(t, "malloc", Options{Memory: 128 << 20, IO: IO{Stdout: &out, Stderr: &out}})
 	e := runFor(t, v, 60*time.Second)
 	if e.Reason != ExitExited || e.Status != 0 || !strings.HasPrefix(out.String(), "malloc ok ") {
 		t.Fatalf("exit = %v, output %q", e, out.String())
@@ -157,7 +157,7 @@ func TestMalloc(t *testing.T) {
 func TestOutOfMemory(t *testing.T) {
 	requireKVM(t)
 	var out bytes.Buffer
-	v := newTestVM(t, "malloc", Options{Memory: 16 << 20, Args: []string{"malloc", "oom"}, IO: IO{Stdout: &out}})
+	v := newTestVM(t, "malloc", Options{Memory: 16 << 20, Args: []string{"malloc", "oom"}, IO: IO{Stdout: &out, Stderr: &out}})
 	e := runFor(t, v, 60*time.Second)
 	if e.Reason != ExitExited || e.Status != 3 || !e.OutOfMemory {
 		t.Fatalf("exit = %v, want status 3 and out of memory; output %q", e, out.String())

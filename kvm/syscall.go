@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path"
 	"slices"
 	"time"
 )
@@ -746,8 +747,8 @@ func (e *emu) uname(buf uint64) uint64 {
 	return 0
 }
 
-func (e *emu) readlink(path, buf, size uint64) uint64 {
-	p, err := e.mem.ReadString(path, maxPathName)
+func (e *emu) readlink(pathp, buf, size uint64) uint64 {
+	p, err := e.mem.ReadString(pathp, maxPathName)
 	if err != nil {
 		return errno(eFAULT)
 	}
@@ -757,8 +758,10 @@ func (e *emu) readlink(path, buf, size uint64) uint64 {
 	if p != "/proc/self/exe" {
 		return errno(eNOENT)
 	}
-	n := min(size, uint64(len(e.execfn)))
-	if _, err := e.mem.WriteAt([]byte(e.execfn[:n]), int64(buf)); err != nil {
+	// /proc/self/exe is always absolute (glibc asserts it).
+	exe := path.Join("/", e.execfn)
+	n := min(size, uint64(len(exe)))
+	if _, err := e.mem.WriteAt([]byte(exe[:n]), int64(buf)); err != nil {
 		return errno(eFAULT)
 	}
 	return n

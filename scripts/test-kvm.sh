@@ -82,7 +82,7 @@ done
 
 # 5. Boot. -cpu max gives the emulated CPU SVM and NPT; isa-debug-exit turns
 # the guest's verdict into QEMU's exit status: (rc<<1)|1.
-APPEND="console=ttyS0 panic=-1 loglevel=3 KVM_RUN=${RUN} KVM_BENCH=${BENCH} KVM_BENCHTIME=${KVM_BENCHTIME:-1s} KVM_COUNT=${KVM_COUNT:-1}"
+APPEND="console=ttyS0 panic=-1 loglevel=3 tsc=reliable KVM_RUN=${RUN} KVM_BENCH=${BENCH} KVM_BENCHTIME=${KVM_BENCHTIME:-1s} KVM_COUNT=${KVM_COUNT:-1}"
 log "booting $KVER under QEMU (TCG); test output follows"
 set +e
 timeout --kill-after=10 "$QEMU_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \

@@ -12,8 +12,13 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 echo "@@INIT kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, uptime $(cut -d' ' -f1 /proc/uptime)s"
-for m in irqbypass kvm ccp kvm-amd; do
-	insmod /lib/modules/$m.ko 2>/tmp/insmod.err || { echo "@@INSMOD_FAIL $m: $(cat /tmp/insmod.err)"; }
+# nx_huge_pages=off: KVM's NX huge page recovery thread, spinning on
+# emulated CPUs, can lock up the emulated kernel (seen as soft lockups of
+# kvm-nx-lpage-recovery and migration/N while a guest spins).
+for m in irqbypass "kvm nx_huge_pages=off" ccp kvm-amd; do
+	set -- $m
+	n=$1; shift
+	insmod /lib/modules/$n.ko "$@" 2>/tmp/insmod.err || echo "@@INSMOD_FAIL $n: $(cat /tmp/insmod.err)"
 done
 RC=1
 if [ -e /dev/kvm ]; then

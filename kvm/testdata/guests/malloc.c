@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 					return 1;
 				}
 			sum += sz[i];
-			if (rnd() % 4 == 0) {
+			if (rnd() % 4 == 0 && sz[i] < (1 << 20)) {
 				size_t nsz = sz[i] * 2 + 1;
 				char *q = realloc(p[i], nsz);
 				if (!q)
