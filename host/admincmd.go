@@ -102,7 +102,7 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 func printLog(r io.Reader, group bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	pending := map[string][]observe.Tx{}
+	pending := map[observe.TxID][]observe.Tx{}
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
@@ -116,7 +116,7 @@ func printLog(r io.Reader, group bool) error {
 			fmt.Println(formatTx(tx, ""))
 			continue
 		}
-		if tx.Parent != "" {
+		if tx.Parent != 0 {
 			pending[tx.Root] = append(pending[tx.Root], tx)
 			continue
 		}
@@ -132,8 +132,8 @@ func printLog(r io.Reader, group bool) error {
 func formatTx(tx observe.Tx, indent string) string {
 	s := fmt.Sprintf("%s%s %-12s %-7s %s %-6s %s%s %d %dB %s [%s]", indent, tx.Start.Format("15:04:05.000"), tx.ID, tx.Kind,
 		tx.Method, "", tx.Host, tx.URL, tx.Status, tx.Bytes, tx.Duration.Round(time.Microsecond), tx.Cache)
-	if tx.Parent != "" {
-		s += " parent=" + tx.Parent
+	if tx.Parent != 0 {
+		s += " parent=" + tx.Parent.String()
 	}
 	if tx.Error != "" {
 		s += " error=" + tx.Error

@@ -25,6 +25,7 @@ type conn struct {
 	remote string
 	req    Request
 	fw     Writer
+	spans  [][2]int // line offsets of the head being read, reused
 	idle   atomic.Bool
 	mu     sync.Mutex
 }
@@ -122,7 +123,8 @@ func (c *conn) readHead() error {
 	if cap(r.buf) < max+2 {
 		r.buf = make([]byte, 0, max+2)
 	}
-	var spans [][2]int
+	spans := c.spans[:0]
+	defer func() { c.spans = spans[:0] }()
 	blank := 0
 	for {
 		start := len(r.buf)

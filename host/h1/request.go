@@ -2,7 +2,6 @@ package h1
 
 import (
 	"bytes"
-	"errors"
 	"strconv"
 )
 
@@ -298,5 +297,3 @@ func parseContentLength(v []byte) (int64, error) {
 	}
 	return n, nil
 }
-
-var errHeadTooLarge = errors.New("head too large")

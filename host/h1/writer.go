@@ -6,6 +6,7 @@ import "net"
 type Writer struct {
 	c    *conn
 	head []byte
+	arr  [2][]byte
 	bufs net.Buffers
 }
 
@@ -20,9 +21,12 @@ func (w *Writer) WriteResponse(head, body []byte) error {
 	w.head = head[:0] // keep the grown scratch buffer for the next response
 	bw := w.c.bw
 	if bw.Buffered() == 0 && len(body) >= 2048 && w.c.br.Buffered() == 0 {
-		w.bufs = append(w.bufs[:0], head, body)
-		bufs := w.bufs
-		_, err := bufs.WriteTo(w.c.nc)
+		// WriteTo consumes the slice: rebuild it on the fixed array so
+		// that nothing is allocated per response.
+		w.arr[0], w.arr[1] = head, body
+		w.bufs = w.arr[:]
+		_, err := w.bufs.WriteTo(w.c.nc)
+		w.arr[0], w.arr[1] = nil, nil
 		return err
 	}
 	bw.Write(head)

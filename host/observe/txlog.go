@@ -10,9 +10,9 @@ import (
 
 // Tx is one transaction-log record: a request or subrequest.
 type Tx struct {
-	ID       string        `json:"id"`
-	Parent   string        `json:"parent,omitempty"`
-	Root     string        `json:"root"`
+	ID       TxID          `json:"id"`
+	Parent   TxID          `json:"parent,omitempty"`
+	Root     TxID          `json:"root"`
 	Kind     string        `json:"kind"` // client, self, segment, bgfetch
 	Start    time.Time     `json:"start"`
 	Duration time.Duration `json:"dur_ns"`
@@ -28,13 +28,35 @@ type Tx struct {
 	Error    string        `json:"error,omitempty"`
 }
 
-var txSeq atomic.Uint64
-var txPrefix = strconv.FormatInt(time.Now().Unix()%100000, 36)
+// TxID identifies a transaction. The high bits come from the process's
+// start time so that ids of successive runs differ; it prints in base 36.
+// It is a number so that the hit path can take one without allocating.
+type TxID uint64
 
-// NewID returns a short transaction id unique within this process's life
-// (prefixed with the start time so ids from successive runs differ).
-func NewID() string {
-	return txPrefix + "-" + strconv.FormatUint(txSeq.Add(1), 36)
+var (
+	txSeq  atomic.Uint64
+	txBase = uint64(time.Now().Unix()%(1<<20)) << 40
+)
+
+// NewID returns the next transaction id.
+func NewID() TxID { return TxID(txBase | txSeq.Add(1)) }
+
+func (id TxID) String() string { return strconv.FormatUint(uint64(id), 36) }
+
+// MarshalText renders the id for JSON.
+func (id TxID) MarshalText() ([]byte, error) { return strconv.AppendUint(nil, uint64(id), 36), nil }
+
+// UnmarshalText parses an id.
+func (id *TxID) UnmarshalText(b []byte) error {
+	v, err := strconv.ParseUint(string(b), 36, 64)
+	*id = TxID(v)
+	return err
+}
+
+// ParseTxID parses an id received in a header; 0 when invalid.
+func ParseTxID(s string) TxID {
+	v, _ := strconv.ParseUint(s, 36, 64)
+	return TxID(v)
 }
 
 // TxLog keeps the latest records in a ring and fans them out to followers.

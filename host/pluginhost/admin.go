@@ -68,13 +68,17 @@ func (p *managed) status() Status {
 //
 // A reload answers 200 with the new Status, 404 for an unknown plugin, 409
 // when the new binary was refused (the old one serves on), 401 without the
-// token. An empty token refuses every reload.
+// token, 403 when no token is configured (reloads are then disabled).
 func (m *Manager) AdminHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /plugins", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, m.Status())
 	})
 	mux.HandleFunc("POST /plugins/{name}/reload", func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin.token is not set in the config: plugin reload is disabled"})
+			return
+		}
 		if !authorized(r, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edgehost"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong admin token"})

@@ -98,6 +98,7 @@ func (m *Manager) launchOnce(name string, bin binary, env []string, log *slog.Lo
 		SecureConfig:     &plugin.SecureConfig{Checksum: bin.sum(), Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		GRPCDialOptions:  pluginapi.DialOptions(),
 		SkipHostEnv:      true,
 		Logger:           &hcLogger{l: log},
 		StartTimeout:     m.opts.StartTimeout,

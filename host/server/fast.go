@@ -82,8 +82,15 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	m.Hits.Add(1)
 	m.Status(o.Status)
 	m.BytesOut.Add(int64(len(body)))
-	s.txlog.Publish(observe.Tx{ID: observe.NewID(), Kind: "client", Start: now, Duration: time.Since(now),
-		Method: string(r.Method), Host: string(r.Host), URL: string(r.Target), Status: o.Status,
+	// The record reuses strings that exist already: the object's request
+	// URL and host are this request's (same cache key).
+	id := observe.NewID()
+	method := http.MethodGet
+	if isHead {
+		method = http.MethodHead
+	}
+	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
+		Method: method, Host: o.ReqHost, URL: o.ReqURL, Status: o.Status,
 		Cache: "hit", Bytes: int64(len(body)), Remote: r.RemoteAddr})
 	return true
 }

@@ -28,7 +28,7 @@ func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(HeaderDepth)
 	r.Header.Del(HeaderParent)
 	s.metrics.Requests.Add(1)
-	s.serve(w, r, 0, "", "client")
+	s.serve(w, r, 0, 0, "client")
 }
 
 // serveSelf handles the self-request socket: a plugin or program fetching a
@@ -39,7 +39,7 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	if d, err := strconv.Atoi(r.Header.Get(HeaderDepth)); err == nil && d >= 0 {
 		depth = d + 1
 	}
-	parent := r.Header.Get(HeaderParent)
+	parent := observe.ParseTxID(r.Header.Get(HeaderParent))
 	r.Header.Del(HeaderDepth)
 	r.Header.Del(HeaderParent)
 	limits := s.rt.Load().cfg.Limits
@@ -63,7 +63,7 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r, depth, parent, kind)
 }
 
-func (s *Server) reject(w http.ResponseWriter, r *http.Request, depth int, parent string, status int, why string) {
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, status int, why string) {
 	tx := s.newTxn(w, r, depth, parent, "self")
 	s.fail(tx, r, status, errString(why))
 	s.finish(tx)
@@ -73,12 +73,12 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, parent, kind string) *txn {
+func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, kind string) *txn {
 	tx := &txn{rt: s.rt.Load(), depth: depth}
 	tx.ID = observe.NewID()
 	tx.Parent = parent
 	tx.Root = tx.ID
-	if parent != "" {
+	if parent != 0 {
 		tx.Root = parent
 	}
 	tx.Kind = kind
@@ -103,7 +103,7 @@ func (s *Server) finish(tx *txn) {
 	s.txlog.Publish(tx.Tx)
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, depth int, parent, kind string) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, kind string) {
 	tx := s.newTxn(w, r, depth, parent, kind)
 	defer s.finish(tx)
 	tx.route = s.match(tx, r)

@@ -113,6 +113,9 @@ func (s *Store) Get(key, variant string) (_ *Record, err error) {
 		return nil
 	})
 	if err != nil {
+		if err == ErrNotFound {
+			return nil, ErrNotFound // the common case: no allocation
+		}
 		return nil, fmt.Errorf("store: get %q: %w", key, err)
 	}
 	if bad != nil {
