@@ -21,6 +21,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/demoorigin"
 	"github.com/edgehost/edgehost/host/observe"
+	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/store"
 )
@@ -98,7 +99,19 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	defer c.Close()
 
-	srv, err := server.New(cfg, server.Options{Logger: log, Cache: c, Metrics: metrics, TxLog: txlog})
+	plugins := pluginhost.New(pluginhost.Options{StateDir: cfg.StateDir, Logger: log.With("component", "plugins"), EvalContext: config.EvalContext()})
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		plugins.Shutdown(sctx)
+	}()
+	if diags := plugins.Load(ctx, pluginSpecs(cfg)); diags.HasErrors() {
+		cfg.WriteDiagnostics(os.Stderr, diags)
+		return fmt.Errorf("plugins failed to start")
+	}
+	metrics.Extra(plugins.Metrics)
+
+	srv, err := server.New(cfg, server.Options{Logger: log, Cache: c, Metrics: metrics, TxLog: txlog, Plugins: plugins})
 	if err != nil {
 		return err
 	}
@@ -126,6 +139,13 @@ func cmdRun(ctx context.Context, args []string) error {
 		if next.Storage != srv.Config().Storage || next.StateDir != srv.Config().StateDir {
 			log.Warn("storage and state_dir changes take effect at the next restart")
 		}
+		// Plugins first: a plugin that fails its checks keeps its old
+		// instance, and the old config keeps serving.
+		if diags := plugins.Load(context.Background(), pluginSpecs(next)); diags.HasErrors() {
+			next.WriteDiagnostics(os.Stderr, diags)
+			log.Error("reload rejected: plugins failed; the old config keeps serving", "errors", diags.Error())
+			return fmt.Errorf("plugins: %s", diags.Error())
+		}
 		if err := srv.Reload(next); err != nil {
 			log.Error("reload failed; the old config keeps serving", "err", err)
 			return err
@@ -137,7 +157,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	adminSrv := &http.Server{
 		Handler: admin.Handler(admin.Options{
 			Token: cfg.Admin.Token, Cache: c, Metrics: metrics, TxLog: txlog, Logger: log.With("component", "admin"),
-			Reload: reload,
+			Reload:  reload,
+			Plugins: plugins.AdminHandler(cfg.Admin.Token),
 			Status: func() map[string]any {
 				objs, bytes := c.Stats()
 				return map[string]any{
@@ -185,6 +206,16 @@ func cmdRun(ctx context.Context, args []string) error {
 		log.Warn("shutdown", "err", serr)
 	}
 	return err
+}
+
+// pluginSpecs turns the config's plugin blocks into the manager's specs.
+func pluginSpecs(cfg *config.Config) []pluginhost.Spec {
+	var specs []pluginhost.Spec
+	for _, p := range cfg.Plugins {
+		specs = append(specs, pluginhost.Spec{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Body: p.Body,
+			DefRange: p.DeclRange, PathRange: p.PathRange, SHA256Range: p.SHA256Range, Env: p.Env})
+	}
+	return specs
 }
 
 func cmdDemoOrigin(ctx context.Context, args []string) error {

@@ -50,7 +50,8 @@ type List struct {
 func NewList() *List { return &List{next: 1} }
 
 // Restore rebuilds a list from persisted records (in any order). Sequence
-// numbers continue after the largest one.
+// numbers continue after the largest one. Of records with the same
+// expression only the newest is kept, as Add would have done.
 func Restore(records []Record) (*List, error) {
 	l := NewList()
 	for _, r := range records {
@@ -73,6 +74,18 @@ func Restore(records []Record) (*List, error) {
 		l.next = l.entries[n-1].Seq + 1
 		l.newest.Store(l.entries[n-1].Seq)
 	}
+	newest := make(map[string]uint64, len(l.entries))
+	for _, e := range l.entries {
+		newest[e.Ban.String()] = e.Seq
+	}
+	kept := l.entries[:0]
+	for _, e := range l.entries {
+		if newest[e.Ban.String()] == e.Seq {
+			kept = append(kept, e)
+		}
+	}
+	clear(l.entries[len(kept):])
+	l.entries = kept
 	return l, nil
 }
 

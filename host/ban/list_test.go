@@ -131,6 +131,11 @@ func TestListRestore(t *testing.T) {
 	if _, err := Restore([]Record{{Seq: 1, Expr: "req.url == a"}, {Seq: 1, Expr: "req.url == b"}}); err == nil {
 		t.Error("duplicate seq accepted")
 	}
+	// Duplicates (a store keeps what Add dropped) collapse to the newest.
+	d, err := Restore([]Record{{Seq: 3, Expr: "req.url == a"}, {Seq: 5, Expr: `req.url == "a"`}, {Seq: 4, Expr: "req.url == b"}})
+	if err != nil || d.Len() != 2 || d.Entries()[0].Seq != 4 || d.Entries()[1].Seq != 5 || d.Newest() != 5 {
+		t.Errorf("restore with duplicates: %v, %v", d.Entries(), err)
+	}
 	if _, err := Restore([]Record{{Seq: 0, Expr: "req.url == a"}}); err == nil {
 		t.Error("seq 0 accepted")
 	}

@@ -143,11 +143,14 @@ type Respond struct {
 // Plugin is a `plugin "NAME" { … }` block; its own settings stay an hcl.Body
 // decoded later against the schema the plugin declares (STYLE 8).
 type Plugin struct {
-	Name      string
-	Path      string
-	SHA256    string
-	Body      hcl.Body
-	DeclRange hcl.Range
+	Name        string
+	Path        string // resolved against the config file's directory; "" = beside the host
+	SHA256      string
+	Env         []string // the plugin's whole environment (KEY=value); it inherits none of the host's
+	Body        hcl.Body
+	DeclRange   hcl.Range
+	PathRange   hcl.Range
+	SHA256Range hcl.Range
 }
 
 // Load reads and validates the file at path.
@@ -347,7 +350,16 @@ func (c *Config) build(raw *fileSchema) hcl.Diagnostics {
 			continue
 		}
 		seen[p.Name] = p.DeclRange
-		c.Plugins = append(c.Plugins, &Plugin{Name: p.Name, Path: p.Path, SHA256: strings.ToLower(p.SHA256), Body: p.Remain, DeclRange: p.DeclRange})
+		pl := &Plugin{Name: p.Name, Path: p.Path, SHA256: strings.ToLower(p.SHA256), Body: p.Remain,
+			DeclRange: p.DeclRange, PathRange: p.PathRange, SHA256Range: p.SHA256Range}
+		if pl.Path != "" && !filepath.IsAbs(pl.Path) {
+			pl.Path = filepath.Join(filepath.Dir(c.Path), pl.Path)
+		}
+		for k, v := range p.Env {
+			pl.Env = append(pl.Env, k+"="+v)
+		}
+		sort.Strings(pl.Env)
+		c.Plugins = append(c.Plugins, pl)
 	}
 	return diags
 }

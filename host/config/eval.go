@@ -34,6 +34,10 @@ var (
 	baseCtx  *hcl.EvalContext
 )
 
+// EvalContext is the base context: functions and `env`, never changed.
+// Plugin blocks are decoded in it.
+func EvalContext() *hcl.EvalContext { return baseContext() }
+
 // baseContext is built once and never changed: functions and `env`.
 func baseContext() *hcl.EvalContext {
 	baseOnce.Do(func() {

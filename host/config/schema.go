@@ -114,9 +114,12 @@ type respondSchema struct {
 }
 
 type pluginSchema struct {
-	Name      string    `hcl:"name,label"`
-	Path      string    `hcl:"path,optional"`
-	SHA256    string    `hcl:"sha256,optional"`
-	Remain    hcl.Body  `hcl:",remain"`
-	DeclRange hcl.Range `hcl:",def_range"`
+	Name        string            `hcl:"name,label"`
+	Path        string            `hcl:"path,optional"`
+	PathRange   hcl.Range         `hcl:"path,attr_value_range"`
+	SHA256      string            `hcl:"sha256,optional"`
+	SHA256Range hcl.Range         `hcl:"sha256,attr_value_range"`
+	Env         map[string]string `hcl:"env,optional"`
+	Remain      hcl.Body          `hcl:",remain"`
+	DeclRange   hcl.Range         `hcl:",def_range"`
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/observe"
+	"github.com/edgehost/edgehost/host/pluginhost"
 )
 
 // Headers owned by the host: stripped from client input on the public
@@ -49,6 +50,7 @@ type Server struct {
 	metrics *observe.Metrics
 	txlog   *observe.TxLog
 	flights cache.Flights
+	plugins *pluginhost.Manager
 
 	rt atomic.Pointer[runtime]
 
@@ -79,11 +81,12 @@ type Options struct {
 	Cache   *cache.Cache
 	Metrics *observe.Metrics
 	TxLog   *observe.TxLog
+	Plugins *pluginhost.Manager // nil: no plugins
 }
 
 // New returns a server for cfg; nothing listens until Serve.
 func New(cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog}
+	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog, plugins: opts.Plugins}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

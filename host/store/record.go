@@ -308,9 +308,21 @@ func decodeKeyVariant(b []byte) (key, variant string, err error) {
 	if _, err := decodeFixed(b); err != nil {
 		return "", "", err
 	}
-	d := decoder{s: string(b[:len(b)-4]), off: fixedLen}
-	key, variant = d.str(), d.str()
-	return key, variant, d.err
+	b = b[fixedLen : len(b)-4]
+	field := func() (string, error) {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return "", fmt.Errorf("%w: truncated key", errBadHeader)
+		}
+		f := string(b[w : w+int(n)])
+		b = b[w+int(n):]
+		return f, nil
+	}
+	if key, err = field(); err != nil {
+		return "", "", err
+	}
+	variant, err = field()
+	return key, variant, err
 }
 
 // decodeTagsParent returns the tags and parent of an encoded header; the
