@@ -38,6 +38,8 @@ var (
 	kvmSetFPU              = iow(0x8d, unsafe.Sizeof(kvmFPU{}))
 	kvmSetCPUID2           = iow(0x90, unsafe.Sizeof(kvmCPUID2{}))
 	kvmGetVCPUEvents       = ior(0x9f, unsafe.Sizeof(kvmVCPUEvents{}))
+	kvmGetXSAVE            = ior(0xa4, unsafe.Sizeof(kvmXSAVE{}))
+	kvmSetXSAVE            = iow(0xa5, unsafe.Sizeof(kvmXSAVE{}))
 	kvmSetVCPUEvents       = iow(0xa0, unsafe.Sizeof(kvmVCPUEvents{}))
 )
 
@@ -47,6 +49,7 @@ const (
 	capSetTSSAddr    = 4
 	capExtCPUID      = 7
 	capVCPUEvents    = 41
+	capXSAVE         = 55
 	capSyncRegs      = 74
 	capImmediateExit = 136
 )
@@ -116,6 +119,13 @@ type kvmFPU struct {
 	XMM        [16][16]uint8
 	MXCSR      uint32
 	_          uint32
+}
+
+// kvmXSAVE is the XSAVE area: it carries XSTATE_BV, so restoring it brings
+// back x87 and SSE state exactly (KVM_SET_FPU leaves XSTATE_BV alone, and a
+// vCPU whose XSTATE_BV lacks SSE would load the SSE init state instead).
+type kvmXSAVE struct {
+	Region [1024]uint32
 }
 
 type kvmVCPUEvents struct {

@@ -25,6 +25,7 @@ int main(void) {
 	P("sizeof.kvm_sregs", sizeof(struct kvm_sregs));
 	P("sizeof.kvm_fpu", sizeof(struct kvm_fpu));
 	P("sizeof.kvm_vcpu_events", sizeof(struct kvm_vcpu_events));
+	P("sizeof.kvm_xsave", sizeof(struct kvm_xsave));
 	P("sizeof.kvm_msr_entry", sizeof(struct kvm_msr_entry));
 	P("sizeof.kvm_msrs", sizeof(struct kvm_msrs));
 	P("sizeof.kvm_cpuid_entry2", sizeof(struct kvm_cpuid_entry2));
@@ -79,6 +80,9 @@ int main(void) {
 	P("KVM_SET_CPUID2", KVM_SET_CPUID2);
 	P("KVM_GET_VCPU_EVENTS", KVM_GET_VCPU_EVENTS);
 	P("KVM_SET_VCPU_EVENTS", KVM_SET_VCPU_EVENTS);
+	P("KVM_GET_XSAVE", KVM_GET_XSAVE);
+	P("KVM_SET_XSAVE", KVM_SET_XSAVE);
+	P("KVM_CAP_XSAVE", KVM_CAP_XSAVE);
 	P("KVM_CAP_USER_MEMORY", KVM_CAP_USER_MEMORY);
 	P("KVM_CAP_SET_TSS_ADDR", KVM_CAP_SET_TSS_ADDR);
 	P("KVM_CAP_EXT_CPUID", KVM_CAP_EXT_CPUID);
@@ -152,6 +156,7 @@ func TestABI(t *testing.T) {
 		{"sizeof.kvm_sregs", unsafe.Sizeof(sr)},
 		{"sizeof.kvm_fpu", unsafe.Sizeof(fp)},
 		{"sizeof.kvm_vcpu_events", unsafe.Sizeof(ev)},
+		{"sizeof.kvm_xsave", unsafe.Sizeof(kvmXSAVE{})},
 		{"sizeof.kvm_msr_entry", unsafe.Sizeof(kvmMSREntry{})},
 		{"sizeof.kvm_msrs", unsafe.Sizeof(kvmMSRs{})},
 		{"sizeof.kvm_cpuid_entry2", unsafe.Sizeof(ce)},
@@ -206,6 +211,9 @@ func TestABI(t *testing.T) {
 		{"KVM_SET_CPUID2", kvmSetCPUID2},
 		{"KVM_GET_VCPU_EVENTS", kvmGetVCPUEvents},
 		{"KVM_SET_VCPU_EVENTS", kvmSetVCPUEvents},
+		{"KVM_GET_XSAVE", kvmGetXSAVE},
+		{"KVM_SET_XSAVE", kvmSetXSAVE},
+		{"KVM_CAP_XSAVE", capXSAVE},
 		{"KVM_CAP_USER_MEMORY", capUserMemory},
 		{"KVM_CAP_SET_TSS_ADDR", capSetTSSAddr},
 		{"KVM_CAP_EXT_CPUID", capExtCPUID},

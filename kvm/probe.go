@@ -31,6 +31,7 @@ var (
 // Probe checks that KVM is usable: /dev/kvm opens read-write, the API
 // version is 12, and the capabilities this package needs are there (user
 // memory, sync regs for registers and sregs, immediate exit, vCPU events,
+// XSAVE,
 // TSS address, extended CPUID). The error names what is missing and wraps
 // ErrNoKVM. The result is cached for the life of the process.
 func Probe() error {
@@ -68,6 +69,7 @@ func openHost() (*host, error) {
 		{capSetTSSAddr, "KVM_CAP_SET_TSS_ADDR"},
 		{capExtCPUID, "KVM_CAP_EXT_CPUID"},
 		{capVCPUEvents, "KVM_CAP_VCPU_EVENTS"},
+		{capXSAVE, "KVM_CAP_XSAVE"},
 		{capSyncRegs, "KVM_CAP_SYNC_REGS"},
 		{capImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"},
 	} {

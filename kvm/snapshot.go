@@ -25,7 +25,7 @@ type Snapshot struct {
 
 	regs   kvmRegs
 	sregs  kvmSregs
-	fpu    kvmFPU
+	xsave  kvmXSAVE
 	events kvmVCPUEvents
 	emu    emuState
 	stack  uint64
@@ -55,8 +55,8 @@ func (v *VM) Snapshot() (*Snapshot, error) {
 	if s.sregs, err = v.getSregs(); err != nil {
 		return nil, err
 	}
-	if err := ioctlPtr(v.vcpufd, kvmGetFPU, unsafe.Pointer(&s.fpu)); err != nil {
-		return nil, fmt.Errorf("KVM_GET_FPU: %w", err)
+	if err := ioctlPtr(v.vcpufd, kvmGetXSAVE, unsafe.Pointer(&s.xsave)); err != nil {
+		return nil, fmt.Errorf("KVM_GET_XSAVE: %w", err)
 	}
 	if err := ioctlPtr(v.vcpufd, kvmGetVCPUEvents, unsafe.Pointer(&s.events)); err != nil {
 		return nil, fmt.Errorf("KVM_GET_VCPU_EVENTS: %w", err)
@@ -182,7 +182,7 @@ func (s *Snapshot) NewVM(io IO) (*VM, error) {
 		v.Close()
 		return nil, err
 	}
-	if err := v.setState(&s.regs, &s.sregs, &s.fpu, &s.events); err != nil {
+	if err := v.setState(&s.regs, &s.sregs, nil, &s.xsave, &s.events); err != nil {
 		v.Close()
 		return nil, err
 	}
@@ -258,17 +258,17 @@ func (v *VM) Reset() error {
 	v.emu.st = s.emu.clone()
 	v.emu.oom, v.emu.status, v.emu.signal, v.emu.callErr = false, 0, 0, nil
 	if v.needFull {
-		if err := v.setState(&s.regs, &s.sregs, &s.fpu, &s.events); err != nil {
+		if err := v.setState(&s.regs, &s.sregs, nil, &s.xsave, &s.events); err != nil {
 			return err
 		}
 	} else {
 		// Registers and special registers through kvm_run (applied by the
-		// next KVM_RUN, no ioctl), the FPU with one ioctl.
+		// next KVM_RUN, no ioctl), x87/SSE state with one ioctl.
 		*v.regs() = s.regs
 		*v.sregs() = s.sregs
 		*v.runWord(runDirtyRegs) = syncRegs | syncSregs
-		if err := ioctlPtr(v.vcpufd, kvmSetFPU, unsafe.Pointer(&s.fpu)); err != nil {
-			return fmt.Errorf("KVM_SET_FPU: %w", err)
+		if err := ioctlPtr(v.vcpufd, kvmSetXSAVE, unsafe.Pointer(&s.xsave)); err != nil {
+			return fmt.Errorf("KVM_SET_XSAVE: %w", err)
 		}
 	}
 	v.ended, v.needFull = false, false

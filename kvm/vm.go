@@ -149,7 +149,7 @@ func (p *Program) NewVM(opts Options) (*VM, error) {
 	initSregs(&sregs)
 	fpu := kvmFPU{FCW: 0x37f, MXCSR: 0x1f80}
 	regs := kvmRegs{RIP: p.entry, RSP: rsp, RFLAGS: 2}
-	if err := v.setState(&regs, &sregs, &fpu, nil); err != nil {
+	if err := v.setState(&regs, &sregs, &fpu, nil, nil); err != nil {
 		return fail(err)
 	}
 	return v, nil
@@ -297,8 +297,9 @@ func (v *VM) getSregs() (kvmSregs, error) {
 	return s, nil
 }
 
-// setState loads the whole vCPU state with ioctls.
-func (v *VM) setState(regs *kvmRegs, sregs *kvmSregs, fpu *kvmFPU, events *kvmVCPUEvents) error {
+// setState loads the whole vCPU state with ioctls; x87/SSE state from fpu
+// or xsave, whichever is given.
+func (v *VM) setState(regs *kvmRegs, sregs *kvmSregs, fpu *kvmFPU, xsave *kvmXSAVE, events *kvmVCPUEvents) error {
 	if err := ioctlPtr(v.vcpufd, kvmSetSregs, unsafe.Pointer(sregs)); err != nil {
 		return fmt.Errorf("KVM_SET_SREGS: %w", err)
 	}
@@ -308,8 +309,15 @@ func (v *VM) setState(regs *kvmRegs, sregs *kvmSregs, fpu *kvmFPU, events *kvmVC
 	if err := ioctlPtr(v.vcpufd, kvmSetRegs, unsafe.Pointer(regs)); err != nil {
 		return fmt.Errorf("KVM_SET_REGS: %w", err)
 	}
-	if err := ioctlPtr(v.vcpufd, kvmSetFPU, unsafe.Pointer(fpu)); err != nil {
-		return fmt.Errorf("KVM_SET_FPU: %w", err)
+	if fpu != nil {
+		if err := ioctlPtr(v.vcpufd, kvmSetFPU, unsafe.Pointer(fpu)); err != nil {
+			return fmt.Errorf("KVM_SET_FPU: %w", err)
+		}
+	}
+	if xsave != nil {
+		if err := ioctlPtr(v.vcpufd, kvmSetXSAVE, unsafe.Pointer(xsave)); err != nil {
+			return fmt.Errorf("KVM_SET_XSAVE: %w", err)
+		}
 	}
 	if events != nil {
 		if err := ioctlPtr(v.vcpufd, kvmSetVCPUEvents, unsafe.Pointer(events)); err != nil {

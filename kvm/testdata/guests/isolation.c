@@ -9,7 +9,7 @@
 #include "edgehost.h"
 
 static int counter;            /* .bss */
-static char data[8192] = {1};  /* .data */
+static char data[8192] = {[100] = 1}; /* .data */
 static __thread int tls;       /* TLS through FS */
 
 int main(void)
