@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -95,7 +97,15 @@ func TestOpenLarge(t *testing.T) {
 	}
 	waitReady(t, s)
 	ready := time.Since(start)
-	t.Logf("%d objects: Open %v, Open+first Get %v, index ready after %v", n, opened, firstGet, ready)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d objects: Open %v, Open+first Get %v, index ready after %v; file %d MiB, Stats.Bytes %d MiB, Go heap %d MiB",
+		n, opened, firstGet, ready, fi.Size()>>20, s.Stats().Bytes>>20, ms.HeapAlloc>>20)
 	if firstGet > 5*time.Second {
 		t.Errorf("Open+first Get took %v, want well under a second (5s sanity bound)", firstGet)
 	}
