@@ -22,7 +22,11 @@ import (
 
 // inProcess connects a host-side *Client to the test plugin over an
 // in-process gRPC connection (go-plugin's test transport).
-func inProcess(t *testing.T, version string) *pluginapi.Client {
+func inProcess(t *testing.T, version string) *pluginapi.Client { return inProcessV(t, version) }
+
+func inProcessB(b *testing.B) *pluginapi.Client { return inProcessV(b, "bench") }
+
+func inProcessV(t testing.TB, version string) *pluginapi.Client {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
 		pluginapi.PluginKey: &pluginapi.GRPCPlugin{Impl: &testimpl.Plugin{Version: version}},

@@ -55,7 +55,7 @@ func ServeWith(impl Plugin, o ServeOptions) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
 		VersionedPlugins: serverPluginSets(impl, v),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer:       newGRPCServer,
 		Logger:           logger,
 	})
 }
