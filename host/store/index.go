@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"math"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -258,7 +259,9 @@ func (s *Store) evict(spare objectID) {
 	if s.opts.MaxBytes <= 0 {
 		return
 	}
-	ids := s.idx.victims(s.opts.MaxBytes, spare)
+	s.calibrate()
+	limit := int64(float64(s.opts.MaxBytes) / math.Float64frombits(s.ratio.Load()))
+	ids := s.idx.victims(limit, spare)
 	if len(ids) == 0 {
 		return
 	}
@@ -268,6 +271,48 @@ func (s *Store) evict(spare objectID) {
 		return
 	}
 	s.evictions.Add(uint64(len(removed)))
+}
+
+// The index counts what objects cost by estimate (objectSize); the file
+// costs more: bbolt's pages are partly filled, and small objects pay for
+// their keys and page headers several times over. So that MaxBytes bounds
+// the file, not the estimate, the store measures the ratio of the pages in
+// use (the file's high-water mark less its free pages) to the estimate,
+// at most once a second, and evicts down to MaxBytes / ratio.
+const (
+	calibrateEvery = time.Second
+	minCalibrate   = 256 << 10 // below this the fixed pages (meta, roots) dominate: trust the estimate
+	maxRatio       = 16
+)
+
+// calibrate updates s.ratio if it is older than calibrateEvery.
+func (s *Store) calibrate() {
+	now := time.Now().UnixNano()
+	last := s.calibrated.Load()
+	if now-last < int64(calibrateEvery) || !s.calibrated.CompareAndSwap(last, now) {
+		return
+	}
+	_, estimate, _ := s.idx.stats()
+	used := s.pagesInUse()
+	r := 1.0
+	if estimate >= minCalibrate && used > estimate {
+		r = min(float64(used)/float64(estimate), maxRatio)
+	}
+	s.ratio.Store(math.Float64bits(r))
+}
+
+// pagesInUse is the bytes of the file's pages that hold data: its
+// high-water mark less the free and pending pages (which bbolt reuses).
+func (s *Store) pagesInUse() int64 {
+	var size int64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		size = tx.Size()
+		return nil
+	}); err != nil {
+		return 0
+	}
+	st := s.db.Stats()
+	return size - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
 }
 
 // sweepLoop drops objects past their KeepUntil every SweepInterval.

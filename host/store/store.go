@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -41,10 +42,10 @@ const (
 
 // Options configure Open. The zero value is valid.
 type Options struct {
-	// MaxBytes is the disk budget (storage.disk): the approximate bytes of
-	// objects (bodies, headers, index entries) kept; 0 = unlimited. Past it
-	// the least recently used objects are evicted. The file itself is
-	// larger: bbolt never shrinks it and keeps free pages for reuse.
+	// MaxBytes is the disk budget (storage.disk): the bytes of cache.db's
+	// pages that objects may fill; 0 = unlimited. Past it the least
+	// recently used objects are evicted (see calibrate). The file may be
+	// larger by its free pages: bbolt never shrinks a file, it reuses them.
 	MaxBytes int64
 	// Timeout is how long Open waits for the file lock before it gives up
 	// with ErrInUse; 0 means DefaultTimeout (never "wait forever": a second
@@ -81,8 +82,10 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	group      group       // write transactions (see update)
-	indexReady atomic.Bool // the index is built and the file fits MaxBytes
+	group      group         // write transactions (see update)
+	indexReady atomic.Bool   // the index is built and the file fits MaxBytes
+	ratio      atomic.Uint64 // float64 bits: file pages in use per estimated byte (see calibrate)
+	calibrated atomic.Int64  // unix ns of the last calibrate
 	evictions  atomic.Uint64
 	corrupt    atomic.Uint64
 	expired    atomic.Uint64
@@ -96,7 +99,8 @@ type Store struct {
 // since Open.
 type Stats struct {
 	Objects    int64  // objects stored
-	Bytes      int64  // approximate bytes of those objects (bodies, headers, index entries)
+	Bytes      int64  // estimated bytes of those objects (bodies, headers, index entries)
+	DiskBytes  int64  // bytes of cache.db's pages in use (the file may be larger: bbolt keeps free pages)
 	Evictions  uint64 // objects removed to stay within MaxBytes (segments with their meta object included)
 	Corrupt    uint64 // objects dropped because a checksum failed or they could not be decoded
 	Expired    uint64 // objects dropped past their KeepUntil by the sweep
@@ -137,6 +141,7 @@ func Open(path string, opts Options) (*Store, error) {
 	db.NoSync = opts.NoSync
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{db: db, path: path, opts: opts, log: log, idx: newIndex(), cancel: cancel}
+	s.ratio.Store(math.Float64bits(1))
 	s.wg.Add(2)
 	go s.buildIndex(ctx)
 	go s.sweepLoop(ctx)
@@ -296,6 +301,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Objects:    objects,
 		Bytes:      bytes,
+		DiskBytes:  s.pagesInUse(),
 		Evictions:  s.evictions.Load(),
 		Corrupt:    s.corrupt.Load(),
 		Expired:    s.expired.Load(),

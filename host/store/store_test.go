@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -506,5 +507,36 @@ func TestPersistence(t *testing.T) {
 	waitReady(t, s)
 	if st := s.Stats(); st.Objects != 1 || st.Bytes == 0 {
 		t.Errorf("Stats after reopen = %+v", st)
+	}
+}
+
+// TestDiskBudget: with small objects the file costs far more than the
+// objects' bytes; MaxBytes still bounds the pages in use.
+func TestDiskBudget(t *testing.T) {
+	const budget = 1 << 20
+	s := openT(t, filepath.Join(t.TempDir(), "cache.db"), Options{NoSync: true, MaxBytes: budget})
+	waitReady(t, s)
+	put := func(i int) {
+		t.Helper()
+		r := &Record{Key: fmt.Sprintf("small.example/%d", i), Status: 200, Body: []byte("tiny"),
+			Header: http.Header{"Content-Type": {"text/plain"}}, Tags: []string{fmt.Sprintf("t%d", i%50)}}
+		if err := s.Put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4000 {
+		put(i)
+	}
+	time.Sleep(calibrateEvery + 100*time.Millisecond)
+	put(-1)
+	st := s.Stats()
+	ratio := math.Float64frombits(s.ratio.Load())
+	t.Logf("%+v, ratio %.2f", st, ratio)
+	if st.Evictions == 0 || ratio <= 1 {
+		t.Errorf("no eviction or no calibration: %+v, ratio %.2f", st, ratio)
+	}
+	// A page or two of slack: the last commit's own pages.
+	if st.DiskBytes > budget+64<<10 {
+		t.Errorf("pages in use %d, over the budget %d", st.DiskBytes, budget)
 	}
 }
