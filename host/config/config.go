@@ -129,9 +129,27 @@ type Route struct {
 	Keep         time.Duration
 	CacheCookies bool
 	Respond      *Respond
+	Slice        *Slice
 	Index        int
 	DeclRange    hcl.Range
 }
+
+// Slice makes a route fetch and cache large objects as segments (DESIGN §6).
+type Slice struct {
+	Size          int64          // segment size
+	Stage         string         // "response" (GET headers decide) or "fetch" (a HEAD first)
+	OnFailure     string         // not eligible: "fail" (503), "pass" (stream uncached) or "retry" (unsliced)
+	TransitBuffer int64          // pass: copy buffer, bounding memory per transfer
+	When          hcl.Expression // nil = every GET/HEAD of the route
+	Plugin        string         // the slicer plugin's name
+	DeclRange     hcl.Range
+}
+
+// Defaults of a slice block.
+const (
+	DefaultSliceSize     = 5 << 20
+	DefaultTransitBuffer = 1 << 20
+)
 
 // Respond is a synthetic response.
 type Respond struct {
@@ -231,8 +249,7 @@ func (c *Config) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics) {
 	}
 }
 
-func (c *Config) build(raw *fileSchema) hcl.Diagnostics {
-	var diags hcl.Diagnostics
+func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 	c.StateDir = or(raw.StateDir, DefaultStateDir)
 
 	c.Listen = Listen{HTTP: DefaultHTTP, Admin: DefaultAdmin}
@@ -340,6 +357,22 @@ func (c *Config) build(raw *fileSchema) hcl.Diagnostics {
 	})
 
 	seen := map[string]hcl.Range{}
+	defer func() {
+		// A slice needs its plugin (checked once every block is known).
+		for _, rt := range c.Routes {
+			if rt.Slice == nil {
+				continue
+			}
+			if _, ok := seen[rt.Slice.Plugin]; !ok {
+				diags = append(diags, rangeErr(rt.Slice.DeclRange, "Slicer plugin not declared",
+					fmt.Sprintf("route %q slices with plugin %q: add `plugin %q {}`", rt.Prefix, rt.Slice.Plugin, rt.Slice.Plugin)))
+			}
+			if rt.Slice.Size > c.Storage.MaxObject {
+				diags = append(diags, rangeErr(rt.Slice.DeclRange, "Segment larger than storage.max_object",
+					fmt.Sprintf("segments of %d bytes could not be stored (max_object %d)", rt.Slice.Size, c.Storage.MaxObject)))
+			}
+		}
+	}()
 	for _, p := range raw.Plugins {
 		if prev, dup := seen[p.Name]; dup {
 			diags = append(diags, &hcl.Diagnostic{
@@ -440,6 +473,12 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 		}
 		rt.Respond = rs
 	}
+	if sl := r.Slice; sl != nil {
+		rt.Slice, diags = c.buildSlice(sl, diags)
+		if r.Backend == nil {
+			diags = append(diags, rangeErr(sl.DeclRange, "Slice without a backend", "a slice block needs the route's backend to fetch segments from"))
+		}
+	}
 	switch {
 	case rt.Respond != nil && rt.Backend != "":
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Conflicting route",
@@ -449,6 +488,34 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 			Detail: fmt.Sprintf("route %q needs a backend (backend = backend.NAME) or a respond block", r.Prefix), Subject: r.DeclRange.Ptr()})
 	}
 	return rt, diags
+}
+
+func (c *Config) buildSlice(sl *sliceSchema, diags hcl.Diagnostics) (*Slice, hcl.Diagnostics) {
+	out := &Slice{Size: DefaultSliceSize, Stage: or(sl.Stage, "response"), OnFailure: or(sl.OnFailure, "pass"),
+		TransitBuffer: DefaultTransitBuffer, Plugin: or(sl.Plugin, "slicer"), DeclRange: sl.DeclRange}
+	diags = append(diags, sizeAttr(sl.SizeRange, sl.Size, &out.Size)...)
+	diags = append(diags, sizeAttr(sl.TransitBufferRange, sl.TransitBuffer, &out.TransitBuffer)...)
+	if out.Size < 64<<10 {
+		diags = append(diags, rangeErr(sl.SizeRange, "Segment size too small", fmt.Sprintf("%d bytes: use at least 64KiB (each segment is one origin request)", out.Size)))
+	}
+	if out.TransitBuffer < 4<<10 {
+		diags = append(diags, rangeErr(sl.TransitBufferRange, "Transit buffer too small", "use at least 4KiB"))
+	}
+	switch out.Stage {
+	case "response", "fetch":
+	default:
+		diags = append(diags, rangeErr(sl.StageRange, "Invalid slice stage", `use "response" (the GET's headers decide) or "fetch" (a HEAD request first)`))
+	}
+	switch out.OnFailure {
+	case "fail", "pass", "retry":
+	default:
+		diags = append(diags, rangeErr(sl.OnFailureRange, "Invalid on_failure", `use "fail" (503), "pass" (stream uncached) or "retry" (fetch unsliced)`))
+	}
+	if sl.When != nil {
+		diags = append(diags, CheckRequestExpr(sl.When.Expr)...)
+		out.When = sl.When.Expr
+	}
+	return out, diags
 }
 
 // backendRef resolves `backend.NAME` (or a string "NAME") to a declared backend.

@@ -27,6 +27,7 @@ var RequestFields = map[string]string{
 	"is_top":  "bool: a client request (Varnish is_top())",
 	"depth":   "number: self-request nesting depth (0 for clients)",
 	"remote":  "string: client address",
+	"retry":   "bool: a sliced request retried unsliced (slice on_failure = \"retry\")",
 }
 
 var (
@@ -139,7 +140,7 @@ func CheckRequestExpr(expr hcl.Expression) hcl.Diagnostics {
 var requestType = cty.Object(map[string]cty.Type{
 	"method": cty.String, "path": cty.String, "query": cty.Map(cty.String),
 	"headers": cty.Map(cty.String), "host": cty.String, "url": cty.String,
-	"is_sub": cty.Bool, "is_top": cty.Bool, "depth": cty.Number, "remote": cty.String,
+	"is_sub": cty.Bool, "is_top": cty.Bool, "depth": cty.Number, "remote": cty.String, "retry": cty.Bool,
 })
 
 // RequestContext returns the per-request child of the base context.
@@ -154,6 +155,7 @@ type Request struct {
 	Method, Path, URL, Host, Remote string
 	Query, Headers                  map[string]string
 	Depth                           int
+	Retry                           bool
 }
 
 // Value converts r to the cty object bound to `request`.
@@ -164,6 +166,7 @@ func (r *Request) Value() cty.Value {
 		"host": cty.StringVal(r.Host), "url": cty.StringVal(r.URL),
 		"is_sub": cty.BoolVal(r.Depth > 0), "is_top": cty.BoolVal(r.Depth == 0),
 		"depth": cty.NumberIntVal(int64(r.Depth)), "remote": cty.StringVal(r.Remote),
+		"retry": cty.BoolVal(r.Retry),
 	})
 }
 

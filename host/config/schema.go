@@ -103,7 +103,22 @@ type routeSchema struct {
 	Keep            string         `hcl:"keep,optional"`
 	KeepRange       hcl.Range      `hcl:"keep,attr_value_range"`
 	Respond         *respondSchema `hcl:"respond,block"`
+	Slice           *sliceSchema   `hcl:"slice,block"`
 	DeclRange       hcl.Range      `hcl:",def_range"`
+}
+
+type sliceSchema struct {
+	Size               string         `hcl:"size,optional"`
+	SizeRange          hcl.Range      `hcl:"size,attr_value_range"`
+	Stage              string         `hcl:"stage,optional"`
+	StageRange         hcl.Range      `hcl:"stage,attr_value_range"`
+	OnFailure          string         `hcl:"on_failure,optional"`
+	OnFailureRange     hcl.Range      `hcl:"on_failure,attr_value_range"`
+	TransitBuffer      string         `hcl:"transit_buffer,optional"`
+	TransitBufferRange hcl.Range      `hcl:"transit_buffer,attr_value_range"`
+	When               *hcl.Attribute `hcl:"when,optional"`
+	Plugin             string         `hcl:"plugin,optional"`
+	DeclRange          hcl.Range      `hcl:",def_range"`
 }
 
 type respondSchema struct {

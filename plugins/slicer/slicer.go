@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/edgehost/edgehost/plugins/pluginapi"
+	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
+)
+
+// Plugin is the slicer. Its settings (all optional):
+//
+//	plugin "slicer" {
+//	  min_size = "1MiB"   # objects smaller than this are not worth slicing
+//	}
+type Plugin struct {
+	Version string
+	minSize atomic.Int64
+}
+
+// Info describes the plugin and its settings.
+func (p *Plugin) Info(context.Context) (*pluginapi.Info, error) {
+	return &pluginapi.Info{
+		Name: "slicer", Version: p.Version,
+		Schema: &pluginapi.Schema{Attributes: []pluginapi.Attribute{
+			{Name: "min_size", Type: cty.Number, Doc: "bytes; smaller objects are not sliced (default 0)"},
+		}},
+	}, nil
+}
+
+// Configure takes the plugin block.
+func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
+	p.minSize.Store(0)
+	if v := cfg.Value; v.Type().IsObjectType() && v.Type().HasAttribute("min_size") {
+		if ms := v.GetAttr("min_size"); !ms.IsNull() {
+			n, _ := ms.AsBigFloat().Int64()
+			p.minSize.Store(n)
+		}
+	}
+	return nil
+}
+
+// Health is always fine: the slicer has no state to lose.
+func (p *Plugin) Health(context.Context) error { return nil }
+
+// Shutdown has nothing to release.
+func (p *Plugin) Shutdown(context.Context) error { return nil }
+
+// Decide applies the eligibility rules of DESIGN §6 to the response head
+// (a HEAD response at the fetch stage, the GET response's head at the
+// response stage): a 200 with no Content-Encoding, a Content-Length, a
+// validator (ETag or Last-Modified) that the segments can be checked
+// against, for a request without a body.
+func (p *Plugin) Decide(_ context.Context, req *pluginv1.DecideRequest) (*pluginv1.DecideResponse, error) {
+	no := func(reason string) (*pluginv1.DecideResponse, error) {
+		return &pluginv1.DecideResponse{Slice: false, Reason: reason}, nil
+	}
+	rq, rs := req.GetRequest(), req.GetResponse()
+	if rq == nil || rs == nil {
+		return no("no request or response head")
+	}
+	switch rq.GetMethod() {
+	case "GET", "HEAD":
+	default:
+		return no("method " + rq.GetMethod())
+	}
+	if rq.GetContentLength() > 0 || header(rq.GetHeaders(), "transfer-encoding") != "" {
+		return no("request has a body")
+	}
+	if rs.GetStatus() != 200 {
+		return no("status " + strconv.Itoa(int(rs.GetStatus())))
+	}
+	if ce := header(rs.GetHeaders(), "content-encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return no("Content-Encoding " + ce)
+	}
+	size := rs.GetContentLength()
+	if size < 0 {
+		if cl := header(rs.GetHeaders(), "content-length"); cl != "" {
+			size, _ = strconv.ParseInt(cl, 10, 64)
+		}
+	}
+	if size <= 0 {
+		return no("no Content-Length")
+	}
+	if header(rs.GetHeaders(), "etag") == "" && header(rs.GetHeaders(), "last-modified") == "" {
+		return no("no ETag or Last-Modified to check segments against")
+	}
+	if size < p.minSize.Load() {
+		return no("smaller than min_size")
+	}
+	return &pluginv1.DecideResponse{Slice: true}, nil
+}
+
+func header(hs []*pluginv1.Header, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.GetName(), name) && len(h.GetValues()) > 0 {
+			return h.GetValues()[0]
+		}
+	}
+	return ""
+}
+
+var (
+	_ pluginapi.Plugin = (*Plugin)(nil)
+	_ pluginapi.Slicer = (*Plugin)(nil)
+)
