@@ -206,7 +206,7 @@ func (s *Store) buildIndex(ctx context.Context) {
 	start := time.Now()
 	var found []built
 	var after []byte
-	bad := 0
+	var bad []objectID
 	for {
 		if ctx.Err() != nil {
 			return
@@ -224,11 +224,12 @@ func (s *Store) buildIndex(ctx context.Context) {
 			for ; k != nil && n < buildBatch; k, v = c.Next() {
 				n++
 				after = append(after[:0], k...)
+				if len(k) != idLen {
+					continue // not an object id: nothing of ours
+				}
 				f, err := decodeFixed(v)
-				if err != nil || len(k) != idLen {
-					// Get drops it when asked for it; until then it
-					// counts for nothing.
-					bad++
+				if err != nil {
+					bad = append(bad, objectID(k))
 					continue
 				}
 				b := built{size: objectSize(len(v), f.bodyLen, f.chunks), keep: f.keepUntil, created: f.created}
@@ -246,10 +247,18 @@ func (s *Store) buildIndex(ctx context.Context) {
 		}
 	}
 	s.idx.merge(found)
+	if len(bad) > 0 {
+		// Headers too damaged to size: outside the index they would
+		// never be evicted. Drop them now.
+		if removed, err := s.deleteIDs(bad, func(hdr []byte) bool { _, err := decodeFixed(hdr); return err != nil }); err == nil {
+			s.corrupt.Add(uint64(len(removed)))
+			s.log.Warn("cache index: dropped undecodable objects", "objects", len(removed))
+		}
+	}
 	objects, size, _ := s.idx.stats()
 	s.evict(objectID{})
 	s.indexReady.Store(true)
-	s.log.Info("cache index ready", "objects", objects, "bytes", size, "unreadable", bad,
+	s.log.Info("cache index ready", "objects", objects, "bytes", size, "undecodable", len(bad),
 		"evicted", s.evictions.Load(), "took", time.Since(start))
 }
 
@@ -259,18 +268,25 @@ func (s *Store) evict(spare objectID) {
 	if s.opts.MaxBytes <= 0 {
 		return
 	}
-	s.calibrate()
-	limit := int64(float64(s.opts.MaxBytes) / math.Float64frombits(s.ratio.Load()))
-	ids := s.idx.victims(limit, spare)
-	if len(ids) == 0 {
-		return
+	s.calibrate(false)
+	// Deleting leaves pages partly filled, so the ratio grows as objects
+	// go: measure again after each round, until the pages fit.
+	for range 4 {
+		limit := int64(float64(s.opts.MaxBytes) / math.Float64frombits(s.ratio.Load()))
+		ids := s.idx.victims(limit, spare)
+		if len(ids) == 0 {
+			return
+		}
+		removed, err := s.deleteIDs(ids, nil)
+		if err != nil {
+			s.log.Error("cache eviction failed", "objects", len(ids), "err", err)
+			return
+		}
+		s.evictions.Add(uint64(len(removed)))
+		if !s.calibrate(true) {
+			return
+		}
 	}
-	removed, err := s.deleteIDs(ids, nil)
-	if err != nil {
-		s.log.Error("cache eviction failed", "objects", len(ids), "err", err)
-		return
-	}
-	s.evictions.Add(uint64(len(removed)))
 }
 
 // The index counts what objects cost by estimate (objectSize); the file
@@ -285,13 +301,15 @@ const (
 	maxRatio       = 16
 )
 
-// calibrate updates s.ratio if it is older than calibrateEvery.
-func (s *Store) calibrate() {
+// calibrate updates s.ratio if forced or older than calibrateEvery, and
+// reports whether the pages in use exceed MaxBytes.
+func (s *Store) calibrate(force bool) (over bool) {
 	now := time.Now().UnixNano()
 	last := s.calibrated.Load()
-	if now-last < int64(calibrateEvery) || !s.calibrated.CompareAndSwap(last, now) {
-		return
+	if !force && (now-last < int64(calibrateEvery) || !s.calibrated.CompareAndSwap(last, now)) {
+		return false
 	}
+	s.calibrated.Store(now)
 	_, estimate, _ := s.idx.stats()
 	used := s.pagesInUse()
 	r := 1.0
@@ -299,6 +317,7 @@ func (s *Store) calibrate() {
 		r = min(float64(used)/float64(estimate), maxRatio)
 	}
 	s.ratio.Store(math.Float64bits(r))
+	return used > s.opts.MaxBytes
 }
 
 // pagesInUse is the bytes of the file's pages that hold data: its
