@@ -387,3 +387,34 @@ func TestDamagedPage(t *testing.T) {
 		t.Errorf("Get in the fresh file = %v, want ErrNotFound", err)
 	}
 }
+
+// TestIndexDropsUndecodable: a header too damaged to size is dropped by
+// the index build (outside the index it would never be evicted).
+func TestIndexDropsUndecodable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache.db")
+	s := openT(t, path, Options{NoSync: true})
+	for _, k := range []string{"bad", "good"} {
+		if err := s.Put(&Record{Key: k, Status: 200, Body: []byte(k), Tags: []string{"t"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	id := makeID("bad", "")
+	flipFromEnd(t, path, bucketObjects, id[:], 0) // the format byte
+	s = openT(t, path, Options{NoSync: true})
+	waitReady(t, s)
+	if st := s.Stats(); st.Objects != 1 || st.Corrupt != 1 {
+		t.Errorf("Stats = %+v, want 1 object, 1 corrupt", st)
+	}
+	if n := count(t, s, bucketObjects); n != 1 {
+		t.Errorf("objects in the file = %d, want 1", n)
+	}
+	if n := count(t, s, bucketChunks); n != 1 {
+		t.Errorf("chunks in the file = %d, want 1", n)
+	}
+	if _, err := s.Get("good", ""); err != nil {
+		t.Errorf("Get(good) = %v", err)
+	}
+}
