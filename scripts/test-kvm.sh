@@ -89,7 +89,7 @@ timeout --kill-after=10 "$QEMU_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -
 	-nographic -no-reboot -nodefaults -serial stdio \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-kernel "$VMLINUZ" -initrd "$WORK/initramfs.gz" -append "$APPEND" \
-	</dev/null | tr -d '\r' | tee "$WORK/guest.log"
+	</dev/null | sed -u 's/\r$//' | tee "$WORK/guest.log"
 RC=${PIPESTATUS[0]}
 set -e
 log "QEMU exited with $RC"
