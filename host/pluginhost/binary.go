@@ -142,3 +142,14 @@ func (m *Manager) stateDir() string {
 	}
 	return filepath.Join(os.TempDir(), "edgehost-state")
 }
+
+// pluginDataDir is the directory a plugin keeps its own files in
+// (Config.StateDir): StateDir/plugin-data/NAME, shared by its instances.
+func (m *Manager) pluginDataDir(name string) string {
+	dir := filepath.Join(m.stateDir(), "plugin-data", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		m.log.Warn("cannot create plugin data directory", "plugin", name, "error", err)
+		return ""
+	}
+	return dir
+}

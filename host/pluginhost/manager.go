@@ -223,7 +223,7 @@ func (m *Manager) start(ctx context.Context, p *managed, s Spec) (*instance, bin
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, diags
 	}
-	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.stateDir()}); err != nil {
+	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)}); err != nil {
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, failed("Plugin refused its configuration", err)
 	}
@@ -435,7 +435,7 @@ func (m *Manager) relaunchOnce(ctx context.Context, p *managed, s Spec, bin bina
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, err
 	}
-	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.stateDir()}); err != nil {
+	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)}); err != nil {
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, err
 	}

@@ -94,8 +94,9 @@ type Spec struct {
 // Options configure a Manager. Zero durations take the defaults shown.
 type Options struct {
 	// StateDir holds the content-addressed plugin binaries (StateDir/
-	// plugins/<sha256>/) and is passed to plugins in Configure. "" means a
-	// directory under os.TempDir().
+	// plugins/<sha256>/) and each plugin's own directory (StateDir/
+	// plugin-data/NAME/, passed in Configure). "" means a directory under
+	// os.TempDir().
 	StateDir string
 	// BinDir is where binaries of blocks without path are found: ""
 	// means the directory of the host's executable.
