@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -140,9 +141,21 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // its callers as ErrCorrupt.
 var errBadHeader = errors.New("store: bad object header")
 
+// Bounds of what a unix-nanosecond int64 holds (years 1678 to 2262);
+// times past them are clamped: a KeepUntil of year 9999 stays "forever".
+var (
+	minNS = time.Unix(0, math.MinInt64+1)
+	maxNS = time.Unix(0, math.MaxInt64)
+)
+
 func timeNS(t time.Time) int64 {
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		return zeroTime
+	case t.Before(minNS):
+		return math.MinInt64 + 1
+	case t.After(maxNS):
+		return math.MaxInt64
 	}
 	return t.UnixNano()
 }
@@ -161,6 +174,17 @@ func chunkCount(n int) int { return (n + ChunkSize - 1) / ChunkSize }
 // computed here, from r.Body.
 func encodeHeader(dst []byte, r *Record) []byte {
 	n := chunkCount(len(r.Body))
+	size := fixedLen + 8 + len(r.Key) + len(r.Variant) + len(r.Parent) + len(r.Extra) + 4*n + 4 + 4*binary.MaxVarintLen16
+	for name, values := range r.Header {
+		size += len(name) + 2
+		for _, v := range values {
+			size += len(v) + 2
+		}
+	}
+	for _, t := range r.Tags {
+		size += len(t) + 2
+	}
+	dst = slices.Grow(dst, size)
 	dst = append(dst, headerFormat, r.Kind)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(r.Status))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))

@@ -109,6 +109,23 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFarTimes: times that unix nanoseconds cannot hold are clamped, so a
+// KeepUntil of year 9999 still means "keep".
+func TestFarTimes(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "cache.db"), Options{})
+	r := &Record{Key: "far", Status: 200, Created: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), KeepUntil: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := s.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get("far", "")
+	if err != nil {
+		t.Fatalf("Get = %v", err)
+	}
+	if got.KeepUntil.Year() != 2262 || got.Created.Year() != 1677 {
+		t.Errorf("KeepUntil %v, Created %v; want clamped to 2262 and 1677", got.KeepUntil, got.Created)
+	}
+}
+
 func recordsEqual(a, b *Record) bool {
 	return a.Key == b.Key && a.Variant == b.Variant && a.Status == b.Status &&
 		headersEqual(a.Header, b.Header) && bytes.Equal(a.Body, b.Body) &&
