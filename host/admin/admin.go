@@ -63,7 +63,6 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /status", a.auth(a.status))
 	mux.HandleFunc("GET /log", a.auth(a.log))
 	mux.HandleFunc("POST /purge", a.auth(a.purge))
-	mux.HandleFunc("PURGE /", a.auth(a.purge))
 	mux.HandleFunc("POST /ban", a.auth(a.ban))
 	mux.HandleFunc("POST /purge-tag", a.auth(a.purgeTag))
 	mux.HandleFunc("POST /reload", a.auth(a.reload))
@@ -116,9 +115,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 // host=) into a cache key (host + request target).
 func purgeKey(r *http.Request) (string, error) {
 	raw := r.URL.Query().Get("url")
-	if r.Method == "PURGE" {
-		raw = r.URL.RequestURI()
-	}
 	if raw == "" {
 		return "", fmt.Errorf("url parameter required, e.g. /purge?url=http://example.com/path")
 	}
@@ -132,9 +128,6 @@ func purgeKey(r *http.Request) (string, error) {
 	host := u.Host
 	if host == "" {
 		host = r.URL.Query().Get("host")
-		if r.Method == "PURGE" {
-			host = r.Host
-		}
 	}
 	if host == "" {
 		return "", fmt.Errorf("url %q has no host: give a full URL or host=", raw)

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -264,7 +265,9 @@ func (c *Cache) tombstoned(o *Object) bool {
 // it for the store. o.Finish must have been called.
 func (c *Cache) Insert(o *Object) {
 	o.lastUsed.Store(time.Now().UnixNano())
-	o.banMark.Store(c.bans.Newest())
+	if !o.marked {
+		o.banMark.Store(c.bans.Newest())
+	}
 	c.insertMemory(o)
 	c.metrics.Stored.Add(1)
 	if c.opts.Store != nil {
@@ -365,10 +368,13 @@ func (c *Cache) removeMemory(o *Object) bool {
 }
 
 // Remove deletes one object from both tiers (a ban or a failed integrity
-// check decided it).
+// check decided it); a segment meta object takes its segments along.
 func (c *Cache) Remove(o *Object) {
 	o.dead.Store(true)
 	c.removeMemory(o)
+	if o.Kind == store.KindSegmentMeta {
+		c.dropSegments(o.Key)
+	}
 	c.tomb(o.Key)
 	if c.opts.Store != nil {
 		c.writes <- op{delObj: o}
@@ -389,12 +395,17 @@ func (c *Cache) Purge(key string) int {
 	vs := sh.m[key]
 	delete(sh.m, key)
 	sh.mu.Unlock()
+	sliced := false
 	for _, o := range vs {
 		o.dead.Store(true)
 		c.account(-1, -o.size)
+		sliced = sliced || o.Kind == store.KindSegmentMeta
 	}
 	c.tomb(key)
 	n := len(vs)
+	if sliced {
+		c.dropSegments(key)
+	}
 	if c.opts.Store != nil {
 		done := make(chan struct{})
 		c.writes <- op{delKey: key, done: done}
@@ -402,6 +413,34 @@ func (c *Cache) Purge(key string) int {
 	}
 	c.metrics.Purges.Add(int64(n))
 	return n
+}
+
+// SegmentPrefix starts the keys of the segments of the sliced object key.
+func SegmentPrefix(key string) string { return key + "\x00seg:" }
+
+// dropSegments removes the segments of the sliced object key from memory
+// (the store deletes them with their meta object: they are its children).
+func (c *Cache) dropSegments(key string) {
+	prefix := SegmentPrefix(key)
+	var gone []string
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for k, vs := range sh.m {
+			if strings.HasPrefix(k, prefix) {
+				for _, o := range vs {
+					o.dead.Store(true)
+					c.account(-1, -o.size)
+				}
+				delete(sh.m, k)
+				gone = append(gone, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for _, k := range gone {
+		c.tomb(k)
+	}
 }
 
 // PurgeTag removes every object carrying tag (Surrogate-Key / xkey).
@@ -465,6 +504,10 @@ func (c *Cache) Bans() []string {
 	}
 	return out
 }
+
+// BanMark is the mark of an object whose fetch starts now: bans added
+// while the origin answers must still apply to the answer.
+func (c *Cache) BanMark() uint64 { return c.bans.Newest() }
 
 // markAt is the ban mark of an object read from disk: the newest ban added
 // before the object was stored (older bans do not apply to it).

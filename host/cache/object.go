@@ -53,8 +53,16 @@ type Object struct {
 	size      int64
 	lastUsed  atomic.Int64  // unix nanoseconds, for eviction
 	banMark   atomic.Uint64 // newest ban this object was checked against
+	marked    bool          // banMark set at fetch start (MarkBans)
 	dead      atomic.Bool   // purged, banned or evicted
 	revalling atomic.Bool   // a background revalidation is running
+}
+
+// MarkBans records the ban mark taken when the object's fetch started
+// (Cache.BanMark); call it before Insert.
+func (o *Object) MarkBans(mark uint64) {
+	o.banMark.Store(mark)
+	o.marked = true
 }
 
 // Age is the object's current age (RFC 9111 §4.2.3).

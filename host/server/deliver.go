@@ -11,10 +11,15 @@ import (
 
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/httpcache"
+	"github.com/edgehost/edgehost/host/store"
 )
 
 // deliver sends a stored object: conditional (304), range (206/416), HEAD.
 func (s *Server) deliver(tx *txn, r *http.Request, o *cache.Object, now time.Time) {
+	if o.Kind == store.KindSegmentMeta {
+		s.deliverSliced(tx, r, o, now)
+		return
+	}
 	h := tx.w.Header()
 	for k, v := range o.Header {
 		h[k] = v

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/edgehost/edgehost/host/backend"
+	"github.com/edgehost/edgehost/host/pluginhost"
 )
 
 // fail is the one place where an error becomes a response: the built-in
@@ -47,6 +50,18 @@ func (s *Server) fail(tx *txn, r *http.Request, status int, err error) {
 	if r.Method != http.MethodHead {
 		tx.w.Write([]byte(body))
 	}
+}
+
+// statusFor maps an error of the fetch path to the client's status.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, errNotSliceable), errors.Is(err, pluginhost.ErrUnavailable),
+		errors.Is(err, pluginhost.ErrUnknownPlugin), errors.Is(err, pluginhost.ErrNoService):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, errSegmentMismatch):
+		return http.StatusBadGateway
+	}
+	return backend.StatusFor(err)
 }
 
 // publicReason is what a client may read; details stay in the log.

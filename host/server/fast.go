@@ -50,7 +50,7 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	}
 	now := time.Now()
 	o := s.cache.LookupFast(key, now)
-	if o == nil || !o.Fresh(now) {
+	if o == nil || !o.Fresh(now) || o.Kind != 0 {
 		return false
 	}
 	cs := httpcache.CacheStatus{Hit: true, TTL: o.TTL(now)}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -102,7 +104,7 @@ func (s *Server) fetchAndDeliver(tx *txn, r *http.Request, key string, stale *ca
 	now := time.Now()
 	switch {
 	case f.Err != nil:
-		s.fail(tx, r, backend.StatusFor(f.Err), f.Err)
+		s.fail(tx, r, statusFor(f.Err), f.Err)
 	case f.Object != nil:
 		if tx.status.Fwd == "" && !tx.status.Hit {
 			tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdStale, FwdStatus: f.Status, Stored: f.Status == http.StatusNotModified, TTL: f.Object.TTL(now)}
@@ -139,6 +141,14 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 	be := tx.rt.backends[tx.route.Backend]
 	route := tx.route
 	out := originRequest(ctx, r, stale)
+	sl := s.slicing(tx, r)
+	switch {
+	case tx.seg != nil:
+		segmentRequest(out, tx.seg)
+	case sl != nil && sl.Stage == "fetch" && !tx.retry:
+		out.Method = http.MethodHead // the fetch stage: headers first
+	}
+	mark := s.cache.BanMark()
 	reqTime := time.Now()
 	s.metrics.OriginFetches.Add(1)
 	if stale != nil && stale.Revalidatable() {
@@ -178,6 +188,76 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		return nil
 	}
 
+	if tx.seg != nil {
+		if err := checkSegment(resp.StatusCode, resp.Header, tx.seg.meta, tx.seg.sm, tx.seg.start, tx.seg.end); err != nil {
+			resp.Body.Close()
+			if errors.Is(err, errSegmentMismatch) {
+				// The origin object changed: the meta object and its
+				// segments go, and the parent starts over or aborts.
+				s.cache.Remove(tx.seg.meta)
+			}
+			s.log.Warn("segment rejected", "tx", tx.ID, "key", key, "err", err)
+			f.Err = err
+			settle()
+			return nil
+		}
+		obj := segmentObject(tx.seg, key, resp, r, respTime)
+		obj.MarkBans(mark)
+		f.Status, f.Header = resp.StatusCode, resp.Header
+		f.Shareable, f.TTL = true, obj.TTL(respTime)
+		f.Ready()
+		s.bg.Add(1)
+		go s.fill(tx, f, resp, obj, done)
+		return nil
+	}
+	if sl != nil && !tx.retry {
+		meta, err := s.decideSlice(ctx, tx, r, sl, resp, key, reqTime, respTime)
+		switch {
+		case err == nil:
+			resp.Body.Close() // the body is abandoned: segments follow
+			meta.MarkBans(mark)
+			s.cache.Insert(meta)
+			f.Object, f.Status, f.Shareable = meta, http.StatusOK, true
+			tx.status = httpcache.CacheStatus{Fwd: fwdFor(stale), FwdStatus: resp.StatusCode, Stored: true, TTL: meta.TTL(respTime), Detail: "sliced"}
+			settle()
+			return nil
+		case !errors.Is(err, errNotSliceable):
+			// The slicer is down or failing: a fast, clear 503.
+			resp.Body.Close()
+			f.Err = fmt.Errorf("slicer: %w", err)
+			settle()
+			return nil
+		}
+		s.log.Debug("not sliced", "tx", tx.ID, "key", key, "reason", err, "on_failure", sl.OnFailure)
+		switch sl.OnFailure {
+		case "fail":
+			resp.Body.Close()
+			f.Err = err
+			settle()
+			return nil
+		case "pass":
+			tx.transit = int(sl.TransitBuffer)
+			f.Reason = "not-sliceable"
+			if out.Method == http.MethodHead {
+				resp.Body.Close()
+				out.Method = http.MethodGet
+				if resp, err = be.Do(ctx, out); err != nil {
+					f.Err = err
+					settle()
+					return nil
+				}
+			}
+			settle()
+			return resp
+		case "retry":
+			tx.retry = true
+			if out.Method == http.MethodHead {
+				resp.Body.Close()
+				return s.fetch(ctx, tx, r, key, stale, f, done)
+			}
+			// At the response stage the GET in hand is the retry.
+		}
+	}
 	f.Status, f.Header = resp.StatusCode, resp.Header
 	obj, reason := s.storable(tx.rt.cfg, route, r, resp, key, reqTime, respTime)
 	if obj == nil {
@@ -188,6 +268,7 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		return resp
 	}
 	s.hfm.Delete(key)
+	obj.MarkBans(mark)
 	f.Shareable, f.Variant, f.TTL = true, obj.Variant, obj.TTL(respTime)
 	f.Ready()
 	s.bg.Add(1)
@@ -434,7 +515,11 @@ func (s *Server) stream(tx *txn, r *http.Request, resp *http.Response) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	n, err := io.Copy(tx.w, resp.Body)
+	size := 32 << 10
+	if tx.transit > 0 {
+		size = tx.transit
+	}
+	n, err := io.CopyBuffer(writerOnly{tx.w}, resp.Body, make([]byte, size))
 	s.metrics.BytesIn.Add(n)
 	if err != nil && r.Context().Err() == nil {
 		s.metrics.OriginErrors.Add(1)
@@ -443,3 +528,7 @@ func (s *Server) stream(tx *txn, r *http.Request, resp *http.Response) {
 		tx.w.abort()
 	}
 }
+
+// writerOnly hides ReadFrom so that io.CopyBuffer uses the given buffer
+// (the transit buffer bounds memory per pass-through transfer).
+type writerOnly struct{ io.Writer }

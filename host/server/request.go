@@ -20,6 +20,11 @@ type txn struct {
 	depth  int
 	w      *respWriter
 	status httpcache.CacheStatus
+
+	seg     *segReq // a segment subrequest
+	retry   bool    // fetching unsliced after the slicer said no (on_failure = "retry")
+	retried bool    // a sliced delivery already started over once
+	transit int     // pass: copy buffer size (slice transit_buffer)
 }
 
 func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
@@ -27,6 +32,7 @@ func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
 	// them (DESIGN §5).
 	r.Header.Del(HeaderDepth)
 	r.Header.Del(HeaderParent)
+	r.Header.Del(HeaderSegment)
 	s.metrics.Requests.Add(1)
 	s.serve(w, r, 0, 0, "client")
 }
@@ -56,11 +62,21 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, depth, parent, http.StatusLoopDetected, "too many concurrent self-requests (limits.self_concurrency)")
 		return
 	}
-	kind := "self"
-	if r.Header.Get("Edgehost-Segment") != "" {
-		kind = "segment"
+	if v := r.Header.Get(HeaderSegment); v != "" {
+		r.Header.Del(HeaderSegment)
+		gen, idx, ok := parseSegment(v)
+		tx := s.newTxn(w, r, depth, parent, "segment")
+		defer s.finish(tx)
+		tx.route = s.match(tx, r)
+		if !ok || tx.route == nil || tx.route.Slice == nil {
+			s.fail(tx, r, http.StatusBadRequest, errString("invalid segment subrequest"))
+			return
+		}
+		tx.Route = tx.route.Prefix
+		s.segment(tx, r, gen, idx)
+		return
 	}
-	s.serve(w, r, depth, parent, kind)
+	s.serve(w, r, depth, parent, "self")
 }
 
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, status int, why string) {

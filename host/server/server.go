@@ -61,10 +61,10 @@ type Server struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
-	public    *h1.Server
-	self      *http.Server
-	mu        sync.Mutex
-	listeners []net.Listener
+	public *h1.Server
+	self   *http.Server
+	// selfClient sends subrequests (slicer segments) to the self socket.
+	selfClient *http.Client
 }
 
 // runtime is one configuration compiled for serving: immutable, swapped
@@ -200,6 +200,13 @@ func (s *Server) Listen() (public, self net.Listener, err error) {
 		public.Close()
 		return nil, nil, fmt.Errorf("listen.self: %w", err)
 	}
+	s.selfClient = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConnsPerHost: 256,
+		DisableCompression:  true,
+	}}
 	return public, self, nil
 }
 
