@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -88,10 +89,11 @@ func (m *Manager) get(name string) (*managed, error) {
 // Load starts the plugins of specs, all at once, and returns diagnostics
 // for those that fail (checksum, unknown or mistyped setting per the
 // plugin's schema, start, protocol, Configure or health failures), each
-// pointing at its block. Called again (a config reload), it swaps the
-// plugins that are already running for new instances with the new blocks
-// (a failing one keeps its old instance) and, when nothing failed, stops
-// the plugins that are no longer configured.
+// pointing at its block. Called again (a config reload), it swaps each
+// running plugin whose binary (by digest), settings or environment changed
+// for a new instance (a failing one keeps its old instance), leaves the
+// others alone and, when nothing failed, stops the plugins that are no
+// longer configured. Reload swaps a plugin unconditionally.
 func (m *Manager) Load(ctx context.Context, specs []Spec) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{}
@@ -163,6 +165,9 @@ func (m *Manager) loadOne(ctx context.Context, s Spec) hcl.Diagnostics {
 	}
 	m.mu.Unlock()
 	if exists {
+		if unchanged, diags := p.unchanged(s); diags.HasErrors() || unchanged {
+			return diags
+		}
 		return p.swap(ctx, s)
 	}
 	p.opMu.Lock()
@@ -249,6 +254,37 @@ func decodeBody(body hcl.Body, schema *pluginapi.Schema, ctx *hcl.EvalContext) (
 		})
 	}
 	return v, diags
+}
+
+// unchanged reports whether s would start the same binary with the same
+// configuration as the running instance, so that a config reload leaves
+// the plugin alone. A block that no longer decodes is an error here, and
+// the old instance keeps serving.
+func (p *managed) unchanged(s Spec) (bool, hcl.Diagnostics) {
+	p.mu.Lock()
+	cur, bin, cfg, old := p.cur, p.bin, p.cfg, p.spec
+	p.mu.Unlock()
+	if cur == nil || !slices.Equal(s.Env, old.Env) {
+		return false, nil
+	}
+	nb, diags := p.m.pin(s)
+	if diags.HasErrors() {
+		return false, diags
+	}
+	if nb.digest != bin.digest || nb.source != bin.source {
+		return false, nil
+	}
+	v, diags := decodeBody(s.Body, cur.info.Schema, p.m.opts.EvalContext)
+	if diags.HasErrors() {
+		return false, diags
+	}
+	if !v.RawEquals(cfg) {
+		return false, nil
+	}
+	p.mu.Lock()
+	p.spec = s // new source ranges for later diagnostics
+	p.mu.Unlock()
+	return true, nil
 }
 
 // install makes inst the current instance and returns the previous one.

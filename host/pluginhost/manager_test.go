@@ -455,8 +455,20 @@ func TestLoadAgainSwapsAndRemoves(t *testing.T) {
 	if _, err := decide(context.Background(), env.m, "gone"); !errors.Is(err, ErrUnknownPlugin) {
 		t.Errorf("call to a removed plugin: %v", err)
 	}
-	// A failing block keeps the old instance.
-	diags := env.m.Load(context.Background(), []Spec{parseSpec(t, "k", bins.v1, `greeting = "fail"`)})
+	// The same block again changes nothing; a changed one swaps.
+	before := statusOf(t, env.m, "k")
+	load(t, env, parseSpec(t, "k", bins.v2, "\n\ngreeting = \"two\""))
+	if st := statusOf(t, env.m, "k"); st.PID != before.PID || st.Reloads != before.Reloads {
+		t.Errorf("an unchanged block swapped the plugin: %+v, was %+v", st, before)
+	}
+	// A block that no longer decodes is reported at its line; the old
+	// instance serves on.
+	diags := env.m.Load(context.Background(), []Spec{parseSpec(t, "k", bins.v2, "greeting = \"two\"\nbogus = 1\n")})
+	if !diags.HasErrors() || diags[0].Subject.Start.Line != 2 {
+		t.Fatalf("load of a bad block: %v", diags)
+	}
+	// A refused configuration keeps the old instance.
+	diags = env.m.Load(context.Background(), []Spec{parseSpec(t, "k", bins.v1, `greeting = "fail"`)})
 	if !diags.HasErrors() {
 		t.Fatal("a refused configuration loaded")
 	}
