@@ -59,6 +59,10 @@ type Config struct {
 	// Routes sorted for matching: longest prefix first, then declaration order.
 	Routes  []*Route
 	Plugins []*Plugin
+	// Files are the `file` blocks by name, ErrorPages the `error_page`
+	// blocks in order (file.go).
+	Files      map[string]*File
+	ErrorPages []*ErrorPage
 
 	files map[string]*hcl.File
 }
@@ -130,6 +134,7 @@ type Route struct {
 	CacheCookies bool
 	Respond      *Respond
 	Slice        *Slice
+	Static       *Static // a directory served through the file plugin (file.go)
 	Index        int
 	DeclRange    hcl.Range
 }
@@ -156,6 +161,7 @@ type Respond struct {
 	Status  int
 	Body    string
 	Headers map[string]string
+	File    string // a `file` block's name: the body is that reader's contents
 }
 
 // Plugin is a `plugin "NAME" { … }` block; its own settings stay an hcl.Body
@@ -336,6 +342,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		c.Backends[b.Name] = be
 	}
 
+	diags = append(diags, c.buildFiles(raw)...)
 	for i, r := range raw.Routes {
 		rt, d := c.buildRoute(i, r)
 		diags = append(diags, d...)
@@ -394,6 +401,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		sort.Strings(pl.Env)
 		c.Plugins = append(c.Plugins, pl)
 	}
+	diags = append(diags, c.bindFiles(raw)...)
 	return diags
 }
 
@@ -479,11 +487,12 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 			diags = append(diags, rangeErr(sl.DeclRange, "Slice without a backend", "a slice block needs the route's backend to fetch segments from"))
 		}
 	}
+	diags = append(diags, c.buildRouteFile(rt, r)...)
 	switch {
 	case rt.Respond != nil && rt.Backend != "":
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Conflicting route",
 			Detail: "a route either answers itself (respond) or forwards to a backend, not both", Subject: r.DeclRange.Ptr()})
-	case rt.Respond == nil && r.Backend == nil:
+	case rt.Respond == nil && r.Backend == nil && rt.Static == nil:
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Route has nothing to do",
 			Detail: fmt.Sprintf("route %q needs a backend (backend = backend.NAME) or a respond block", r.Prefix), Subject: r.DeclRange.Ptr()})
 	}

@@ -99,7 +99,7 @@ func CheckRequestExpr(expr hcl.Expression) hcl.Diagnostics {
 	for _, tr := range expr.Variables() {
 		root := tr.RootName()
 		switch root {
-		case "env":
+		case "env", "file": // file.NAME.FIELD: checked by Config.checkFileVars
 			continue
 		case "request":
 			if len(tr) < 2 {
@@ -128,6 +128,7 @@ func CheckRequestExpr(expr hcl.Expression) hcl.Diagnostics {
 	// Evaluate once with unknown request values: catches unknown functions,
 	// wrong argument counts and type errors that do not depend on the request.
 	ctx := RequestContext(cty.UnknownVal(requestType))
+	ctx.Variables["file"] = cty.DynamicVal
 	v, d := expr.Value(ctx)
 	diags = append(diags, d...)
 	if !d.HasErrors() && !v.Type().Equals(cty.Bool) && v.Type() != cty.DynamicPseudoType {
@@ -156,6 +157,9 @@ type Request struct {
 	Query, Headers                  map[string]string
 	Depth                           int
 	Retry                           bool
+	// Files is the `file` variable: the readers' state (file.NAME.FIELD,
+	// see FileFields); cty.NilVal when there are none.
+	Files cty.Value
 }
 
 // Value converts r to the cty object bound to `request`.
@@ -173,7 +177,11 @@ func (r *Request) Value() cty.Value {
 // EvalCondition evaluates a route condition; errors count as false and are
 // returned so the caller can log them.
 func EvalCondition(expr hcl.Expression, r *Request) (bool, error) {
-	v, diags := expr.Value(RequestContext(r.Value()))
+	ctx := RequestContext(r.Value())
+	if r.Files != cty.NilVal {
+		ctx.Variables["file"] = r.Files
+	}
+	v, diags := expr.Value(ctx)
 	if diags.HasErrors() {
 		return false, diags
 	}

@@ -17,6 +17,9 @@ type fileSchema struct {
 	Backends []*backendSchema `hcl:"backend,block"`
 	Routes   []*routeSchema   `hcl:"route,block"`
 	Plugins  []*pluginSchema  `hcl:"plugin,block"`
+	// file.go: readers and error pages.
+	Files      []*fileBlockSchema `hcl:"file,block"`
+	ErrorPages []*errorPageSchema `hcl:"error_page,block"`
 }
 
 type listenSchema struct {
@@ -104,6 +107,7 @@ type routeSchema struct {
 	KeepRange       hcl.Range      `hcl:"keep,attr_value_range"`
 	Respond         *respondSchema `hcl:"respond,block"`
 	Slice           *sliceSchema   `hcl:"slice,block"`
+	Static          *staticSchema  `hcl:"static,block"` // file.go
 	DeclRange       hcl.Range      `hcl:",def_range"`
 }
 
@@ -125,6 +129,7 @@ type respondSchema struct {
 	Status    int               `hcl:"status,optional"`
 	Body      string            `hcl:"body,optional"`
 	Headers   map[string]string `hcl:"headers,optional"`
+	File      *hcl.Attribute    `hcl:"file,optional"` // file.NAME (file.go)
 	DeclRange hcl.Range         `hcl:",def_range"`
 }
 
