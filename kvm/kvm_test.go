@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // requireKVM skips a test where KVM cannot be used, saying why.
@@ -411,4 +413,38 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("Probe() = %v, want nil or ErrNoKVM", err)
 	}
 	t.Logf("Probe() = %v", err)
+}
+
+// TestSignalsAreNotTimeouts interrupts KVM_RUN with signals while the
+// program computes: each EINTR must be resumed, never taken for a timeout.
+func TestSignalsAreNotTimeouts(t *testing.T) {
+	requireKVM(t)
+	var out bytes.Buffer
+	v := newTestVM(t, "malloc", Options{Memory: 128 << 20, IO: IO{Stdout: &out}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sent := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			v.kickMu.Lock()
+			if v.tid != 0 {
+				unix.Tgkill(unix.Getpid(), v.tid, unix.SIGURG)
+				sent++
+			}
+			v.kickMu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	e, err := v.Run(context.Background())
+	cancel()
+	<-done
+	if err != nil || e.Reason != ExitExited || e.Status != 0 {
+		t.Fatalf("exit %v, %v; output %q", e, err, out.String())
+	}
+	t.Logf("%d signals sent while the program ran", sent)
+	if sent == 0 {
+		t.Errorf("no signal was sent")
+	}
 }
