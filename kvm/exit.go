@@ -112,7 +112,9 @@ func (f *Fault) Error() string {
 		}
 		b.WriteString(")")
 	}
-	fmt.Fprintf(&b, " at rip %#x", f.RIP)
+	if f.Vector >= 0 || f.RIP != 0 {
+		fmt.Fprintf(&b, " at rip %#x", f.RIP)
+	}
 	if f.Vector == 14 {
 		op := "read"
 		if f.ErrorCode&2 != 0 {

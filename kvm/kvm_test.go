@@ -448,3 +448,28 @@ func TestSignalsAreNotTimeouts(t *testing.T) {
 		t.Errorf("no signal was sent")
 	}
 }
+
+// TestTripleFault breaks the IDT from the host so that the next exception
+// cannot be delivered (#GP, then #DF, then shutdown): the run must end with
+// a triple fault, and a reset must bring the VM back.
+func TestTripleFault(t *testing.T) {
+	requireKVM(t)
+	h := &testHandler{}
+	v, _ := snapshotAtWait(t, "fault", h)
+	clear(v.mem[idtAddr : idtAddr+pageSize])
+	v.memory.markDirty(idtAddr, pageSize)
+	h.arg = 4 // ud2
+	e := runFor(t, v, 20*time.Second)
+	if e.Reason != ExitFault || e.Fault.Kind != "triple fault" {
+		t.Fatalf("exit %v, want a triple fault", e)
+	}
+	t.Logf("%v", e.Fault)
+	if err := v.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	requireSnapshotMemory(t, v)
+	h.arg = 0
+	if e := runFor(t, v, 20*time.Second); e.Reason != ExitExited || e.Status != 0 {
+		t.Fatalf("after reset: %v, want exit 0", e)
+	}
+}

@@ -410,7 +410,8 @@ func (v *VM) Run(ctx context.Context) (Exit, error) {
 				return v.fault(&Fault{Kind: fmt.Sprintf("I/O to port %#x", port), Vector: -1, RIP: v.regs().RIP}), nil
 			}
 		case exitShutdown:
-			return v.fault(&Fault{Kind: "triple fault", Vector: -1, RIP: v.regs().RIP, RSP: v.regs().RSP}), nil
+			// KVM has already reset the vCPU (INIT): where it was is lost.
+			return v.fault(&Fault{Kind: "triple fault", Vector: -1}), nil
 		case exitHLT:
 			return v.fault(&Fault{Kind: "halted", Vector: -1, RIP: v.regs().RIP}), nil
 		case exitMMIO:
