@@ -42,6 +42,9 @@ func (s *Server) fail(tx *txn, r *http.Request, status int, err error) {
 		tx.status.Fwd = "miss"
 	}
 	h.Set("Cache-Status", tx.status.String())
+	if s.errorPage(tx, r, status) { // an error_page block (file.go)
+		return
+	}
 	text := http.StatusText(status)
 	body := fmt.Sprintf("<!doctype html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n<p>%s</p>\n<hr><p>edgehost · transaction %s · %s</p>\n",
 		status, text, status, text, html.EscapeString(publicReason(status)), tx.ID, time.Now().UTC().Format(time.RFC1123))

@@ -129,9 +129,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, depth int, parent
 	}
 	tx.Route = tx.route.Prefix
 	switch {
+	case tx.route.Respond != nil && tx.route.Respond.File != "":
+		s.metrics.Synth.Add(1)
+		s.synthFile(tx, r) // file.go
 	case tx.route.Respond != nil:
 		s.metrics.Synth.Add(1)
 		s.synth(tx, r)
+	case tx.route.Static != nil:
+		s.serveStatic(tx, r) // file.go
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		s.unsafe(tx, r)
 	case tx.route.Pass:
@@ -154,6 +159,7 @@ func (s *Server) match(tx *txn, r *http.Request) *config.Route {
 		if rt.When != nil {
 			if creq == nil {
 				creq = conditionRequest(r, host, tx.depth)
+				creq.Files = s.fileVars()
 			}
 			ok, err := config.EvalCondition(rt.When, creq)
 			if err != nil {

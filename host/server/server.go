@@ -51,6 +51,7 @@ type Server struct {
 	txlog   *observe.TxLog
 	flights cache.Flights
 	plugins *pluginhost.Manager
+	files   fileTable // file readers and cached static files (file.go)
 
 	rt atomic.Pointer[runtime]
 
