@@ -79,6 +79,14 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 		return simple("POST", "/ban", strings.NewReader(arg))
 	case "plugins":
 		return simple("GET", "/plugins", nil)
+	case "file":
+		switch a := fs.Args(); {
+		case len(a) == 2 && a[0] == "check":
+			return simple("POST", "/files/"+url.PathEscape(a[1])+"/check", nil)
+		case len(a) == 0 || (len(a) == 1 && a[0] == "list"):
+			return simple("GET", "/files", nil)
+		}
+		return usageError{"file check NAME | file list"}
 	case "stat":
 		return stat(ctx, call)
 	case "log":

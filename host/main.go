@@ -52,6 +52,8 @@ commands:
   log [-follow] [-group]   show the transaction log
   stat                     live counters
   plugins                  list plugins and their state
+  file check NAME          check a file reader now; prints its new state
+  file list                every file reader's state
   demo-origin -listen ADDR run the demo origin
 
 The admin commands read listen.admin and admin.token from -config (default config.hcl).`
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "demo-origin":
 		return cmdDemoOrigin(ctx, rest)
-	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins":
+	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file":
 		return cmdAdmin(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Println(usage)

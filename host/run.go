@@ -115,6 +115,10 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// File readers: follow the file plugins and wait for their first state.
+	if err := srv.WatchFiles(5 * time.Second); err != nil {
+		log.Warn("file readers", "err", err)
+	}
 	public, self, err := srv.Listen()
 	if err != nil {
 		return err
@@ -150,6 +154,9 @@ func cmdRun(ctx context.Context, args []string) error {
 			log.Error("reload failed; the old config keeps serving", "err", err)
 			return err
 		}
+		if err := srv.WatchFiles(5 * time.Second); err != nil {
+			log.Warn("file readers", "err", err)
+		}
 		log.Info("config reloaded", "config", *path)
 		return nil
 	}
@@ -159,6 +166,7 @@ func cmdRun(ctx context.Context, args []string) error {
 			Token: cfg.Admin.Token, Cache: c, Metrics: metrics, TxLog: txlog, Logger: log.With("component", "admin"),
 			Reload:  reload,
 			Plugins: plugins.AdminHandler(cfg.Admin.Token),
+			Extra:   srv.FileAdminHandlers(), // GET /files, POST /files/NAME/check
 			Status: func() map[string]any {
 				objs, bytes := c.Stats()
 				return map[string]any{

@@ -205,7 +205,7 @@ func (c *Config) buildFiles(raw *fileSchema) hcl.Diagnostics {
 func checkReaderFile(f *File, r hcl.Range) hcl.Diagnostics {
 	warn := func(detail string) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "File reader will report an error",
-			Detail: fmt.Sprintf("file %q: %s; edgehost starts anyway, the reader reports error = true, and routes using it answer with the built-in error page until the file is fixed", f.Name, detail),
+			Detail:  fmt.Sprintf("file %q: %s; edgehost starts anyway, the reader reports error = true, and routes using it answer with the built-in error page until the file is fixed", f.Name, detail),
 			Subject: r.Ptr()}}
 	}
 	fi, err := os.Stat(f.Path)
@@ -304,8 +304,7 @@ func (c *Config) bindFiles(raw *fileSchema) hcl.Diagnostics {
 			"max_size": cty.NumberIntVal(f.MaxSize),
 		}))
 	}
-	for i, rt := range c.Routes {
-		_ = i
+	for _, rt := range c.Routes {
 		if rt.Static == nil {
 			continue
 		}
