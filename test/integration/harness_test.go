@@ -38,6 +38,17 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building edgehost: %v\n%s", err, out)
 			os.Exit(1)
 		}
+		// The plugins (plugins/NAME/main.go) go beside the host as
+		// edgehost-plugin-NAME, where the plugin manager looks for them.
+		mains, _ := filepath.Glob("../../plugins/*/main.go")
+		for _, mainGo := range mains {
+			name := filepath.Base(filepath.Dir(mainGo))
+			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "edgehost-plugin-"+name), "./"+filepath.Dir(mainGo)).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "building plugin %s: %v\n%s", name, err, out)
+				os.Exit(1)
+			}
+		}
 		binDir = dir
 		code := m.Run()
 		os.RemoveAll(dir)
