@@ -389,7 +389,6 @@ func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.
 		s.metrics.NotStored.Add(1)
 		s.hfm.Store(obj.Key, time.Now().Add(hitForMiss))
 	}
-	f.Object = nil
 	f.Body.Close(nil)
 	done()
 }
