@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,7 +46,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bins.dir = dir
-	bins.err = buildTestPlugins(dir)
+	flag.Parse()
+	if testing.Short() {
+		bins.err = errors.New("-short: the subprocess tests need five test plugin builds")
+	} else {
+		bins.err = buildTestPlugins(dir)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
