@@ -323,15 +323,17 @@ func (s *Store) calibrate(force bool) (over bool) {
 // pagesInUse is the bytes of the file's pages that hold data: its
 // high-water mark less the free and pending pages (which bbolt reuses).
 func (s *Store) pagesInUse() int64 {
-	var size int64
+	var size, page int64
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		size = tx.Size()
+		// Info reads the mapping: only inside a transaction, which
+		// keeps a writer from remapping meanwhile.
+		size, page = tx.Size(), int64(tx.DB().Info().PageSize)
 		return nil
 	}); err != nil {
 		return 0
 	}
 	st := s.db.Stats()
-	return size - int64(st.FreePageN+st.PendingPageN)*int64(s.db.Info().PageSize)
+	return size - int64(st.FreePageN+st.PendingPageN)*page
 }
 
 // sweepLoop drops objects past their KeepUntil every SweepInterval.
