@@ -67,6 +67,21 @@ route "/bytes/" {
   pass    = true
 }
 
+# Large objects (video, downloads) are cached as 5 MiB segments, each
+# fetched from the origin with a Range request; a client's Range fetches
+# only the segments it overlaps. Try:
+#   curl -s -o /dev/null -w '%{http_code} %{size_download}\n' -H 'Range: bytes=100000000-100999999' http://127.0.0.1:18080/big/256m
+plugin "slicer" {}
+
+route "/big" {
+  backend = backend.origin
+  slice {
+    size       = "5MiB"
+    stage      = "response"
+    on_failure = "pass"
+  }
+}
+
 # Answered by edgehost itself.
 route "/edgehost/ping" {
   respond {
