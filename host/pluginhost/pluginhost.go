@@ -36,6 +36,17 @@
 //     it. Watch streams move to it at once; in-flight calls finish on the
 //     old instance (DrainTimeout), which is then stopped. A binary that
 //     fails a check is reported and the old instance keeps serving.
+//
+// Wiring in the host:
+//
+//	m := pluginhost.New(pluginhost.Options{StateDir: cfg.StateDir, Logger: log, EvalContext: base})
+//	specs := []pluginhost.Spec{{Name: p.Name, Path: p.Path, SHA256: p.SHA256, Body: p.Body, DefRange: p.DeclRange}}
+//	if diags := m.Load(ctx, specs); diags.HasErrors() { … print, exit … }
+//	admin: /plugins and /plugins/ → m.AdminHandler(token); /metrics → m.Metrics(w)
+//	SIGHUP / edgehost reload: m.Load(ctx, newSpecs) (changed plugins swap), or m.ReloadAll(ctx)
+//	miss path: s, err := m.Slicer(name); resp, err := s.Decide(ctx, req)
+//	           errors.Is(err, pluginhost.ErrUnavailable) → 503 with err's text
+//	shutdown:  m.Shutdown(ctx) after the listeners stop
 package pluginhost
 
 import (
