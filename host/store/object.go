@@ -28,11 +28,61 @@ var errStop = errors.New("stop")
 // deletes the object first when the origin object changed. Put may evict
 // least recently used objects to stay within Options.MaxBytes. r.Body must
 // not change while Put runs.
-func (s *Store) Put(r *Record) error {
+func (s *Store) Put(r *Record) error { return s.PutAll(r) }
+
+// PutAll stores several records in one transaction: all or none. A single
+// writer (the cache's write-behind queue) gets the batching that
+// concurrent Puts get from the group commit: one commit, not one per
+// object.
+func (s *Store) PutAll(rs ...*Record) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.closeMu.RUnlock()
+	ps := make([]prepared, len(rs))
+	for i, r := range rs {
+		if err := s.prepare(r, &ps[i]); err != nil {
+			return err
+		}
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		b := bucketsOf(tx)
+		for i := range ps {
+			p := &ps[i]
+			if err := b.put(p.id, p.hdr, p.r, p.parent); err != nil {
+				return fmt.Errorf("put %q: %w", p.r.Key, err)
+			}
+		}
+		// In the transaction, so that the index sees writes in commit
+		// order (see update).
+		for i := range ps {
+			p := &ps[i]
+			s.idx.put(p.id, p.size, timeNS(p.r.KeepUntil))
+		}
+		return nil
+	})
+	if errors.Is(err, ErrClosed) {
+		return ErrClosed
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if len(ps) > 0 {
+		s.evict(ps[len(ps)-1].id)
+	}
+	return nil
+}
+
+// prepared is a record checked and encoded for writing.
+type prepared struct {
+	r      *Record
+	id     objectID
+	parent objectID
+	hdr    []byte
+	size   int64
+}
+
+func (s *Store) prepare(r *Record, p *prepared) error {
 	if r.Status < 0 || r.Status > 0xffff {
 		return fmt.Errorf("store: put %q: status %d out of range", r.Key, r.Status)
 	}
@@ -41,33 +91,19 @@ func (s *Store) Put(r *Record) error {
 			return fmt.Errorf("store: put %q: tag of %d bytes (want 1 to %d)", r.Key, len(t), maxTagLen)
 		}
 	}
-	var parent objectID
 	if r.Parent != "" {
 		var err error
-		if parent, err = parseID(r.Parent); err != nil {
+		if p.parent, err = parseID(r.Parent); err != nil {
 			return fmt.Errorf("store: put %q: parent: %w", r.Key, err)
 		}
 	}
-	id := makeID(r.Key, r.Variant)
-	hdr := encodeHeader(nil, r)
-	n := chunkCount(len(r.Body))
-	size := objectSize(len(hdr), int64(len(r.Body)), n)
-	if s.opts.MaxBytes > 0 && size > s.opts.MaxBytes {
-		return fmt.Errorf("store: put %q: %d bytes: %w", r.Key, size, ErrTooLarge)
+	p.r = r
+	p.id = makeID(r.Key, r.Variant)
+	p.hdr = encodeHeader(nil, r)
+	p.size = objectSize(len(p.hdr), int64(len(r.Body)), chunkCount(len(r.Body)))
+	if s.opts.MaxBytes > 0 && p.size > s.opts.MaxBytes {
+		return fmt.Errorf("store: put %q: %d bytes: %w", r.Key, p.size, ErrTooLarge)
 	}
-	err := s.update(func(tx *bolt.Tx) error {
-		if err := bucketsOf(tx).put(id, hdr, r, parent); err != nil {
-			return err
-		}
-		// In the transaction, so that the index sees writes in commit
-		// order (see update).
-		s.idx.put(id, size, timeNS(r.KeepUntil))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: put %q: %w", r.Key, err)
-	}
-	s.evict(id)
 	return nil
 }
 

@@ -46,6 +46,24 @@ func BenchmarkPut1KiB(b *testing.B)     { benchPut(b, 1<<10, 1000, true) }
 func BenchmarkPut1MiB(b *testing.B)     { benchPut(b, 1<<20, 32, true) }
 func BenchmarkPut1KiBSync(b *testing.B) { benchPut(b, 1<<10, 1000, false) }
 
+// BenchmarkPutAll1KiB: one writer storing 64 objects a transaction.
+func BenchmarkPutAll1KiB(b *testing.B) {
+	s := openT(b, filepath.Join(b.TempDir(), "cache.db"), Options{NoSync: true})
+	const batch = 64
+	recs := make([]*Record, 1024)
+	for i := range recs {
+		recs[i] = benchRecord(fmt.Sprintf("bench.example/obj/%d", i), 1<<10)
+	}
+	b.SetBytes(batch << 10)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		lo := (i * batch) % len(recs)
+		if err := s.PutAll(recs[lo : lo+batch]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkPutParallel1KiB: concurrent Puts share commits (db.Batch).
 func BenchmarkPutParallel1KiB(b *testing.B) {
 	s := openT(b, filepath.Join(b.TempDir(), "cache.db"), Options{NoSync: true})

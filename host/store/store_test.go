@@ -173,6 +173,32 @@ func TestPutRejects(t *testing.T) {
 	}
 }
 
+func TestPutAll(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "cache.db"), Options{})
+	good := func(k string) *Record { return &Record{Key: k, Status: 200, Body: []byte(k)} }
+	// One bad record: nothing is written.
+	if err := s.PutAll(good("a"), &Record{Key: "bad", Parent: "x"}, good("b")); err == nil {
+		t.Fatal("PutAll with a bad record succeeded")
+	}
+	if n := count(t, s, bucketObjects); n != 0 {
+		t.Fatalf("%d objects written by a failed PutAll", n)
+	}
+	if err := s.PutAll(good("a"), good("b"), good("c")); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if r, err := s.Get(k, ""); err != nil || string(r.Body) != k {
+			t.Errorf("Get(%s) = %v, %v", k, r, err)
+		}
+	}
+	if st := s.Stats(); st.Objects != 3 {
+		t.Errorf("Stats.Objects = %d, want 3", st.Objects)
+	}
+	if err := s.PutAll(); err != nil {
+		t.Errorf("empty PutAll = %v", err)
+	}
+}
+
 // count returns the number of keys in a top-level bucket.
 func count(t *testing.T, s *Store, bucket []byte) int {
 	t.Helper()
