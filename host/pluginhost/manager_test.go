@@ -539,3 +539,54 @@ func TestSpecDiagnosticsRange(t *testing.T) {
 		t.Fatalf("diags = %v", diags)
 	}
 }
+
+func TestWatchFollowsRelaunchAndProcessor(t *testing.T) {
+	env := newManager(t)
+	load(t, env, parseSpec(t, "w", bins.v1, `greeting = "x"`))
+	f, err := env.m.File("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	n := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- f.Watch(ctx, func(*pluginv1.ReaderState) error {
+			mu.Lock()
+			n++
+			mu.Unlock()
+			return nil
+		})
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return n }
+	waitFor(t, 2*time.Second, "the first states", func() bool { return count() == 2 })
+	old := statusOf(t, env.m, "w")
+	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The relaunched instance replays both readers' states.
+	waitFor(t, 3*time.Second, "the states of the relaunched instance", func() bool { return count() == 4 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch: %v", err)
+	}
+
+	p, err := env.m.Processor("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Process(context.Background(), &pluginv1.ProcessHead{Processor: "upper", Response: &pluginv1.ResponseHead{Status: 200}}, strings.NewReader("shout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != "SHOUT" {
+		t.Errorf("process = %q, %v", got, err)
+	}
+	if st := statusOf(t, env.m, "w"); st.Calls == 0 || st.Errors != 0 {
+		t.Errorf("call counters = %d calls, %d errors", st.Calls, st.Errors)
+	}
+}
