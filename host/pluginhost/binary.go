@@ -153,3 +153,22 @@ func (m *Manager) pluginDataDir(name string) string {
 	}
 	return dir
 }
+
+// pruneStore removes the binaries that earlier runs pinned. It runs once,
+// before the first plugin is pinned, so that the store holds one run's
+// binaries (every reload pins one more) and nothing running is touched.
+func (m *Manager) pruneStore() {
+	store := filepath.Join(m.stateDir(), "plugins")
+	entries, err := os.ReadDir(store)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if _, err := hex.DecodeString(e.Name()); err != nil && !strings.HasPrefix(e.Name(), ".copy-") {
+			continue // not ours
+		}
+		if err := os.RemoveAll(filepath.Join(store, e.Name())); err != nil {
+			m.log.Warn("cannot prune plugin store", "path", e.Name(), "error", err)
+		}
+	}
+}

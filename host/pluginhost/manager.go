@@ -32,6 +32,8 @@ type Manager struct {
 	mu      sync.RWMutex
 	plugins map[string]*managed
 	closed  bool
+
+	pruneOnce sync.Once
 }
 
 // New returns a Manager; it starts nothing.
@@ -95,6 +97,7 @@ func (m *Manager) get(name string) (*managed, error) {
 // others alone and, when nothing failed, stops the plugins that are no
 // longer configured. Reload swaps a plugin unconditionally.
 func (m *Manager) Load(ctx context.Context, specs []Spec) hcl.Diagnostics {
+	m.pruneOnce.Do(m.pruneStore)
 	var diags hcl.Diagnostics
 	seen := map[string]bool{}
 	var todo []Spec
