@@ -5,9 +5,10 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"math/rand/v2"
-	"strings"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,8 @@ type Store interface {
 	PurgeTag(tag string) ([]string, error)
 	AddBan(expr string, created time.Time) (store.Ban, error)
 	Bans() ([]store.Ban, error)
+	DeleteBansBefore(t time.Time) error
+	Scan(fn func(h *store.Header) bool) error
 }
 
 // Options configure a Cache.
@@ -57,6 +60,14 @@ type Cache struct {
 
 	bans *ban.List
 
+	// Ban pruning (the lurker): a ban can go once no object stored
+	// before it can still be alive. maxKeep is the latest KeepUntil of any
+	// object stored so far (unix ns; 0 until the store has been scanned),
+	// banKeep the value it had when each ban was added.
+	maxKeep atomic.Int64
+	banMu   sync.Mutex
+	banKeep map[uint64]int64
+
 	writes  chan op
 	tombMu  sync.Mutex
 	tombs   map[string]time.Time // keys purged whose disk deletion may be pending
@@ -64,8 +75,9 @@ type Cache struct {
 
 	evictMu sync.Mutex
 
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when the writer has returned
 }
 
 // op is one write-behind operation, applied in order.
@@ -79,7 +91,7 @@ type op struct {
 
 // New returns a cache; it does nothing until Start.
 func New(opts Options) *Cache {
-	c := &Cache{opts: opts, log: opts.Logger, metrics: opts.Metrics, seed: maphash.MakeSeed(),
+	c := &Cache{opts: opts, log: opts.Logger, metrics: opts.Metrics, seed: maphash.MakeSeed(), banKeep: map[uint64]int64{},
 		writes: make(chan op, 4096), tombs: map[string]time.Time{}, tagTomb: map[string]time.Time{}}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -115,11 +127,84 @@ func (c *Cache) Start(ctx context.Context) error {
 			return err
 		}
 		c.bans = list
+		// Restored bans may be dropped once every object now on disk has
+		// expired: the scan in the background finds when that is.
+		for _, e := range list.Entries() {
+			c.banKeep[e.Seq] = math.MaxInt64
+		}
 	}
 	ctx, c.cancel = context.WithCancel(ctx)
-	c.wg.Add(1)
+	c.stopped = make(chan struct{})
+	c.wg.Add(2)
 	go c.writer(ctx)
+	go c.lurker(ctx)
 	return nil
+}
+
+// lurker prunes bans that can no longer match anything, once a minute.
+func (c *Cache) lurker(ctx context.Context) {
+	defer c.wg.Done()
+	if c.opts.Store != nil {
+		var latest int64
+		c.opts.Store.Scan(func(h *store.Header) bool {
+			latest = max(latest, h.KeepUntil.UnixNano(), h.StaleUntil.UnixNano())
+			return ctx.Err() == nil
+		})
+		c.keep(latest)
+		c.banMu.Lock()
+		for seq, k := range c.banKeep {
+			if k == math.MaxInt64 {
+				c.banKeep[seq] = c.maxKeep.Load()
+			}
+		}
+		c.banMu.Unlock()
+	}
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			c.pruneBans(now)
+		}
+	}
+}
+
+// keep records that an object lives until t (unix ns).
+func (c *Cache) keep(t int64) {
+	for {
+		old := c.maxKeep.Load()
+		if t <= old || c.maxKeep.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
+// pruneBans drops the oldest bans whose objects have all expired.
+func (c *Cache) pruneBans(now time.Time) int {
+	var upTo uint64
+	var upToTime time.Time
+	c.banMu.Lock()
+	for _, e := range c.bans.Entries() {
+		if k, ok := c.banKeep[e.Seq]; !ok || k >= now.UnixNano() {
+			break
+		}
+		upTo, upToTime = e.Seq, e.Time
+		delete(c.banKeep, e.Seq)
+	}
+	c.banMu.Unlock()
+	if upTo == 0 {
+		return 0
+	}
+	n := c.bans.Prune(upTo)
+	if c.opts.Store != nil {
+		if err := c.opts.Store.DeleteBansBefore(upToTime.Add(time.Nanosecond)); err != nil {
+			c.log.Warn("pruning persisted bans", "err", err)
+		}
+	}
+	c.log.Debug("bans pruned", "count", n)
+	return n
 }
 
 // Close flushes pending writes and stops.
@@ -127,27 +212,36 @@ func (c *Cache) Close() {
 	if c.cancel == nil {
 		return
 	}
-	done := make(chan struct{})
-	select {
-	case c.writes <- op{done: done}:
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-	default:
-	}
+	c.Flush()
 	c.cancel()
 	c.wg.Wait()
 }
 
-// Flush waits until every write queued so far has reached the store.
+// queue hands w to the writer (dropped once the writer has stopped).
+func (c *Cache) queue(w op) {
+	select {
+	case c.writes <- w:
+	case <-c.stopped:
+	}
+}
+
+// sync queues w and waits until it is applied.
+func (c *Cache) sync(w op) {
+	w.done = make(chan struct{})
+	c.queue(w)
+	select {
+	case <-w.done:
+	case <-c.stopped:
+	}
+}
+
+// Flush waits until every write queued so far has reached the store (or
+// the writer has stopped).
 func (c *Cache) Flush() {
 	if c.cancel == nil {
 		return
 	}
-	done := make(chan struct{})
-	c.writes <- op{done: done}
-	<-done
+	c.sync(op{})
 }
 
 func (c *Cache) shard(key string) *shard {
@@ -268,10 +362,11 @@ func (c *Cache) Insert(o *Object) {
 	if !o.marked {
 		o.banMark.Store(c.bans.Newest())
 	}
+	c.keep(max(o.KeepUntil.UnixNano(), o.StaleUntil.UnixNano(), o.ErrorUntil.UnixNano()))
 	c.insertMemory(o)
 	c.metrics.Stored.Add(1)
 	if c.opts.Store != nil {
-		c.writes <- op{put: o}
+		c.queue(op{put: o})
 	}
 }
 
@@ -377,7 +472,7 @@ func (c *Cache) Remove(o *Object) {
 	}
 	c.tomb(o.Key)
 	if c.opts.Store != nil {
-		c.writes <- op{delObj: o}
+		c.queue(op{delObj: o})
 	}
 }
 
@@ -407,9 +502,7 @@ func (c *Cache) Purge(key string) int {
 		c.dropSegments(key)
 	}
 	if c.opts.Store != nil {
-		done := make(chan struct{})
-		c.writes <- op{delKey: key, done: done}
-		<-done
+		c.sync(op{delKey: key})
 	}
 	c.metrics.Purges.Add(int64(n))
 	return n
@@ -470,9 +563,7 @@ func (c *Cache) PurgeTag(tag string) int {
 	}
 	n := len(victims)
 	if c.opts.Store != nil {
-		done := make(chan struct{})
-		c.writes <- op{delTag: tag, done: done}
-		<-done
+		c.sync(op{delTag: tag})
 	}
 	c.metrics.Purges.Add(int64(n))
 	return n
@@ -491,7 +582,13 @@ func (c *Cache) Ban(expr string) error {
 			return err
 		}
 	}
-	c.bans.Add(b, now)
+	e := c.bans.Add(b, now)
+	c.banMu.Lock()
+	c.banKeep[e.Seq] = c.maxKeep.Load()
+	if c.opts.Store != nil && c.maxKeep.Load() == 0 {
+		c.banKeep[e.Seq] = math.MaxInt64 // the startup scan has not finished
+	}
+	c.banMu.Unlock()
 	c.metrics.Bans.Add(1)
 	return nil
 }
@@ -552,6 +649,7 @@ func (v banView) RespHeader(name string) string { return v.o.Header.Get(name) }
 
 func (c *Cache) writer(ctx context.Context) {
 	defer c.wg.Done()
+	defer close(c.stopped)
 	st := c.opts.Store
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()

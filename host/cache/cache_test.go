@@ -1,0 +1,208 @@
+package cache
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/host/store"
+)
+
+func newTestCache(t *testing.T, mem int64) (*Cache, *store.Store) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "cache.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(Options{MemoryBytes: mem, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); st.Close() })
+	return c, st
+}
+
+func object(key string, body string, h http.Header, ttl time.Duration) *Object {
+	now := time.Now()
+	if h == nil {
+		h = http.Header{}
+	}
+	o := &Object{Key: key, Status: 200, Header: h, Body: []byte(body), Created: now,
+		Expires: now.Add(ttl), StaleUntil: now.Add(ttl), KeepUntil: now.Add(ttl), ReqURL: "/" + key, ReqHost: "h"}
+	o.Finish()
+	return o
+}
+
+func TestInsertLookupPurge(t *testing.T) {
+	c, _ := newTestCache(t, 1<<20)
+	now := time.Now()
+	c.Insert(object("h/a", "A", nil, time.Minute))
+	if o := c.Lookup("h/a", nil, now); o == nil || string(o.Body) != "A" {
+		t.Fatal("inserted object not found")
+	}
+	if o := c.LookupFast([]byte("h/a"), now); o == nil {
+		t.Fatal("LookupFast missed a plain object")
+	}
+	if n := c.Purge("h/a"); n != 1 {
+		t.Fatalf("Purge = %d, want 1", n)
+	}
+	if c.Lookup("h/a", nil, now) != nil {
+		t.Fatal("purged object still found (memory or disk)")
+	}
+}
+
+func TestVariants(t *testing.T) {
+	c, _ := newTestCache(t, 1<<20)
+	now := time.Now()
+	mk := func(lang, body string) *Object {
+		o := object("h/v", body, http.Header{"Vary": {"Accept-Language"}}, time.Minute)
+		o.Variant = varyKey(t, o, http.Header{"Accept-Language": {lang}})
+		return o
+	}
+	c.Insert(mk("en", "hello"))
+	c.Insert(mk("fr", "bonjour"))
+	for lang, want := range map[string]string{"en": "hello", "fr": "bonjour"} {
+		o := c.Lookup("h/v", http.Header{"Accept-Language": {lang}}, now)
+		if o == nil || string(o.Body) != want {
+			t.Fatalf("%s variant: %v", lang, o)
+		}
+	}
+	if c.Lookup("h/v", http.Header{"Accept-Language": {"de"}}, now) != nil {
+		t.Fatal("an absent variant matched")
+	}
+	if c.LookupFast([]byte("h/v"), now) != nil {
+		t.Fatal("LookupFast must leave Vary objects to Lookup")
+	}
+	if n := c.Purge("h/v"); n != 2 {
+		t.Fatalf("Purge removed %d variants, want 2", n)
+	}
+}
+
+func varyKey(t *testing.T, o *Object, req http.Header) string {
+	t.Helper()
+	for _, v := range []string{"accept-language:" + req.Get("Accept-Language")} {
+		o.Variant = v
+	}
+	// Use the cache's own matching to derive the key it expects.
+	for _, cand := range []string{o.Variant} {
+		o.Variant = cand
+		if matchVariant(o, req) {
+			return cand
+		}
+	}
+	t.Fatalf("cannot derive the variant key")
+	return ""
+}
+
+func TestDiskTierAndTombstones(t *testing.T) {
+	c, st := newTestCache(t, 1<<20)
+	c.Insert(object("h/d", "disk", nil, time.Minute))
+	c.Flush()
+	// Drop it from memory only: the next lookup reads the store.
+	o := c.Lookup("h/d", nil, time.Now())
+	c.removeMemory(o)
+	if o := c.Lookup("h/d", nil, time.Now()); o == nil || string(o.Body) != "disk" {
+		t.Fatal("object not read back from disk")
+	}
+	if _, err := st.Get("h/d", ""); err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	c.Purge("h/d")
+	if _, err := st.Get("h/d", ""); err == nil {
+		t.Fatal("purge left the object on disk")
+	}
+}
+
+func TestBans(t *testing.T) {
+	c, _ := newTestCache(t, 1<<20)
+	old := object("h/img/1", "1", http.Header{"Content-Type": {"image/png"}}, time.Minute)
+	old.ReqURL = "/img/1"
+	c.Insert(old)
+	keep := object("h/css/1", "2", nil, time.Minute)
+	keep.ReqURL = "/css/1"
+	c.Insert(keep)
+	if err := c.Ban(`req.url ~ "^/img/" && obj.http.content-type == "image/png"`); err != nil {
+		t.Fatal(err)
+	}
+	if c.Lookup("h/img/1", nil, time.Now()) != nil {
+		t.Fatal("banned object served")
+	}
+	if c.Lookup("h/css/1", nil, time.Now()) == nil {
+		t.Fatal("unmatched object dropped")
+	}
+	// An object stored after the ban is not affected by it.
+	fresh := object("h/img/1", "new", http.Header{"Content-Type": {"image/png"}}, time.Minute)
+	fresh.ReqURL = "/img/1"
+	fresh.MarkBans(c.BanMark())
+	c.Insert(fresh)
+	if o := c.Lookup("h/img/1", nil, time.Now()); o == nil || string(o.Body) != "new" {
+		t.Fatal("object stored after the ban was banned")
+	}
+	if err := c.Ban(`req.url ~~ "x"`); err == nil {
+		t.Fatal("invalid ban accepted")
+	}
+}
+
+func TestPruneBans(t *testing.T) {
+	c, st := newTestCache(t, 1<<20)
+	c.Flush()
+	time.Sleep(50 * time.Millisecond) // the lurker's startup scan
+	c.Insert(object("h/p", "x", nil, 100*time.Millisecond))
+	if err := c.Ban(`req.url ~ "^/nothing"`); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.pruneBans(time.Now()); n != 0 {
+		t.Fatalf("pruned %d bans while an older object lives", n)
+	}
+	if n := c.pruneBans(time.Now().Add(time.Second)); n != 1 {
+		t.Fatalf("pruned %d bans once every older object expired, want 1", n)
+	}
+	if bans, _ := st.Bans(); len(bans) != 0 {
+		t.Fatalf("%d persisted bans left after pruning", len(bans))
+	}
+}
+
+func TestMemoryEvictionKeepsDisk(t *testing.T) {
+	c, _ := newTestCache(t, 64<<10)
+	for i := 0; i < 32; i++ {
+		c.Insert(object("h/e/"+string(rune('a'+i)), string(make([]byte, 8<<10)), nil, time.Minute))
+	}
+	if _, bytes := c.Stats(); bytes > 64<<10 {
+		t.Fatalf("memory tier %d bytes over its 64 KiB budget", bytes)
+	}
+	c.Flush()
+	for i := 0; i < 32; i++ {
+		if c.Lookup("h/e/"+string(rune('a'+i)), nil, time.Now()) == nil {
+			t.Fatalf("object %d lost: eviction must keep the disk copy", i)
+		}
+	}
+}
+
+func TestStream(t *testing.T) {
+	s := NewStream()
+	done := make(chan []byte)
+	go func() {
+		var got []byte
+		for off := 0; ; {
+			p, end, err := s.Next(t.Context(), off)
+			got = append(got, p...)
+			off += len(p)
+			if end {
+				if err != nil {
+					t.Error(err)
+				}
+				done <- got
+				return
+			}
+		}
+	}()
+	s.Write([]byte("hello "))
+	s.Write([]byte("world"))
+	s.Close(nil)
+	if got := string(<-done); got != "hello world" {
+		t.Fatalf("stream read %q", got)
+	}
+}
