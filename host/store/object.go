@@ -198,7 +198,8 @@ func (s *Store) dropCorrupt(id objectID, key string, cause error) {
 	}
 }
 
-// Variants returns the Variant of every object stored under key.
+// Variants returns the Variant of every object stored under key (not
+// those past their KeepUntil).
 func (s *Store) Variants(key string) (_ []string, err error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
