@@ -46,7 +46,7 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	key = append(key, r.Target...)
 	rt := s.rt.Load()
 	if fastRoute(rt.routes, host, r.Path) == nil {
-		return false
+		return s.fastFile(r, w, rt, host, isHead) // a reader-backed respond route (file.go)
 	}
 	now := time.Now()
 	o := s.cache.LookupFast(key, now)

@@ -55,7 +55,9 @@ import (
 
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/httpcache"
+	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/plugins/file/reader"
 	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
@@ -82,6 +84,9 @@ type fileEntry struct {
 	lastMod  string
 	loadErr  string
 	loadedAt time.Time
+	// wire caches, per respond route, the header lines of a 200 answer
+	// from this version for the h1 fast path (fastFile).
+	wire sync.Map // *config.Route → []byte
 }
 
 // usable says whether the reader serves, and why not.
@@ -113,6 +118,8 @@ type fileTable struct {
 
 	smu    sync.Mutex
 	static map[string]*staticFile // "ROUTE/PATH" → what is cached of it
+
+	lastHost atomic.Pointer[string] // fastFile's transaction log records
 }
 
 // staticFile is a static file the server stored: its version and keys.
@@ -372,6 +379,104 @@ func (s *Server) synthFile(tx *txn, r *http.Request) {
 }
 
 var synthFileStatus = []string{httpcache.CacheName + "; fwd=bypass; detail=synthetic"}
+
+// fastFile answers a `respond { file = … }` route on the h1 fast path,
+// which fastHit takes for a GET or HEAD without conditional or range
+// fields: the same bytes as synthFile, from header lines built once per
+// version and route. Anything else returns false (the full state machine).
+func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte, isHead bool) bool {
+	var route *config.Route
+	for _, c := range rt.routes {
+		if !bytes.HasPrefix(r.Path, []byte(c.Prefix)) || !hostMatchBytes(c.Hosts, host) {
+			continue
+		}
+		if c.When != nil || c.Respond == nil || c.Respond.File == "" {
+			return false
+		}
+		route = c
+		break
+	}
+	if route == nil {
+		return false
+	}
+	e := s.files.get(route.Respond.File)
+	if ok, _ := e.usable(); !ok {
+		return false
+	}
+	now := time.Now()
+	head := w.Head()
+	head = append(head, h1.StatusLine(r.Minor, route.Respond.Status)...)
+	head = append(head, e.wireFor(route, rt.cfg)...)
+	head = h1.AppendDate(head)
+	if !r.KeepAlive && r.Minor == 1 {
+		head = append(head, "Connection: close\r\n"...)
+	} else if r.KeepAlive && r.Minor == 0 {
+		head = append(head, "Connection: keep-alive\r\n"...)
+	}
+	head = append(head, "\r\n"...)
+	body := e.body
+	if isHead {
+		body = nil
+	}
+	w.WriteResponse(head, body)
+
+	m := s.metrics
+	m.Requests.Add(1)
+	m.Synth.Add(1)
+	m.Status(route.Respond.Status)
+	m.BytesOut.Add(int64(len(body)))
+	// The record reuses strings where it can: the route's prefix is the
+	// target of a route for one file, and the host repeats.
+	url := route.Prefix
+	if string(r.Target) != url {
+		url = string(r.Target)
+	}
+	hs := s.files.lastHost.Load()
+	if hs == nil || *hs != string(host) {
+		h := string(host)
+		hs = &h
+		s.files.lastHost.Store(hs)
+	}
+	id := observe.NewID()
+	method := http.MethodGet
+	if isHead {
+		method = http.MethodHead
+	}
+	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
+		Method: method, Host: *hs, URL: url, Route: route.Prefix, Status: route.Respond.Status,
+		Cache: "synthetic", Bytes: int64(len(body)), Remote: r.RemoteAddr})
+	return true
+}
+
+// wireFor returns the header lines (each ending in CRLF) that synthFile
+// sets for route, built once per version and route.
+func (e *fileEntry) wireFor(route *config.Route, cfg *config.Config) []byte {
+	if b, ok := e.wire.Load(route); ok {
+		return b.([]byte)
+	}
+	h := http.Header{}
+	for k, v := range route.Respond.Headers {
+		h.Set(k, v)
+	}
+	if _, set := h["Content-Type"]; !set {
+		if f := cfg.Files[route.Respond.File]; f != nil {
+			h["Content-Type"] = []string{f.ContentType}
+		}
+	}
+	h["Last-Modified"] = []string{e.lastMod}
+	h["Etag"] = []string{e.etag}
+	h["Accept-Ranges"] = []string{"bytes"}
+	h["Cache-Status"] = synthFileStatus
+	h["Content-Length"] = []string{strconv.Itoa(len(e.body))}
+	var b []byte
+	for k, vs := range h {
+		for _, v := range vs {
+			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	e.wire.Store(route, b)
+	return b
+}
 
 // errorPage answers status with the first matching error_page whose
 // reader serves; false leaves the built-in page to fail. The header is
