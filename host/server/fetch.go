@@ -147,6 +147,11 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		segmentRequest(out, tx.seg)
 	case sl != nil && sl.Stage == "fetch" && !tx.retry:
 		out.Method = http.MethodHead // the fetch stage: headers first
+	case sl != nil && !tx.retry && stale == nil:
+		// The response stage asks for the segment the client needs first:
+		// the answer's headers decide, and its body becomes that segment
+		// instead of a body that would be abandoned.
+		out.Header.Set("Range", firstSegmentRange(r, sl.Size))
 	}
 	mark := s.cache.BanMark()
 	reqTime := time.Now()
@@ -211,8 +216,36 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		return nil
 	}
 	if sl != nil && !tx.retry {
-		meta, err := s.decideSlice(ctx, tx, r, sl, resp, key, reqTime, respTime)
+		partial := resp.StatusCode == http.StatusPartialContent && out.Header.Get("Range") != ""
+		decideOn := resp
+		if partial {
+			decideOn = wholeView(resp)
+		}
+		meta, err := s.decideSlice(ctx, tx, r, sl, decideOn, key, reqTime, respTime)
+		if err != nil && partial {
+			// Not sliced: whatever happens next needs the whole object.
+			resp.Body.Close()
+			out.Header.Del("Range")
+			if resp, err = be.Do(ctx, out); err != nil {
+				f.Err = err
+				settle()
+				return nil
+			}
+			respTime = time.Now()
+			partial = false
+			if meta, err = s.decideSlice(ctx, tx, r, sl, resp, key, reqTime, respTime); err == nil {
+				s.log.Warn("origin answered a Range request unsliceably and a whole one sliceably", "key", key)
+			}
+		}
 		switch {
+		case err == nil && partial:
+			meta.MarkBans(mark)
+			s.cache.Insert(meta)
+			s.adoptSegment(tx, r, meta, resp, key, respTime)
+			f.Object, f.Status, f.Shareable = meta, http.StatusOK, true
+			tx.status = httpcache.CacheStatus{Fwd: fwdFor(stale), FwdStatus: http.StatusOK, Stored: true, TTL: meta.TTL(respTime), Detail: "sliced"}
+			settle()
+			return nil
 		case err == nil:
 			resp.Body.Close() // the body is abandoned: segments follow
 			meta.MarkBans(mark)

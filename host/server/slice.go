@@ -462,3 +462,83 @@ func (s *Server) subrequestSegment(ctx context.Context, tx *txn, r *http.Request
 	req.Header.Set(HeaderSegment, gen+" "+strconv.FormatInt(idx, 10))
 	return s.selfClient.Do(req)
 }
+
+// firstSegmentRange is the Range header of the first fetch at the response
+// stage: the segment holding the first byte the client asked for.
+func firstSegmentRange(r *http.Request, segSize int64) string {
+	start := int64(0)
+	if rh := r.Header.Get("Range"); strings.HasPrefix(rh, "bytes=") {
+		spec, _, _ := strings.Cut(rh[len("bytes="):], ",")
+		if a, _, ok := strings.Cut(strings.TrimSpace(spec), "-"); ok && a != "" {
+			if n, err := strconv.ParseInt(a, 10, 64); err == nil && n >= 0 {
+				start = n
+			}
+		}
+	}
+	idx := start / segSize
+	return "bytes=" + strconv.FormatInt(idx*segSize, 10) + "-" + strconv.FormatInt((idx+1)*segSize-1, 10)
+}
+
+// parseContentRange parses "bytes S-E/TOTAL".
+func parseContentRange(v string) (start, end, total int64, ok bool) {
+	rest, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	se, ts, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, 0, false
+	}
+	ss, es, found := strings.Cut(se, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	start, err1 = strconv.ParseInt(ss, 10, 64)
+	end, err2 = strconv.ParseInt(es, 10, 64)
+	total, err3 = strconv.ParseInt(ts, 10, 64)
+	return start, end, total, err1 == nil && err2 == nil && err3 == nil && start <= end && end < total
+}
+
+// wholeView presents a 206 as the 200 it is a part of, for the slicer's
+// decision: status 200, Content-Length the whole length.
+func wholeView(resp *http.Response) *http.Response {
+	_, _, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+	if !ok {
+		return resp // not a usable 206: the decision will say no
+	}
+	h := resp.Header.Clone()
+	h.Del("Content-Range")
+	h.Set("Content-Length", strconv.FormatInt(total, 10))
+	return &http.Response{StatusCode: http.StatusOK, Header: h, ContentLength: total}
+}
+
+// adoptSegment stores the body of the response stage's ranged fetch as
+// the segment it is, through the same waiting list the segment
+// subrequest will join. A part that is not exactly one of meta's segments
+// is dropped (the subrequest fetches it).
+func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp *http.Response, key string, respTime time.Time) {
+	sm, _ := decodeSliceMeta(meta.Extra)
+	start, end, _, ok := parseContentRange(resp.Header.Get("Content-Range"))
+	idx := start / sm.segSize
+	seg := &segReq{gen: sm.gen, idx: idx, meta: meta, sm: sm, start: idx * sm.segSize}
+	seg.end = min(seg.start+sm.segSize, sm.size) - 1
+	if !ok || start != seg.start || end != seg.end || checkSegment(resp.StatusCode, resp.Header, meta, sm, seg.start, seg.end) != nil {
+		resp.Body.Close()
+		return
+	}
+	skey := segmentKey(key, sm.gen, idx)
+	f, leader := s.flights.Join(skey)
+	if !leader {
+		resp.Body.Close()
+		return
+	}
+	s.metrics.SegmentMisses.Add(1)
+	obj := segmentObject(seg, skey, resp, r, respTime)
+	obj.MarkBans(s.cache.BanMark())
+	f.Status, f.Header = resp.StatusCode, resp.Header
+	f.Shareable, f.TTL = true, obj.TTL(respTime)
+	f.Ready()
+	s.bg.Add(1)
+	go s.fill(tx, f, resp, obj, func() { s.flights.Done(f) })
+}

@@ -42,8 +42,14 @@ func bigBytes(start, end int64, version int) []byte {
 func bigOriginBytes(o *origin) int64 { return o.Stats().BytesByPrefix["/big"] }
 
 func TestSliceColdAndWarmRange(t *testing.T) {
+	for _, stage := range []string{"fetch", "response"} {
+		t.Run(stage, func(t *testing.T) { testColdAndWarmRange(t, stage) })
+	}
+}
+
+func testColdAndWarmRange(t *testing.T, stage string) {
 	o := startOrigin(t)
-	e := newEdge(t, sliceConfig(o.URL, "fetch", "pass"))
+	e := newEdge(t, sliceConfig(o.URL, stage, "pass"))
 	v := o.Version()
 	r := e.get("/big/16m", "Range", "bytes=5000000-5100000")
 	wantStatus(t, r, 206)
