@@ -102,7 +102,7 @@ func fastRoute(routes []*config.Route, host, path []byte) *config.Route {
 		if !bytes.HasPrefix(path, []byte(rt.Prefix)) || !hostMatchBytes(rt.Hosts, host) {
 			continue
 		}
-		if rt.When != nil || rt.Respond != nil || rt.Pass || rt.Backend == "" {
+		if rt.When != nil || rt.Respond != nil || rt.Pass || (rt.Backend == "" && rt.Static == nil) {
 			return nil
 		}
 		return rt
