@@ -79,7 +79,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		return fmt.Errorf("state_dir: %w", err)
 	}
 	st, err := store.Open(filepath.Join(cfg.StateDir, "cache.db"), store.Options{
-		MaxBytes: cfg.Storage.Disk, Timeout: 2 * time.Second, Logger: log.With("component", "store"),
+		// cache.db is rebuildable: no fsync per write (the store moves a
+		// file left by a machine crash aside).
+		MaxBytes: cfg.Storage.Disk, Timeout: 2 * time.Second, NoSync: true, Logger: log.With("component", "store"),
 	})
 	if err != nil {
 		return err

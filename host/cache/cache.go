@@ -22,6 +22,7 @@ import (
 // Store is what the cache needs of the persistent tier (*store.Store).
 type Store interface {
 	Put(r *store.Record) error
+	PutAll(rs ...*store.Record) error
 	Get(key, variant string) (*store.Record, error)
 	Variants(key string) ([]string, error)
 	DeleteKey(key string) (int, error)
@@ -650,7 +651,6 @@ func (v banView) RespHeader(name string) string { return v.o.Header.Get(name) }
 func (c *Cache) writer(ctx context.Context) {
 	defer c.wg.Done()
 	defer close(c.stopped)
-	st := c.opts.Store
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for {
@@ -660,32 +660,63 @@ func (c *Cache) writer(ctx context.Context) {
 		case now := <-tick.C:
 			c.sweepTombs(now.Add(-10 * time.Minute))
 		case w := <-c.writes:
-			switch {
-			case w.put != nil:
-				if w.put.dead.Load() {
-					break
-				}
-				if err := st.Put(w.put.record()); err != nil {
-					c.log.Warn("store put failed", "key", w.put.Key, "err", err)
-				}
-			case w.delKey != "":
-				if _, err := st.DeleteKey(w.delKey); err != nil {
-					c.log.Warn("store purge failed", "key", w.delKey, "err", err)
-				}
-			case w.delObj != nil:
-				if err := st.Delete(w.delObj.Key, w.delObj.Variant); err != nil && !errors.Is(err, store.ErrNotFound) {
-					c.log.Warn("store delete failed", "key", w.delObj.Key, "err", err)
-				}
-			case w.delTag != "":
-				if _, err := st.PurgeTag(w.delTag); err != nil {
-					c.log.Warn("store tag purge failed", "tag", w.delTag, "err", err)
-				}
-			}
-			if w.done != nil {
-				close(w.done)
+			for next := &w; next != nil; {
+				next = c.apply(next)
 			}
 		}
 	}
+}
+
+// apply performs one write-behind operation. Puts that are already queued
+// behind it go into the same transaction (one commit for many objects);
+// the first other operation found is returned, to be applied next, in
+// order.
+func (c *Cache) apply(w *op) *op {
+	st := c.opts.Store
+	if w.put != nil {
+		var batch []*store.Record
+		var next *op
+	gather:
+		for len(batch) < 64 {
+			if !w.put.dead.Load() {
+				batch = append(batch, w.put.record())
+			}
+			select {
+			case nw := <-c.writes:
+				if nw.put == nil {
+					next = &nw
+					break gather
+				}
+				w = &nw
+			default:
+				break gather
+			}
+		}
+		if len(batch) > 0 {
+			if err := st.PutAll(batch...); err != nil {
+				c.log.Warn("store put failed", "objects", len(batch), "err", err)
+			}
+		}
+		return next
+	}
+	switch {
+	case w.delKey != "":
+		if _, err := st.DeleteKey(w.delKey); err != nil {
+			c.log.Warn("store purge failed", "key", w.delKey, "err", err)
+		}
+	case w.delObj != nil:
+		if err := st.Delete(w.delObj.Key, w.delObj.Variant); err != nil && !errors.Is(err, store.ErrNotFound) {
+			c.log.Warn("store delete failed", "key", w.delObj.Key, "err", err)
+		}
+	case w.delTag != "":
+		if _, err := st.PurgeTag(w.delTag); err != nil {
+			c.log.Warn("store tag purge failed", "tag", w.delTag, "err", err)
+		}
+	}
+	if w.done != nil {
+		close(w.done)
+	}
+	return nil
 }
 
 // Stats returns memory-tier figures.
