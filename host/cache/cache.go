@@ -142,7 +142,8 @@ func (c *Cache) Start(ctx context.Context) error {
 	return nil
 }
 
-// lurker prunes bans that can no longer match anything, once a minute.
+// lurker prunes, once a minute, the bans that can no longer match anything
+// and the tombstones whose deletions the writer has long applied.
 func (c *Cache) lurker(ctx context.Context) {
 	defer c.wg.Done()
 	if c.opts.Store != nil {
@@ -168,6 +169,7 @@ func (c *Cache) lurker(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			c.pruneBans(now)
+			c.sweepTombs(now.Add(-10 * time.Minute))
 		}
 	}
 }
@@ -651,14 +653,10 @@ func (v banView) RespHeader(name string) string { return v.o.Header.Get(name) }
 func (c *Cache) writer(ctx context.Context) {
 	defer c.wg.Done()
 	defer close(c.stopped)
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			c.sweepTombs(now.Add(-10 * time.Minute))
 		case w := <-c.writes:
 			for next := &w; next != nil; {
 				next = c.apply(next)
