@@ -1,7 +1,8 @@
 # edgehost — the config `make run` uses. It demonstrates every feature that
 # runs on embedded defaults: a demo origin on 127.0.0.1:18081 (started by
 # `make run` as `edgehost demo-origin`), caching with grace, a pass route, a
-# synthetic route, a route chosen by a request condition, and the admin API.
+# synthetic route, a route chosen by a request condition, the admin API,
+# and files (readers, a static directory, an error page).
 #
 # Validate it with: bin/edgehost validate -config config.hcl
 
@@ -89,4 +90,48 @@ route "/edgehost/ping" {
     body    = "pong\n"
     headers = { "Cache-Control" = "no-store" }
   }
+}
+
+# Files (the file plugin): named readers kept in memory and checked in the
+# background; no file I/O on the request path. Try:
+#   curl -si http://127.0.0.1:18080/logo.svg                   # ETag, Last-Modified
+#   curl -si -H 'If-None-Match: "sha256-…"' http://127.0.0.1:18080/logo.svg   # 304
+#   curl -s  http://127.0.0.1:18080/www/                       # static, cached
+#   curl -si http://127.0.0.1:18080/status/502                 # the origin's own 502 passes
+#   bin/edgehost file list ; bin/edgehost file check logo
+plugin "file" {}
+
+file "error_page" {
+  path = "errors/503.html"
+  ttl  = "10s"
+}
+
+file "logo" {
+  path   = "www/logo.svg"
+  ttl    = "5s"
+  sha256 = true
+}
+
+route "/logo.svg" {
+  respond {
+    status  = 200
+    file    = file.logo
+    headers = { "Cache-Control" = "public, max-age=60" }
+  }
+}
+
+# A directory served through the plugin: read on a miss, cached, purged
+# when the plugin sees a file change.
+route "/www/" {
+  static {
+    root = "./www"
+    ttl  = "2s"
+  }
+}
+
+# Replaces the built-in page of every 5xx that edgehost itself answers
+# (origin down, unhealthy, timed out): stop the demo origin to see it.
+error_page {
+  status = "5xx"
+  file   = file.error_page
 }

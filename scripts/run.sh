@@ -13,6 +13,9 @@ cat <<MSG
   try:   curl -si http://127.0.0.1:18080/bytes/1k | head -20     # twice: miss, then hit
          curl -si -H 'Range: bytes=0-99' http://127.0.0.1:18080/bytes/28k
          curl -s  http://127.0.0.1:18080/edgehost/ping
+         curl -si http://127.0.0.1:18080/logo.svg                     # a file reader
+         curl -s  http://127.0.0.1:18080/www/                         # a static directory
+         bin/edgehost file list
          curl -s  http://127.0.0.1:18090/metrics | grep hits
          bin/edgehost purge http://127.0.0.1:18080/bytes/1k
          bin/edgehost log -group
