@@ -253,7 +253,26 @@ func (s *Server) WatchFiles(wait time.Duration) error {
 	if len(late) > 0 {
 		return fmt.Errorf("file plugins %v sent no state within %s", late, wait)
 	}
-	return nil
+	// After a reload the stream was synced long ago: wait for the states
+	// of readers that the new configuration adds (the swapped plugin's
+	// stream replays them).
+	for {
+		var missing []string
+		for name := range s.rt.Load().cfg.Files {
+			if t.get(name) == nil {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-deadline.C:
+			sort.Strings(missing)
+			return fmt.Errorf("no state for file readers %v within %s", missing, wait)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // followFiles consumes one plugin's Watch stream until Shutdown.
