@@ -483,3 +483,40 @@ route "/static/" {
 		t.Error("refused paths are not logged")
 	}
 }
+
+// TestFileReload adds a reader, a route using it and a condition on its
+// state by a reload: they serve as soon as the reload answers.
+func TestFileReload(t *testing.T) {
+	o := startOrigin(t)
+	e := newFileEdge(t, baseConfig(o.URL, fileAcceptance), map[string]string{"www/logo.svg": logoV1, "errors/503.html": errorPage, "news.txt": "news!\n"})
+	e.writeConfig(baseConfig(o.URL, fileAcceptance+`
+file "news" { path = "news.txt" }
+route "/news" {
+  respond { file = file.news }
+}
+route "/has-news" {
+  when = !file.news.error && file.news.contents == "news!\n"
+  respond { body = "yes\n" }
+}
+route "/has-news" {
+  respond { body = "no\n" }
+}
+`))
+	if r := e.admin("POST", "/reload", ""); r.Status != 200 {
+		t.Fatalf("reload: %d %s", r.Status, r.Body)
+	}
+	if r := e.get("/news"); r.Status != 200 || string(r.Body) != "news!\n" {
+		t.Fatalf("after reload /news = %d %q", r.Status, r.Body)
+	}
+	if r := e.get("/has-news"); string(r.Body) != "yes\n" {
+		t.Errorf("/has-news = %q", r.Body)
+	}
+	if r := e.get("/logo.svg"); r.Status != 200 || string(r.Body) != logoV1 {
+		t.Errorf("after reload /logo.svg = %d %q", r.Status, r.Body)
+	}
+	e.writeFile("news.txt", "old news\n")
+	wantStatus(t, e.admin("POST", "/files/news/check", ""), 200)
+	if r := e.get("/has-news"); string(r.Body) != "no\n" {
+		t.Errorf("/has-news after the change = %q", r.Body)
+	}
+}
