@@ -12,6 +12,7 @@
 //	POST /purge-tag?tag=TAG            purge by Surrogate-Key / xkey (token)
 //	POST /reload                       reload the config file (token)
 //	/plugins…                          plugin manager (token)
+//	GET  /debug/pprof/…                Go profiles (token)
 //
 // The token is compared in constant time and never logged.
 package admin
@@ -23,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -66,6 +68,11 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("POST /ban", a.auth(a.ban))
 	mux.HandleFunc("POST /purge-tag", a.auth(a.purgeTag))
 	mux.HandleFunc("POST /reload", a.auth(a.reload))
+	// Profiles of the running process (token: they reveal internals).
+	mux.HandleFunc("GET /debug/pprof/", a.auth(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", a.auth(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", a.auth(pprof.Trace))
+	mux.HandleFunc("GET /debug/pprof/symbol", a.auth(pprof.Symbol))
 	if o.Plugins != nil {
 		mux.Handle("/plugins", o.Plugins)
 		mux.Handle("/plugins/", o.Plugins)

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,8 +27,10 @@ type conn struct {
 	req    Request
 	fw     Writer
 	spans  [][2]int // line offsets of the head being read, reused
-	idle   atomic.Bool
-	mu     sync.Mutex
+	// idleSet is when the idle read deadline was last set (zero: not set).
+	idleSet time.Time
+	idle    atomic.Bool
+	mu      sync.Mutex
 }
 
 var (
@@ -71,16 +74,28 @@ func (c *conn) serve() {
 			return
 		}
 		if c.br.Buffered() == 0 {
+			// The idle deadline moves at most once a second: on a busy
+			// keep-alive connection that is one timer update per second,
+			// not per request.
 			if c.s.IdleTimeout > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+				if now := time.Now(); now.Sub(c.idleSet) > time.Second {
+					c.nc.SetReadDeadline(now.Add(c.s.IdleTimeout))
+					c.idleSet = now
+				}
 			}
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
 		}
 		c.idle.Store(false)
-		if c.s.HeaderTimeout > 0 {
+		// A head that is not all here yet gets HeaderTimeout to arrive
+		// (slowloris); one already buffered, the common case, costs no
+		// timer update.
+		deadline := false
+		if c.s.HeaderTimeout > 0 && !headBuffered(c.br) {
 			c.nc.SetReadDeadline(time.Now().Add(c.s.HeaderTimeout))
+			c.idleSet = time.Time{}
+			deadline = true
 		}
 		err := c.readHead()
 		if err != nil {
@@ -89,9 +104,6 @@ func (c *conn) serve() {
 				c.writeError(he)
 			}
 			return
-		}
-		if c.s.HeaderTimeout > 0 || c.s.IdleTimeout > 0 {
-			c.nc.SetReadDeadline(time.Time{})
 		}
 		r := &c.req
 		if c.s.Fast != nil && !r.HasBody() && c.s.Fast(r, &c.fw) {
@@ -106,10 +118,21 @@ func (c *conn) serve() {
 			}
 			continue
 		}
+		// The handler may read a body or take its time: no deadline.
+		if deadline || c.s.IdleTimeout > 0 {
+			c.nc.SetReadDeadline(time.Time{})
+			c.idleSet = time.Time{}
+		}
 		if !c.serveSlow() {
 			return
 		}
 	}
+}
+
+// headBuffered reports whether a whole request head is already buffered.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // readHead reads one request head into c.req.
