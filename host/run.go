@@ -121,6 +121,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := srv.WatchFiles(5 * time.Second); err != nil {
 		log.Warn("file readers", "err", err)
 	}
+	metrics.Gauge("edgehost_file_readers", func() float64 { n, _ := srv.FileCounts(); return float64(n) })
+	metrics.Gauge("edgehost_file_readers_failing", func() float64 { _, n := srv.FileCounts(); return float64(n) })
 	public, self, err := srv.Listen()
 	if err != nil {
 		return err

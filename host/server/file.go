@@ -323,6 +323,13 @@ func (s *Server) updateReader(h pluginapi.File, st *pluginv1.ReaderState) {
 	defer t.mu.Unlock()
 	name := st.GetReader()
 	old := t.get(name)
+	if st.GetError() == reader.ErrCodeMissing && old != nil && old.loaded {
+		// The file is gone and the plugin has no mapping of it (it was
+		// relaunched after the deletion): the host's copy of the last
+		// contents serves on, as the mapping would have.
+		st = &pluginv1.ReaderState{Reader: name, MtimeUnixNano: old.mtime.UnixNano(), Size: int64(len(old.body)),
+			IdDigest: old.bodyID, Sha256: old.bodySHA, Deleted: true, Message: "file deleted; serving the last contents kept by the host"}
+	}
 	e := &fileEntry{state: st}
 	if old != nil {
 		e.body, e.bodyID, e.bodySHA, e.mtime, e.loaded = old.body, old.bodyID, old.bodySHA, old.mtime, old.loaded
@@ -772,6 +779,18 @@ func (s *Server) fileStatus(cfg *config.Config, name string) FileStatus {
 		fs.LoadedID, fs.LoadedBytes, fs.LoadedAt, fs.ETag = e.bodyID, len(e.body), e.loadedAt, e.etag
 	}
 	return fs
+}
+
+// FileCounts reports how many readers the current configuration has and
+// how many of them cannot serve (for metrics).
+func (s *Server) FileCounts() (readers, failing int) {
+	for name := range s.rt.Load().cfg.Files {
+		readers++
+		if ok, _ := s.files.get(name).usable(); !ok {
+			failing++
+		}
+	}
+	return readers, failing
 }
 
 // ErrUnknownFile is returned by CheckFile for a name that no file block

@@ -411,6 +411,27 @@ func TestFilePluginRelaunch(t *testing.T) {
 	eventually(t, 5*time.Second, "the relaunched plugin does not follow the file", func() bool {
 		return string(e.get("/logo.svg").Body) == "relaunched\n"
 	})
+
+	// A deleted file outlives a relaunch: the new plugin instance cannot
+	// map it, the host's copy serves on.
+	os.Remove(e.path("www/logo.svg"))
+	eventually(t, 5*time.Second, "deletion not reported", func() bool { return e.files()["logo"].Deleted })
+	pid = filePluginPID(t, e)
+	syscall.Kill(pid, syscall.SIGKILL)
+	eventually(t, 10*time.Second, "file plugin not relaunched", func() bool {
+		p := filePluginPID(t, e)
+		return p != 0 && p != pid
+	})
+	time.Sleep(300 * time.Millisecond) // the new stream's full state
+	if st := e.files()["logo"]; !st.Deleted || st.Error || !st.Serving {
+		t.Errorf("deleted reader after a relaunch = %+v", st)
+	}
+	if r := e.get("/logo.svg"); r.Status != 200 || string(r.Body) != "relaunched\n" {
+		t.Errorf("deleted reader after a relaunch answers %d %q", r.Status, r.Body)
+	}
+	if e.metric("edgehost_file_readers") != 2 || e.metric("edgehost_file_readers_failing") != 0 {
+		t.Errorf("file metrics: readers %v, failing %v", e.metric("edgehost_file_readers"), e.metric("edgehost_file_readers_failing"))
+	}
 }
 
 func filePluginPID(t *testing.T, e *edge) int {
