@@ -437,7 +437,9 @@ func TestSignalsAreNotTimeouts(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	e, err := v.Run(context.Background())
+	runCtx, stop := context.WithTimeout(context.Background(), 60*time.Second)
+	defer stop()
+	e, err := v.Run(runCtx)
 	cancel()
 	<-done
 	if err != nil || e.Reason != ExitExited || e.Status != 0 {
