@@ -302,12 +302,53 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 	}
 	s.hfm.Delete(key)
 	obj.MarkBans(mark)
+	if resp.ContentLength < 0 {
+		// Unknown length: it may never fit storage.max_object, so it is
+		// not buffered for waiters (they fetch on their own); the leader
+		// streams it and it is stored if it ends within the limit.
+		f.Reason = "unknown-length"
+		settle()
+		resp.Body = &storeTee{rc: resp.Body, s: s, obj: obj, max: tx.rt.cfg.Storage.MaxObject}
+		tx.status = httpcache.CacheStatus{Fwd: fwdFor(stale), FwdStatus: resp.StatusCode, Detail: "streamed"}
+		return resp
+	}
 	f.Shareable, f.Variant, f.TTL = true, obj.Variant, obj.TTL(respTime)
 	f.Ready()
 	s.bg.Add(1)
 	go s.fill(tx, f, resp, obj, done)
 	return nil
 }
+
+// storeTee keeps a copy of a body of unknown length while it streams to
+// one client, and stores the object when the body ends cleanly within max
+// bytes; past max the copy is dropped and the stream goes on.
+type storeTee struct {
+	rc   io.ReadCloser
+	s    *Server
+	obj  *cache.Object
+	max  int64
+	buf  []byte
+	over bool
+}
+
+func (t *storeTee) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if !t.over {
+		if int64(len(t.buf)+n) > t.max {
+			t.over, t.buf = true, nil
+			t.s.metrics.NotStored.Add(1)
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF && !t.over {
+		t.s.store(t.obj, t.buf)
+		t.over = true
+	}
+	return n, err
+}
+
+func (t *storeTee) Close() error { return t.rc.Close() }
 
 // storable builds the object to store from resp, or says why not.
 func (s *Server) storable(cfg *config.Config, route *config.Route, r *http.Request, resp *http.Response, key string, reqTime, respTime time.Time) (*cache.Object, string) {
@@ -410,20 +451,25 @@ func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.
 	}
 	body, _ := f.Body.Bytes()
 	if int64(len(body)) <= max {
-		obj.Body = body
-		obj.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		obj.Header.Del("Transfer-Encoding")
-		if obj.Status == http.StatusOK && obj.Header.Get("Content-Encoding") == "" {
-			obj.Header.Set("Accept-Ranges", "bytes")
-		}
-		obj.Finish()
-		s.cache.Insert(obj)
+		s.store(obj, body)
 	} else {
 		s.metrics.NotStored.Add(1)
 		s.hfm.Store(obj.Key, time.Now().Add(hitForMiss))
 	}
 	f.Body.Close(nil)
 	done()
+}
+
+// store completes obj with its body and inserts it.
+func (s *Server) store(obj *cache.Object, body []byte) {
+	obj.Body = body
+	obj.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	obj.Header.Del("Transfer-Encoding")
+	if obj.Status == http.StatusOK && obj.Header.Get("Content-Encoding") == "" {
+		obj.Header.Set("Accept-Ranges", "bytes")
+	}
+	obj.Finish()
+	s.cache.Insert(obj)
 }
 
 // originRequest derives the backend request: always a GET for the whole

@@ -482,3 +482,28 @@ func TestValidateCommand(t *testing.T) {
 		t.Fatalf("validate rejected a good config: %s", out)
 	}
 }
+
+// TestUnknownLength: a cacheable body without Content-Length is streamed
+// and stored when it ends within storage.max_object; a longer one is
+// streamed whole and not stored.
+func TestUnknownLength(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, strings.Replace(baseConfig(o.URL, ""), `disk   = "1GiB"`, "disk   = \"1GiB\"\n  max_object = \"256KiB\"", 1))
+	r := e.get("/big/200k?nolength=1")
+	wantStatus(t, r, 200)
+	if len(r.Body) != 200<<10 {
+		t.Fatalf("streamed %d bytes", len(r.Body))
+	}
+	r2 := e.get("/big/200k?nolength=1")
+	wantCacheStatus(t, r2, "hit")
+	if !bytes.Equal(r.Body, r2.Body) {
+		t.Fatal("stored body differs")
+	}
+	big := e.get("/big/300k?nolength=1")
+	if len(big.Body) != 300<<10 {
+		t.Fatalf("over max_object: streamed %d bytes", len(big.Body))
+	}
+	if strings.Contains(e.get("/big/300k?nolength=1").Header.Get("Cache-Status"), "hit") {
+		t.Fatal("an object over max_object was stored")
+	}
+}
