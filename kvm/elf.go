@@ -20,10 +20,9 @@ const (
 	etExec = 2
 	etDyn  = 3
 
-	ptLoad    = 1
-	ptDynamic = 2
-	ptInterp  = 3
-	ptPhdr    = 6
+	ptLoad   = 1
+	ptInterp = 3
+	ptPhdr   = 6
 
 	pfX = 1
 
@@ -45,16 +44,15 @@ type segment struct {
 // Program is a validated static executable, ready to be placed into VMs. It
 // keeps a copy of the file and is safe for concurrent use.
 type Program struct {
-	file      []byte
-	pie       bool
-	entry     uint64 // relocated
-	segs      []segment
-	phoff     uint64
-	phnum     uint64
-	phdrAddr  uint64 // relocated address of the program headers in memory, 0 if not loaded
-	end       uint64 // first page above the image
-	lowest    uint64 // lowest mapped page
-	hasDynSeg bool
+	file     []byte
+	pie      bool
+	entry    uint64 // relocated
+	segs     []segment
+	phoff    uint64
+	phnum    uint64
+	phdrAddr uint64 // relocated address of the program headers in memory, 0 if not loaded
+	end      uint64 // first page above the image
+	lowest   uint64 // lowest mapped page
 }
 
 // Load validates an ELF64 x86-64 static executable (ET_EXEC, or ET_DYN
@@ -118,13 +116,8 @@ func parseELF(b []byte) (*Program, error) {
 		switch ptype {
 		case ptInterp:
 			return nil, fmt.Errorf("program header %d is PT_INTERP: %w", i, ErrDynamicELF)
-		case ptDynamic:
-			p.hasDynSeg = true
 		case ptLoad:
 		default:
-			continue
-		}
-		if ptype != ptLoad {
 			continue
 		}
 		s := segment{

@@ -140,8 +140,10 @@ func (s *Snapshot) writeMemory(mem []byte) error {
 
 // attach makes s what v resets to: a read-only view of the snapshot's
 // memory for restoring pages, and dirty tracking started afresh.
-func (v *VM) attach(s *Snapshot) error {
-	view, err := unix.Mmap(s.memfd, 0, int(s.memSize), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_NORESERVE)
+func (v *VM) attach(s *Snapshot) error { return v.attachFD(s, s.memfd) }
+
+func (v *VM) attachFD(s *Snapshot, memfd int) error {
+	view, err := unix.Mmap(memfd, 0, int(s.memSize), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_NORESERVE)
 	if err != nil {
 		return fmt.Errorf("map snapshot view: %w", err)
 	}
@@ -165,12 +167,22 @@ func (s *Snapshot) NewVM(io IO) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A duplicate of the memfd keeps it open while this VM is made
+	// outside the lock (mappings hold the file after that).
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.memfd < 0 {
+	fd := -1
+	if s.memfd >= 0 {
+		fd, err = unix.FcntlInt(uintptr(s.memfd), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	s.mu.Unlock()
+	if fd < 0 {
+		if err != nil {
+			return nil, fmt.Errorf("dup snapshot memory: %w", err)
+		}
 		return nil, ErrClosed
 	}
-	v, err := newVM(h, s.memSize, s.memfd)
+	defer unix.Close(fd)
+	v, err := newVM(h, s.memSize, fd)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +190,7 @@ func (s *Snapshot) NewVM(io IO) (*VM, error) {
 	v.emu.execfn = s.execfn
 	v.emu.io = io
 	v.emu.st = s.emu.clone()
-	if err := v.attach(s); err != nil {
+	if err := v.attachFD(s, fd); err != nil {
 		v.Close()
 		return nil, err
 	}

@@ -76,6 +76,10 @@ const (
 
 func errno(e int) uint64 { return uint64(-int64(e)) }
 
+// monoBase is where the guests' CLOCK_MONOTONIC counts from (plus an hour,
+// so that it is never near zero).
+var monoBase = time.Now()
+
 // Call is one guest call to the embedder: the system call number
 // (≥ FirstCall) and its six arguments (RDI, RSI, RDX, R10, R8, R9).
 type Call struct {
@@ -435,6 +439,16 @@ func (e *emu) alloc(n uint64) (uint64, bool) {
 	return a, true
 }
 
+// isFree reports whether [lo, hi) lies inside one free range.
+func (e *emu) isFree(lo, hi uint64) bool {
+	for _, f := range e.st.free {
+		if f.lo <= lo && hi <= f.hi {
+			return true
+		}
+	}
+	return false
+}
+
 // unfree removes [lo, hi) from the free list.
 func (e *emu) unfree(lo, hi uint64) {
 	var out []span
@@ -535,12 +549,11 @@ func (e *emu) mremap(old, oldLen, newLen, flags, newAddr uint64) uint64 {
 		}
 		return old
 	}
-	if e.mapped(old+on, old+nn) && old+nn >= old {
-		// The pages above are already mapped by this program; Linux
-		// would refuse rather than clobber them.
-		if flags&mremapMaymove == 0 {
-			return errno(eNOMEM)
-		}
+	if old+nn > old && e.isFree(old+on, old+nn) {
+		// The pages above are free: grow in place.
+		e.unfree(old+on, old+nn)
+		e.mem.zero(old+on, nn-on)
+		return old
 	}
 	if flags&mremapMaymove == 0 {
 		return errno(eNOMEM)
@@ -699,7 +712,9 @@ func (e *emu) clock(id uint64) (time.Duration, bool) {
 	case 0, 5, 8, 11: // REALTIME, REALTIME_COARSE, REALTIME_ALARM, TAI
 		return time.Duration(time.Now().UnixNano()), true
 	case 1, 4, 6, 7, 9: // MONOTONIC, _RAW, _COARSE, BOOTTIME, BOOTTIME_ALARM
-		return time.Since(e.start) + time.Hour, true
+		// One clock for every VM of the process, so that a VM made from
+		// a snapshot never sees time run backwards.
+		return time.Since(monoBase) + time.Hour, true
 	case 2, 3: // process and thread CPU time: wall time since start
 		return time.Since(e.start), true
 	}

@@ -208,8 +208,9 @@ func TestSyscallMemory(t *testing.T) {
 	if nb < 0 || f.e.mem.mem[nb] != 42 {
 		t.Fatalf("mremap grow = %#x", nb)
 	}
-	if r, _ := f.call(sysMremap, uint64(nb), 4*pageSize, 4*pageSize+1, 0); r != -eNOMEM {
-		t.Errorf("mremap grow without MAYMOVE = %d, want ENOMEM", r)
+	// The old page above it is free again: growth happens in place.
+	if r, _ := f.call(sysMremap, uint64(nb), 4*pageSize, 4*pageSize+1, 0); r != nb {
+		t.Errorf("mremap grow into a free page = %#x, want in place at %#x", r, nb)
 	}
 	if r, _ := f.call(sysMremap, uint64(nb), 4*pageSize, pageSize, 0); r != nb {
 		t.Errorf("mremap shrink = %#x, want %#x", r, nb)
@@ -289,5 +290,23 @@ func TestSyscallHandler(t *testing.T) {
 	}
 	if r, _ := f.call(FirstCall+2, userBase, 8); r != 8 {
 		t.Errorf("handler reading a good pointer = %d", r)
+	}
+}
+
+func TestSyscallMremapInPlace(t *testing.T) {
+	f := newEmu(t, nil)
+	const anon = mapPrivate | mapAnonymous
+	a, _ := f.call(sysMmap, 0, 8*pageSize, 3, anon, ^uint64(0), 0)
+	f.call(sysMunmap, uint64(a)+2*pageSize, 6*pageSize)
+	f.e.mem.mem[a+3*pageSize] = 1 // left over in the freed part
+	f.e.mem.mem[a] = 42
+	if r, _ := f.call(sysMremap, uint64(a), 2*pageSize, 5*pageSize, 0); r != a {
+		t.Fatalf("mremap into free pages above = %#x, want in place at %#x", r, a)
+	}
+	if f.e.mem.mem[a] != 42 || f.e.mem.mem[a+3*pageSize] != 0 {
+		t.Errorf("in-place growth lost data or kept stale bytes")
+	}
+	if r, _ := f.call(sysMremap, uint64(a), 5*pageSize, 9*pageSize, 0); r != -eNOMEM {
+		t.Errorf("growth past the free pages without MAYMOVE = %d, want ENOMEM", r)
 	}
 }
