@@ -216,3 +216,33 @@ func TestSliceRandomRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestSliceMalformedRanges: garbage Range headers on a sliced object get
+// what they get on any object: the whole body (ignored) or a 416.
+func TestSliceMalformedRanges(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, sliceConfig(o.URL, "response", "pass"))
+	const size = 2<<20 + 5
+	path := fmt.Sprintf("/big/%d", size)
+	full := bigBytes(0, size, o.Version())
+	many := "bytes=" + strings.Repeat("1-2,", 200) + "3-4"
+	for _, h := range []string{"bytes=abc", "bytes=5-1", "bytes=,,,", "bytes=99999999999999999999-", "pages=1-2", "bytes=-0", many, "bytes= 1 - 2", "bytes=0-0,-1"} {
+		r := e.get(path, "Range", h)
+		switch r.Status {
+		case 200:
+			if !bytes.Equal(r.Body, full) {
+				t.Fatalf("%q: 200 with a wrong body", h)
+			}
+		case 206:
+			if len(r.Body) == 0 {
+				t.Fatalf("%q: empty 206", h)
+			}
+		case 416:
+			if got := r.Header.Get("Content-Range"); got != fmt.Sprintf("bytes */%d", size) {
+				t.Fatalf("%q: 416 with Content-Range %q", h, got)
+			}
+		default:
+			t.Fatalf("%q: status %d", h, r.Status)
+		}
+	}
+}
