@@ -36,7 +36,7 @@ RANGE_LAST=100999999
 BIG=/big/256m
 SEGMENT=$((5 << 20))
 
-log() { printf '%s\n' "bench: $*" >&2; }
+log() { printf "bench [%3ds]: %s\n" "$SECONDS" "$*" >&2; }
 
 cleanup() {
 	local pid
@@ -244,7 +244,7 @@ origin_quiet_bytes() {
 			stable=0
 		fi
 		last=$cur
-		sleep 0.3
+		sleep 0.2
 	done
 	echo "$cur"
 }
@@ -403,11 +403,14 @@ for row in "${ROWS[@]}"; do
 	done
 done
 
+log "hits done"
 log "cold Range bytes=$RANGE_FIRST-$RANGE_LAST on $BIG, $COLD_RUNS runs per peer"
 for peer in $PEERS; do
 	[ "${STATE[$peer]}" = up ] || continue
 	cold_peer "$peer"
 done
+
+log "cold runs done"
 
 # --- report -------------------------------------------------------------------
 
