@@ -431,34 +431,38 @@ cell() { # PEER ROW
 	printf '%8s%-2s %7s %7s' "${RPS[$1,$2]}" "${FLAG[$1,$2]}" "$(lat "${P50[$1,$2]}")" "$(lat "${P99[$1,$2]}")"
 }
 
-echo
-echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -d$DUR best of $REPEAT, origin: $ORIGIN_CMD"
-echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
-for peer in edgehost varnish nginx; do
-	printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
-done
-echo
-printf '%-22s | %-26s | %-26s | %-26s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
-printf '%-22s | %-26s | %-26s | %-26s | %s\n' "" "   req/s       p50     p99" "   req/s       p50     p99" "   req/s       p50     p99" "Varnish nginx"
-for row in "${ROWS[@]}"; do
-	printf '%-22s | %s | %s | %s | %7s %5s\n' "${ROW_NAME[$row]}" \
-		"$(cell edgehost "$row")" "$(cell varnish "$row")" "$(cell nginx "$row")" \
-		"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[varnish,$row]:-}")" \
-		"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[nginx,$row]:-}")"
-done
-echo "  flags after req/s: * origin was hit during the run, ! non-2xx answers, e socket errors"
-echo
-echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
-printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' peer status TTFB total "origin bytes" body "warm TTFB" "warm origin bytes"
-for peer in edgehost nginx varnish; do
-	if [ "${STATE[$peer]:-}" != up ]; then
-		printf '%-9s | %s\n' "$peer" "${STATE[$peer]:-not run}"
-		continue
-	fi
-	printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' "$peer" "${CODE[$peer]}" \
-		"$(ms "${TTFB[$peer]}")" "$(ms "${TOTAL[$peer]}")" "${OBYTES[$peer]}" "${INTEG[$peer]}" \
-		"$(ms "${WARM_TTFB[$peer]}")" "${WARM_OBYTES[$peer]}"
-done
-[ -n "${NOTE[edgehost]:-}" ] && echo "  edgehost: ${NOTE[edgehost]}"
-echo
-echo "raw wrk output and logs: bench/out/"
+report() {
+	echo
+	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -d$DUR best of $REPEAT, origin: $ORIGIN_CMD"
+	echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
+	for peer in edgehost varnish nginx; do
+		printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
+	done
+	echo
+	printf '%-22s | %-26s | %-26s | %-26s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
+	printf '%-22s | %-26s | %-26s | %-26s | %s\n' "" "   req/s       p50     p99" "   req/s       p50     p99" "   req/s       p50     p99" "Varnish nginx"
+	for row in "${ROWS[@]}"; do
+		printf '%-22s | %s | %s | %s | %7s %5s\n' "${ROW_NAME[$row]}" \
+			"$(cell edgehost "$row")" "$(cell varnish "$row")" "$(cell nginx "$row")" \
+			"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[varnish,$row]:-}")" \
+			"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[nginx,$row]:-}")"
+	done
+	echo "  flags after req/s: * origin was hit during the run, ! non-2xx answers, e socket errors"
+	echo
+	echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
+	printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' peer status TTFB total "origin bytes" body "warm TTFB" "warm origin bytes"
+	for peer in edgehost nginx varnish; do
+		if [ "${STATE[$peer]:-}" != up ]; then
+			printf '%-9s | %s\n' "$peer" "${STATE[$peer]:-not run}"
+			continue
+		fi
+		printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' "$peer" "${CODE[$peer]}" \
+			"$(ms "${TTFB[$peer]}")" "$(ms "${TOTAL[$peer]}")" "${OBYTES[$peer]}" "${INTEG[$peer]}" \
+			"$(ms "${WARM_TTFB[$peer]}")" "${WARM_OBYTES[$peer]}"
+	done
+	[ -n "${NOTE[edgehost]:-}" ] && echo "  edgehost: ${NOTE[edgehost]}"
+	echo
+}
+
+report | tee "$OUT/report.txt"
+echo "raw wrk output, logs and this report: bench/out/"
