@@ -1,6 +1,8 @@
 package config
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,4 +253,52 @@ route "/x" {
 			t.Errorf("condition with %#v = %v, %v; want %v", tt.files, got, err, tt.want)
 		}
 	}
+}
+
+// TestFileDiagnosticsGolden checks testdata/file_bad.golden: every problem
+// of the file blocks, with its position.
+func TestFileDiagnosticsGolden(t *testing.T) {
+	_, diags := Load("testdata/file_bad.hcl")
+	var lines []string
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		r := d.Subject
+		detail := d.Detail
+		if i := strings.Index(detail, "testdata/"); i > 0 {
+			// Absolute paths differ between checkouts.
+			j := strings.LastIndex(detail[:i], " ")
+			detail = detail[:j+1] + detail[i:]
+		}
+		lines = append(lines, fmt.Sprintf("%s:%d,%d: %s: %s; %s", filepath.Base(r.Filename), r.Start.Line, r.Start.Column, sev, d.Summary, detail))
+	}
+	got := strings.Join(lines, "\n") + "\n"
+	if *updateFileGolden {
+		os.WriteFile("testdata/file_bad.golden", []byte(got), 0o644)
+	}
+	want, err := os.ReadFile("testdata/file_bad.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+var updateFileGolden = flag.Bool("update-file-golden", false, "rewrite golden files")
+
+// FuzzStatusRange: parseStatusRange accepts only error statuses and
+// classes, and a range it returns lies within 400..599.
+func FuzzStatusRange(f *testing.F) {
+	for _, s := range []string{"5xx", "503", "4XX", " 404 ", "2xx", "600", "5x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, ok := parseStatusRange(s)
+		if ok && (r.Lo < 400 || r.Hi > 599 || r.Lo > r.Hi) {
+			t.Fatalf("parseStatusRange(%q) = %+v", s, r)
+		}
+	})
 }
