@@ -824,6 +824,9 @@ func (s *Server) CheckFile(ctx context.Context, name string) (FileStatus, error)
 // admin.Options.Extra (which puts them behind the token):
 //
 //	GET  /files              every reader's state (FileStatus), as JSON
+//	GET  /files/NAME         one reader's state
+//	GET  /files/NAME/contents  the contents the host serves (409 when
+//	                         none are loaded)
 //	POST /files/NAME/check   check NAME now; 200 with its new state, 404
 //	                         for an unknown reader, 503 when its plugin is
 //	                         down
@@ -838,6 +841,31 @@ func (s *Server) FileAdminHandlers() map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET /files": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, s.Files())
+		}),
+		"GET /files/{name}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cfg := s.rt.Load().cfg
+			name := r.PathValue("name")
+			if cfg.Files[name] == nil {
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("%v %q", ErrUnknownFile, name)})
+				return
+			}
+			writeJSON(w, http.StatusOK, s.fileStatus(cfg, name))
+		}),
+		"GET /files/{name}/contents": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cfg := s.rt.Load().cfg
+			name := r.PathValue("name")
+			f, e := cfg.Files[name], s.files.get(name)
+			switch {
+			case f == nil:
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("%v %q", ErrUnknownFile, name)})
+			case e == nil || !e.loaded:
+				writeJSON(w, http.StatusConflict, map[string]string{"error": "no contents loaded"})
+			default:
+				w.Header().Set("Content-Type", f.ContentType)
+				w.Header().Set("Etag", e.etag)
+				w.Header().Set("Content-Length", strconv.Itoa(len(e.body)))
+				w.Write(e.body)
+			}
 		}),
 		"POST /files/{name}/check": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fs, err := s.CheckFile(r.Context(), r.PathValue("name"))

@@ -288,6 +288,12 @@ route "/motd" {
 	if got := body("/motd"); got != "hello again\n" {
 		t.Errorf("after the check /motd = %q", got)
 	}
+	if r := e.admin("GET", "/files/motd/contents", ""); r.Status != 200 || string(r.Body) != "hello again\n" {
+		t.Errorf("GET /files/motd/contents = %d %q", r.Status, r.Body)
+	}
+	if r := e.admin("GET", "/files/motd", ""); r.Status != 200 || !bytes.Contains(r.Body, []byte(`"serving": true`)) {
+		t.Errorf("GET /files/motd = %d %s", r.Status, r.Body)
+	}
 	wantStatus(t, e.admin("POST", "/files/nope/check", ""), 404)
 	wantStatus(t, e.admin("POST", "/files/motd/check", "", "wrong"), 401)
 
