@@ -48,6 +48,7 @@ type Object struct {
 	// Wire is Header serialized as "Name: value\r\n" lines, for the hit
 	// fast path; HasDate says whether it carries a Date field.
 	Wire    []byte
+	Wire304 []byte // Wire without the fields a 304 leaves out
 	HasDate bool
 
 	size      int64
@@ -132,14 +133,18 @@ func (o *Object) Finish() {
 			o.Tags = append(o.Tags, strings.Fields(v)...)
 		}
 	}
-	o.Wire = o.Wire[:0]
+	o.Wire, o.Wire304 = o.Wire[:0], o.Wire304[:0]
 	_, o.HasDate = o.Header["Date"]
 	for k, vs := range o.Header {
 		for _, v := range vs {
-			o.Wire = append(append(append(append(o.Wire, k...), ": "...), v...), "\r\n"...)
+			line := append(append(append(append([]byte(nil), k...), ": "...), v...), "\r\n"...)
+			o.Wire = append(o.Wire, line...)
+			if k != "Content-Length" && k != "Content-Type" {
+				o.Wire304 = append(o.Wire304, line...)
+			}
 		}
 	}
-	n := int64(len(o.Body)) + int64(len(o.Key)+len(o.Variant)) + 256 + int64(len(o.Wire))
+	n := int64(len(o.Body)) + int64(len(o.Key)+len(o.Variant)) + 256 + int64(len(o.Wire)+len(o.Wire304))
 	for k, vs := range o.Header {
 		n += int64(len(k))
 		for _, v := range vs {

@@ -181,3 +181,10 @@ func weakMatch(a, b string) bool {
 	ob, _ := opaque(trimOWS(b))
 	return oa == ob
 }
+
+// NoneMatch reports whether an If-None-Match field value matches etag by
+// weak comparison, as a cache evaluating it for GET or HEAD does (RFC 9110
+// §13.1.2): true means 304. It takes the raw bytes of the hit fast path.
+func NoneMatch(value []byte, etag string) bool {
+	return matchList([]string{string(value)}, etag, false)
+}

@@ -135,3 +135,22 @@ func FuzzEvaluatePreconditions(f *testing.F) {
 		IfRangeMatches(h, etag, lm)
 	})
 }
+
+func TestNoneMatch(t *testing.T) {
+	for _, tc := range []struct {
+		value, etag string
+		want        bool
+	}{
+		{`"a"`, `"a"`, true},
+		{`W/"a"`, `"a"`, true},
+		{`"b", W/"a"`, `"a"`, true},
+		{`*`, `"a"`, true},
+		{`"b"`, `"a"`, false},
+		{`"a"`, ``, false},
+		{`garbage, "a"`, `"a"`, true},
+	} {
+		if got := NoneMatch([]byte(tc.value), tc.etag); got != tc.want {
+			t.Errorf("NoneMatch(%q, %q) = %v, want %v", tc.value, tc.etag, got, tc.want)
+		}
+	}
+}

@@ -28,10 +28,17 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	if len(r.Target) == 0 || r.Target[0] != '/' {
 		return false
 	}
+	var inm []byte
 	for i := 0; i < r.NumFields(); i++ {
-		name, _ := r.Field(i)
+		name, value := r.Field(i)
 		if len(name) >= 3 && (name[0]|0x20) == 'i' && (name[1]|0x20) == 'f' && name[2] == '-' {
-			return false // If-None-Match, If-Modified-Since, If-Range, …
+			// If-None-Match alone is common (browsers revalidating) and
+			// cheap; If-Modified-Since, If-Match, If-Range… take the
+			// slow path.
+			if !h1.EqualFold(name, "if-none-match") || inm != nil {
+				return false
+			}
+			inm = value
 		}
 		if h1.EqualFold(name, "range") {
 			return false
@@ -54,9 +61,19 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 		return false
 	}
 	cs := httpcache.CacheStatus{Hit: true, TTL: o.TTL(now)}
+	status, wire, body := o.Status, o.Wire, o.Body
+	if inm != nil {
+		if o.Status != http.StatusOK {
+			return false
+		}
+		if httpcache.NoneMatch(inm, o.ETag) {
+			// RFC 9110 §13.1.2: a weak match of any listed tag is a 304.
+			status, wire, body = http.StatusNotModified, o.Wire304, nil
+		}
+	}
 	head := w.Head()
-	head = append(head, h1.StatusLine(r.Minor, o.Status)...)
-	head = append(head, o.Wire...)
+	head = append(head, h1.StatusLine(r.Minor, status)...)
+	head = append(head, wire...)
 	if !o.HasDate {
 		head = h1.AppendDate(head)
 	}
@@ -71,7 +88,6 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 		head = append(head, "Connection: keep-alive\r\n"...)
 	}
 	head = append(head, "\r\n"...)
-	body := o.Body
 	if isHead {
 		body = nil
 	}
@@ -80,7 +96,7 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	m := s.metrics
 	m.Requests.Add(1)
 	m.Hits.Add(1)
-	m.Status(o.Status)
+	m.Status(status)
 	m.BytesOut.Add(int64(len(body)))
 	// The record reuses strings that exist already: the object's request
 	// URL and host are this request's (same cache key).
@@ -90,7 +106,7 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 		method = http.MethodHead
 	}
 	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
-		Method: method, Host: o.ReqHost, URL: o.ReqURL, Status: o.Status,
+		Method: method, Host: o.ReqHost, URL: o.ReqURL, Status: status,
 		Cache: "hit", Bytes: int64(len(body)), Remote: r.RemoteAddr})
 	return true
 }
