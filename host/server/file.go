@@ -406,11 +406,23 @@ func (s *Server) synthFile(tx *txn, r *http.Request) {
 
 var synthFileStatus = []string{httpcache.CacheName + "; fwd=bypass; detail=synthetic"}
 
-// fastFile answers a `respond { file = … }` route on the h1 fast path,
-// which fastHit takes for a GET or HEAD without conditional or range
+// synthTxCache is the transaction log's cache field of a synthetic
+// response, as the full path records it.
+var synthTxCache = httpcache.CacheStatus{Detail: "synthetic"}.String()
+
+// fastFile answers a `respond { file = … }` route on the h1 fast path
+// (fastHit's fallback) for a GET or HEAD without conditional or range
 // fields: the same bytes as synthFile, from header lines built once per
 // version and route. Anything else returns false (the full state machine).
 func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte, isHead bool) bool {
+	// Conditionals and ranges take the full path (respond), whatever the
+	// caller let through.
+	for i := 0; i < r.NumFields(); i++ {
+		name, _ := r.Field(i)
+		if (len(name) >= 3 && (name[0]|0x20) == 'i' && (name[1]|0x20) == 'f' && name[2] == '-') || h1.EqualFold(name, "range") {
+			return false
+		}
+	}
 	var route *config.Route
 	for _, c := range rt.routes {
 		if !bytes.HasPrefix(r.Path, []byte(c.Prefix)) || !hostMatchBytes(c.Hosts, host) {
@@ -470,7 +482,7 @@ func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte,
 	}
 	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
 		Method: method, Host: *hs, URL: url, Route: route.Prefix, Status: route.Respond.Status,
-		Cache: "synthetic", Bytes: int64(len(body)), Remote: r.RemoteAddr})
+		Cache: synthTxCache, Bytes: int64(len(body)), Remote: r.RemoteAddr})
 	return true
 }
 
