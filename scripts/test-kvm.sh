@@ -30,30 +30,44 @@ T0=$(date +%s)
 log() { echo "test-kvm: [$(( $(date +%s) - T0 ))s] $*"; }
 mkdir -p "$WORK"
 
-# 1. Tools.
+# 1. Tools. busybox must be the static build: the initramfs has no libc.
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+apt_updated=""
+apt_update() {
+	[ -n "$apt_updated" ] && return
+	$SUDO apt-get update -qq
+	apt_updated=1
+}
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx insmod || need+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v zstd >/dev/null || need+=(zstd)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
-	SUDO=""
-	[ "$(id -u)" = 0 ] || SUDO=sudo
-	$SUDO apt-get update -qq
+	apt_update
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # 2. A kernel with the KVM modules: the one Debian's linux-image-amd64 names.
-KPKG=${KVM_KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')}
+kernel_pkg() {
+	echo "${KVM_KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')}"
+}
+KPKG=$(kernel_pkg)
+if [ -z "$KPKG" ]; then
+	apt_update
+	KPKG=$(kernel_pkg)
+fi
 KPKG=${KPKG:-linux-image-6.1.0-56-amd64}
 KDIR=$WORK/kernel-$KPKG
 if [ ! -d "$KDIR/boot" ]; then
 	log "fetching $KPKG"
-	rm -rf "$KDIR" "$WORK/deb" && mkdir -p "$WORK/deb"
-	(cd "$WORK/deb" && apt-get download -qq -o APT::Sandbox::User=root "$KPKG")
+	rm -rf "$KDIR" "$KDIR.tmp" "$WORK/deb" && mkdir -p "$WORK/deb"
+	fetch() { (cd "$WORK/deb" && apt-get download -qq -o APT::Sandbox::User=root "$KPKG"); }
+	fetch || { apt_update && fetch; }
 	dpkg -x "$WORK"/deb/"$KPKG"_*.deb "$KDIR.tmp" && mv "$KDIR.tmp" "$KDIR"
 	rm -rf "$WORK/deb"
 fi
