@@ -216,6 +216,9 @@ route "/motd" {
   respond { file = file.motd }
 }
 `
+	// A writer pausing longer than the settle time could be caught half
+	// way; the test's writer pauses 30 ms, on a machine that may be busy.
+	extra = strings.Replace(extra, `plugin "file" {}`, `plugin "file" { settle = "400ms" }`, 1)
 	e := newFileEdge(t, baseConfig(o.URL, extra), map[string]string{"www/logo.svg": logoV1, "errors/503.html": errorPage, "motd.txt": "hello\n"})
 	body := func(p string) string { return string(e.get(p).Body) }
 

@@ -21,6 +21,7 @@ import (
 // Plugin is the file plugin: pluginapi.Plugin and pluginapi.File over a
 // Set. Its settings (the schema it declares in Info):
 //
+//	settle = "100ms"           # a change must be still this long
 //	reader "NAME" {
 //	  path     = "/abs/path"   # required
 //	  ttl      = "1m"          # Go duration; how often it is checked
@@ -59,7 +60,9 @@ func Schema() *pluginapi.Schema {
 		{Name: "sha256", Type: cty.Bool, Doc: "also compute a SHA-256 digest of the contents"},
 		{Name: "max_size", Type: cty.Number, Doc: "largest file served, in bytes"},
 	}
-	return &pluginapi.Schema{Blocks: []pluginapi.Block{
+	return &pluginapi.Schema{Attributes: []pluginapi.Attribute{
+		{Name: "settle", Type: cty.String, Doc: "how long a changed file must stay still before it is published (Go duration; default 100ms)"},
+	}, Blocks: []pluginapi.Block{
 		{TypeName: "reader", Nesting: pluginapi.NestingMap, LabelName: "name", Doc: "a named reader of one file",
 			Body: &pluginapi.Schema{Attributes: append([]pluginapi.Attribute{{Name: "path", Type: cty.String, Required: true}}, common...)}},
 		{TypeName: "static", Nesting: pluginapi.NestingMap, LabelName: "name", Doc: "a directory served on cache misses",
@@ -76,7 +79,15 @@ func (p *Plugin) Configure(ctx context.Context, cfg pluginapi.Config) error {
 	if err != nil {
 		return err
 	}
-	set := NewSet(pluginapi.Logger(), p.Settle)
+	settle := p.Settle
+	if v := str(cfg.Value, "settle"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("settle %q: a positive Go duration", v)
+		}
+		settle = d
+	}
+	set := NewSet(pluginapi.Logger(), settle)
 	for _, rc := range readers {
 		if _, err := set.AddReader(rc); err != nil {
 			set.Close()

@@ -353,6 +353,7 @@ func TestPluginOverGRPC(t *testing.T) {
 		t.Fatalf("info = %+v, %v", info, err)
 	}
 	src := `
+settle = "30ms"
 reader "a" {
   path   = "` + filepath.Join(dir, "a.txt") + `"
   ttl    = "50ms"
