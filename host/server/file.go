@@ -661,7 +661,9 @@ func (s *Server) fetchStatic(tx *txn, r *http.Request, key string, stale *cache.
 	}
 	ttl := min(st.TTL, tx.route.DefaultTTL)
 	o := &cache.Object{Key: key, Status: http.StatusOK, Header: hdr, Body: body, Created: now,
-		Expires: now.Add(ttl), StaleUntil: now.Add(ttl), ErrorUntil: now.Add(ttl), KeepUntil: now.Add(ttl + tx.route.Keep),
+		// Kept past its freshness (the route's keep, at least an hour) so
+		// that an expired copy is revalidated with a stat, not read again.
+		Expires: now.Add(ttl), StaleUntil: now.Add(ttl), ErrorUntil: now.Add(ttl), KeepUntil: now.Add(ttl + max(tx.route.Keep, time.Hour)),
 		ReqURL: r.URL.RequestURI(), ReqHost: hostOnly(r.Host)}
 	o.Finish()
 	s.cache.Insert(o)

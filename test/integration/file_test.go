@@ -496,6 +496,16 @@ route "/static/" {
 		t.Errorf("a symlink inside the root = %d %q", r.Status, r.Body)
 	}
 
+	// Past its freshness (the static ttl) the copy is revalidated with a
+	// stat: same id, no body read.
+	before := e.metric("edgehost_revalidations_not_modified_total")
+	time.Sleep(400 * time.Millisecond)
+	rv := e.get("/static/css/site.css")
+	wantCacheStatus(t, rv, "fwd=stale")
+	if string(rv.Body) != "body{}\n" || e.metric("edgehost_revalidations_not_modified_total") != before+1 {
+		t.Errorf("revalidation: %q, revalidations %v → %v", rv.Body, before, e.metric("edgehost_revalidations_not_modified_total"))
+	}
+
 	// A change is noticed by the plugin and the object purged.
 	e.writeFile("www/css/site.css", "body{color:red}\n")
 	eventually(t, 5*time.Second, "change of a static file not picked up", func() bool {
