@@ -77,7 +77,7 @@ func (e Exit) String() string {
 // an exit KVM could not handle, or a deadlock. It is the guest's failure,
 // never the host's.
 type Fault struct {
-	Kind      string // "page fault", "general protection", "triple fault", "deadlock", …
+	Kind      string // "page fault", "stack overflow", "general protection", "triple fault", "deadlock", …
 	Vector    int    // exception vector, or -1
 	ErrorCode uint64 // the exception's error code, where it has one
 	RIP       uint64 // where the program was
@@ -116,6 +116,7 @@ func (f *Fault) Error() string {
 		fmt.Fprintf(&b, " at rip %#x", f.RIP)
 	}
 	if f.Vector == 14 {
+		// A stack overflow is a page fault on the guard page.
 		op := "read"
 		if f.ErrorCode&2 != 0 {
 			op = "write"

@@ -231,6 +231,7 @@ func TestFaults(t *testing.T) {
 		{arg: 6, vector: 13, kind: "general protection"},
 		{arg: 7, vector: 13, kind: "general protection"},
 		{arg: 8, vector: 13, kind: "general protection"},
+		{arg: 10, vector: 14, kind: "stack overflow"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind+fmt.Sprint(tt.arg), func(t *testing.T) {
@@ -246,7 +247,7 @@ func TestFaults(t *testing.T) {
 			if f.Vector != tt.vector || f.Kind != tt.kind || !f.User || f.RIP < userBase {
 				t.Errorf("fault = %+v (%v), want %s (vector %d) in user code", f, f, tt.kind, tt.vector)
 			}
-			if tt.vector == 14 && f.Addr != tt.addr {
+			if tt.kind == "page fault" && f.Addr != tt.addr {
 				t.Errorf("fault address %#x, want %#x", f.Addr, tt.addr)
 			}
 			t.Logf("%v", f)

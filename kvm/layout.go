@@ -16,7 +16,9 @@ import "encoding/binary"
 //	0x007000  page directories, one per GiB (up to 3)
 //	0x00a000  exception stack (IST1), top at 0xc000
 //	0x00c000  ring-0 stack (TSS.RSP0), top at 0xe000
-//	0x200000  user memory: ELF segments, brk heap ↑ … ↓ mmap area, stack
+//	0x00e000  page table for the 2 MiB around the stack guard page
+//	0x200000  user memory: ELF segments, brk heap ↑ … ↓ mmap area,
+//	          a guard page (not present), stack
 //	memSize   end of guest memory; everything above is not present
 const (
 	pageSize = 4096
@@ -34,7 +36,8 @@ const (
 	maxPDs    = 3
 	istTop    = 0xc000
 	rsp0Top   = 0xe000
-	kernelEnd = 0xe000 // last mapped byte of the ring-0 area, exclusive
+	guardPT   = 0xe000
+	kernelEnd = 0xf000 // last mapped byte of the ring-0 area, exclusive
 
 	userBase = hugePage // lowest address the program may use
 
@@ -167,8 +170,9 @@ const (
 )
 
 // writeKernel lays out the GDT, TSS, IDT, stub and page tables in mem, which
-// must be at least memSize long and zero in the first 2 MiB.
-func writeKernel(mem []byte, memSize uint64) {
+// must be at least memSize long and zero in the first 2 MiB. guard is the
+// page below the stack, left unmapped so that a stack overflow faults.
+func writeKernel(mem []byte, memSize, guard uint64) {
 	le := binary.LittleEndian
 	gdt := mem[gdtAddr:]
 	for i, d := range []uint64{0, descKernelCode, descKernelData, descUser32Code, descUserData, descUserCode} {
@@ -197,14 +201,15 @@ func writeKernel(mem []byte, memSize uint64) {
 		le.PutUint32(g[8:], uint32(off>>32))
 	}
 	copy(mem[stubAddr:], stubCode())
-	writePageTables(mem, memSize)
+	writePageTables(mem, memSize, guard)
 }
 
 // writePageTables identity-maps [0, memSize): 4 KiB pages for the ring-0
 // area (supervisor only, the stub read-only, page 0 absent) and 2 MiB user
-// pages from userBase up. Accessed and dirty bits are preset so the CPU never
-// writes to the tables.
-func writePageTables(mem []byte, memSize uint64) {
+// pages from userBase up, except for the 2 MiB holding the guard page, which
+// get 4 KiB pages with the guard absent. Accessed and dirty bits are preset
+// so the CPU never writes to the tables.
+func writePageTables(mem []byte, memSize, guard uint64) {
 	le := binary.LittleEndian
 	const dir = pteP | pteRW | pteUS | pteA
 	le.PutUint64(mem[pml4Addr:], pdptAddr|dir)
@@ -216,6 +221,15 @@ func writePageTables(mem []byte, memSize uint64) {
 	for a := uint64(userBase); a < memSize; a += hugePage {
 		i := a / hugePage // index across consecutive PDs
 		le.PutUint64(mem[pdAddr+8*i:], a|pteP|pteRW|pteUS|ptePS|pteA|pteD)
+	}
+	if guard >= userBase && guard < memSize {
+		base := guard &^ (hugePage - 1)
+		le.PutUint64(mem[pdAddr+8*(base/hugePage):], guardPT|dir)
+		for i := uint64(0); i < hugePage/pageSize; i++ {
+			if a := base + i*pageSize; a != guard {
+				le.PutUint64(mem[guardPT+8*i:], a|pteP|pteRW|pteUS|pteA|pteD)
+			}
+		}
 	}
 	for a := uint64(pageSize); a < kernelEnd; a += pageSize {
 		flags := uint64(pteP | pteRW | pteA | pteD | pteNX)

@@ -21,7 +21,8 @@ func guestMem(t testing.TB, size uint64) []byte {
 func TestPageTables(t *testing.T) {
 	for _, memSize := range []uint64{MinMemory, 64 << 20, 1<<30 + 2<<20, MaxMemory} {
 		mem := guestMem(t, memSize)
-		writeKernel(mem, memSize)
+		guard := memSize - 1<<20 - pageSize
+		writeKernel(mem, memSize, guard)
 		tests := []struct {
 			name                  string
 			va                    uint64
@@ -41,6 +42,11 @@ func TestPageTables(t *testing.T) {
 			{"below user memory", userBase - 1, false, false, false, false},
 			{"user memory", userBase, true, true, true, true},
 			{"last byte", memSize - 1, true, true, true, true},
+			{"stack guard page", guard, false, false, false, false},
+			{"end of the guard page", guard + pageSize - 1, false, false, false, false},
+			{"below the guard page", guard - 1, true, true, true, true},
+			{"stack bottom", guard + pageSize, true, true, true, true},
+			{"start of the guard's 2 MiB", guard &^ (hugePage - 1), true, true, true, true},
 			{"past memory", memSize, false, false, false, false},
 			{"far past memory", 1 << 40, false, false, false, false},
 			{"non-canonical", 1 << 47, false, false, false, false},
@@ -53,8 +59,8 @@ func TestPageTables(t *testing.T) {
 			}
 		}
 		// Every table the walk uses lies in the ring-0 area.
-		if int(pdAddr+maxPDs*pageSize) > istTop-0x2000 {
-			t.Fatalf("page directories overlap the stacks")
+		if int(pdAddr+maxPDs*pageSize) > istTop-0x2000 || guardPT < rsp0Top || guardPT+pageSize > kernelEnd {
+			t.Fatalf("page tables overlap the stacks or lie outside the ring-0 area")
 		}
 	}
 }
@@ -82,7 +88,7 @@ func TestStubCode(t *testing.T) {
 
 func TestDescriptors(t *testing.T) {
 	mem := guestMem(t, MinMemory)
-	writeKernel(mem, MinMemory)
+	writeKernel(mem, MinMemory, MinMemory-1<<20-pageSize)
 	le := binary.LittleEndian
 	// SYSCALL/SYSRET selectors derived from STAR must be ours.
 	star := uint64(starValue)

@@ -29,6 +29,7 @@ type Snapshot struct {
 	events kvmVCPUEvents
 	emu    emuState
 	stack  uint64
+	guard  uint64
 	execfn string
 }
 
@@ -47,7 +48,7 @@ func (v *VM) Snapshot() (*Snapshot, error) {
 		return nil, err
 	}
 	s := &Snapshot{memfd: -1, memSize: uint64(len(v.mem)), emu: v.emu.st.clone(),
-		stack: v.emu.stack, execfn: v.emu.execfn}
+		stack: v.emu.stack, guard: v.guard, execfn: v.emu.execfn}
 	if err := ioctlPtr(v.vcpufd, kvmGetRegs, unsafe.Pointer(&s.regs)); err != nil {
 		return nil, fmt.Errorf("KVM_GET_REGS: %w", err)
 	}
@@ -187,6 +188,7 @@ func (s *Snapshot) NewVM(io IO) (*VM, error) {
 		return nil, err
 	}
 	v.emu.stack = s.stack
+	v.guard = s.guard
 	v.emu.execfn = s.execfn
 	v.emu.io = io
 	v.emu.st = s.emu.clone()

@@ -71,6 +71,8 @@ type VM struct {
 	hostDirty []uint64 // pages the host wrote since the last reset
 	dirtyLog  []uint64 // buffer for KVM_GET_DIRTY_LOG
 
+	guard uint64 // the unmapped page below the stack
+
 	pendingIO bool // the vCPU stopped in an OUT that KVM_RUN must complete
 	ended     bool // exited or faulted: Run needs a Reset
 	needFull  bool // restore every part of the vCPU on Reset, not only registers
@@ -109,7 +111,7 @@ func (p *Program) NewVM(opts Options) (*VM, error) {
 		return nil, fmt.Errorf("%d bytes, want a multiple of 2 MiB from %d to %d: %w", memSize, MinMemory, MaxMemory, ErrMemory)
 	}
 	stack, _ = pageUp(stack)
-	if stack > memSize/2 || p.end > memSize-stack {
+	if stack > memSize/2 || p.end > memSize-stack-pageSize {
 		return nil, fmt.Errorf("program image ends at %#x, stack of %#x, memory %#x: %w", p.end, stack, memSize, ErrMemory)
 	}
 	v, err := newVM(h, memSize, -1)
@@ -120,7 +122,8 @@ func (p *Program) NewVM(opts Options) (*VM, error) {
 		v.Close()
 		return nil, err
 	}
-	writeKernel(v.mem, memSize)
+	guard := memSize - stack - pageSize
+	writeKernel(v.mem, memSize, guard)
 	p.place(v.mem)
 	args := opts.Args
 	if len(args) == 0 {
@@ -136,9 +139,10 @@ func (p *Program) NewVM(opts Options) (*VM, error) {
 	}
 	v.emu.st = emuState{
 		brkStart: p.end, brk: p.end, brkHigh: p.end,
-		mmapTop: memSize - stack, mmapLow: memSize - stack,
+		mmapTop: guard, mmapLow: guard,
 	}
 	v.emu.stack = stack
+	v.guard = guard
 	v.emu.execfn = args[0]
 	v.emu.io = opts.IO
 
@@ -458,6 +462,9 @@ func (v *VM) exceptionFault() *Fault {
 	if f.Vector == 14 {
 		if s, err := v.getSregs(); err == nil {
 			f.Addr = s.CR2
+		}
+		if f.Addr&^(pageSize-1) == v.guard {
+			f.Kind = "stack overflow"
 		}
 	}
 	return f

@@ -1,6 +1,14 @@
 /* Waits for a request, then faults the way EH_ARG says; 0 exits cleanly. */
 #include "edgehost.h"
 
+/* Recurses with 64 KiB frames until the stack runs out. */
+static long deep(long n)
+{
+	volatile char frame[65536];
+	frame[0] = (char)n;
+	return deep(n + 1) + frame[0];
+}
+
 int main(void)
 {
 	eh_call(EH_WAIT, 0, 0, 0);
@@ -30,6 +38,8 @@ int main(void)
 	case 8: /* port I/O in ring 3 */
 		__asm__ volatile("outb %%al, $0xe0" ::"a"(0));
 		break;
+	case 10:
+		return (int)deep(0);
 	case 9: /* handler given pointers outside memory: it must refuse */
 		return eh_call(EH_WRITE, 0x7ff000000000L, 100, 0) == -14 &&
 		       eh_call(EH_WRITE, -4096L, 8192, 0) == -14 ? 0 : 1;
