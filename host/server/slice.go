@@ -198,7 +198,9 @@ func (s *Server) segment(tx *txn, r *http.Request, gen string, idx int64) {
 	seg.end = min(seg.start+sm.segSize, sm.size) - 1
 	tx.seg = seg
 	skey := segmentKey(key, gen, idx)
-	if o := s.cache.Lookup(skey, nil, now); o != nil && o.Fresh(now) {
+	// A segment is as good as its meta object: same validators (gen), so a
+	// meta object refreshed by a 304 keeps its segments usable.
+	if o := s.cache.Lookup(skey, nil, now); o != nil && (o.Fresh(now) || meta.Fresh(now)) {
 		s.metrics.SegmentHits.Add(1)
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: o.TTL(now)}
 		s.deliver(tx, r, o, now)
