@@ -415,11 +415,18 @@ var synthTxCache = httpcache.CacheStatus{Detail: "synthetic"}.String()
 // fields: the same bytes as synthFile, from header lines built once per
 // version and route. Anything else returns false (the full state machine).
 func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte, isHead bool) bool {
-	// Conditionals and ranges take the full path (respond), whatever the
-	// caller let through.
+	// One If-None-Match is answered here (browsers revalidating); other
+	// conditionals and ranges take the full path (respond).
+	var inm []byte
 	for i := 0; i < r.NumFields(); i++ {
-		name, _ := r.Field(i)
-		if (len(name) >= 3 && (name[0]|0x20) == 'i' && (name[1]|0x20) == 'f' && name[2] == '-') || h1.EqualFold(name, "range") {
+		name, value := r.Field(i)
+		if len(name) >= 3 && (name[0]|0x20) == 'i' && (name[1]|0x20) == 'f' && name[2] == '-' {
+			if !h1.EqualFold(name, "if-none-match") || inm != nil {
+				return false
+			}
+			inm = value
+		}
+		if h1.EqualFold(name, "range") {
 			return false
 		}
 	}
@@ -442,9 +449,20 @@ func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte,
 		return false
 	}
 	now := time.Now()
+	wl := e.wireFor(route, rt.cfg)
+	status, wire, body := route.Respond.Status, wl.full, e.body
+	if inm != nil {
+		if status != http.StatusOK {
+			return false
+		}
+		if httpcache.NoneMatch(inm, e.etag) {
+			// RFC 9110 §13.1.2, as respond evaluates it.
+			status, wire, body = http.StatusNotModified, wl.notModified, nil
+		}
+	}
 	head := w.Head()
-	head = append(head, h1.StatusLine(r.Minor, route.Respond.Status)...)
-	head = append(head, e.wireFor(route, rt.cfg)...)
+	head = append(head, h1.StatusLine(r.Minor, status)...)
+	head = append(head, wire...)
 	head = h1.AppendDate(head)
 	if !r.KeepAlive && r.Minor == 1 {
 		head = append(head, "Connection: close\r\n"...)
@@ -452,7 +470,6 @@ func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte,
 		head = append(head, "Connection: keep-alive\r\n"...)
 	}
 	head = append(head, "\r\n"...)
-	body := e.body
 	if isHead {
 		body = nil
 	}
@@ -461,7 +478,7 @@ func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte,
 	m := s.metrics
 	m.Requests.Add(1)
 	m.Synth.Add(1)
-	m.Status(route.Respond.Status)
+	m.Status(status)
 	m.BytesOut.Add(int64(len(body)))
 	// The record reuses strings where it can: the route's prefix is the
 	// target of a route for one file, and the host repeats.
@@ -481,16 +498,21 @@ func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte,
 		method = http.MethodHead
 	}
 	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
-		Method: method, Host: *hs, URL: url, Route: route.Prefix, Status: route.Respond.Status,
+		Method: method, Host: *hs, URL: url, Route: route.Prefix, Status: status,
 		Cache: synthTxCache, Bytes: int64(len(body)), Remote: r.RemoteAddr})
 	return true
 }
 
-// wireFor returns the header lines (each ending in CRLF) that synthFile
-// sets for route, built once per version and route.
-func (e *fileEntry) wireFor(route *config.Route, cfg *config.Config) []byte {
-	if b, ok := e.wire.Load(route); ok {
-		return b.([]byte)
+// wireLines are the header lines (each ending in CRLF) of a reader's
+// answer on one route: whole, and for a 304 (no Content-Length and
+// Content-Type, as respond leaves them out).
+type wireLines struct{ full, notModified []byte }
+
+// wireFor returns the header lines that synthFile sets for route, built
+// once per version and route.
+func (e *fileEntry) wireFor(route *config.Route, cfg *config.Config) *wireLines {
+	if wl, ok := e.wire.Load(route); ok {
+		return wl.(*wireLines)
 	}
 	h := http.Header{}
 	for k, v := range route.Respond.Headers {
@@ -506,14 +528,18 @@ func (e *fileEntry) wireFor(route *config.Route, cfg *config.Config) []byte {
 	h["Accept-Ranges"] = []string{"bytes"}
 	h["Cache-Status"] = synthFileStatus
 	h["Content-Length"] = []string{strconv.Itoa(len(e.body))}
-	var b []byte
+	wl := &wireLines{}
 	for k, vs := range h {
 		for _, v := range vs {
-			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+			line := append(append(append(append([]byte(nil), k...), ": "...), v...), "\r\n"...)
+			wl.full = append(wl.full, line...)
+			if k != "Content-Length" && k != "Content-Type" {
+				wl.notModified = append(wl.notModified, line...)
+			}
 		}
 	}
-	e.wire.Store(route, b)
-	return b
+	e.wire.Store(route, wl)
+	return wl
 }
 
 // errorPage answers status with the first matching error_page whose

@@ -146,6 +146,20 @@ func TestReaderResponses(t *testing.T) {
 		t.Errorf("Content-Type = %q", got)
 	}
 
+	// The same for a 304: If-None-Match alone takes the fast path, with
+	// If-Modified-Since beside it the full one (which then ignores it).
+	etag := fast.Header.Get("Etag")
+	fast304, _ := get(t, addr, "/page", "If-None-Match", etag)
+	slow304, _ := get(t, addr, "/page", "If-None-Match", etag, "If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")
+	if fast304.StatusCode != 304 || slow304.StatusCode != 304 {
+		t.Fatalf("304s: fast %d, full %d", fast304.StatusCode, slow304.StatusCode)
+	}
+	for _, h := range []string{"Content-Type", "Etag", "Last-Modified", "Cache-Status", "Content-Length", "Cache-Control", "X-Demo"} {
+		if f, s := fast304.Header.Get(h), slow304.Header.Get(h); f != s {
+			t.Errorf("304 %s: fast path %q, full path %q", h, f, s)
+		}
+	}
+
 	for _, tt := range []struct {
 		hdr    []string
 		status int
