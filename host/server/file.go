@@ -112,7 +112,7 @@ type fileTable struct {
 	vars    atomic.Pointer[cty.Value]
 
 	mu       sync.Mutex // writers of entries; watching; synced
-	watching map[string]bool
+	watching map[string]*watcher
 	syncs    map[string]int
 	synced   map[string]chan struct{}
 
@@ -218,21 +218,28 @@ func (s *Server) WatchFiles(wait time.Duration) error {
 	var chans []chan struct{}
 	t.mu.Lock()
 	if t.watching == nil {
-		t.watching, t.syncs, t.synced = map[string]bool{}, map[string]int{}, map[string]chan struct{}{}
+		t.watching, t.syncs, t.synced = map[string]*watcher{}, map[string]int{}, map[string]chan struct{}{}
 	}
 	for name := range filePlugins(s.rt.Load().cfg) {
-		if !t.watching[name] {
-			h, err := s.plugins.File(name)
-			if err != nil {
-				t.mu.Unlock()
-				return fmt.Errorf("file plugin %q: %w", name, err)
+		h, err := s.plugins.File(name)
+		if err != nil {
+			t.mu.Unlock()
+			return fmt.Errorf("file plugin %q: %w", name, err)
+		}
+		// A handle follows its plugin across relaunches and swaps; a
+		// different one means the plugin was removed and declared again.
+		if w := t.watching[name]; w == nil || w.h != h {
+			if w != nil {
+				w.cancel()
 			}
-			t.watching[name] = true
+			ctx, cancel := context.WithCancel(s.ctx)
+			t.watching[name] = &watcher{h: h, cancel: cancel}
+			t.syncs[name] = 0
 			t.synced[name] = make(chan struct{})
 			s.bg.Add(1)
 			go func() {
 				defer s.bg.Done()
-				s.followFiles(name, h)
+				s.followFiles(ctx, name, h)
 			}()
 		}
 		waits = append(waits, name)
@@ -275,17 +282,27 @@ func (s *Server) WatchFiles(wait time.Duration) error {
 	}
 }
 
-// followFiles consumes one plugin's Watch stream until Shutdown.
-func (s *Server) followFiles(plugin string, h pluginapi.File) {
-	for s.ctx.Err() == nil {
-		err := h.Watch(s.ctx, func(st *pluginv1.ReaderState) error {
+// watcher is one plugin's Watch consumer.
+type watcher struct {
+	h      pluginapi.File
+	cancel context.CancelFunc
+}
+
+// followFiles consumes one plugin's Watch stream until ctx ends (Shutdown,
+// or the plugin was replaced by another of the same name).
+func (s *Server) followFiles(ctx context.Context, plugin string, h pluginapi.File) {
+	for ctx.Err() == nil {
+		err := h.Watch(ctx, func(st *pluginv1.ReaderState) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			s.applyFileState(plugin, h, st)
 			return nil
 		})
-		if err != nil && s.ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("file watch ended; following again", "plugin", plugin, "err", err)
 			select {
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
 		}

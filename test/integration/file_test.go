@@ -559,4 +559,16 @@ route "/has-news" {
 	if r := e.get("/has-news"); string(r.Body) != "no\n" {
 		t.Errorf("/has-news after the change = %q", r.Body)
 	}
+
+	// The plugin removed by a reload, then declared again: a new plugin,
+	// followed by a new watch.
+	e.writeConfig(baseConfig(o.URL, ""))
+	wantStatus(t, e.admin("POST", "/reload", ""), 200)
+	e.writeConfig(baseConfig(o.URL, fileAcceptance))
+	wantStatus(t, e.admin("POST", "/reload", ""), 200)
+	os.Remove(e.path("www/logo.svg"))
+	e.writeFile("www/logo.svg", "declared again\n")
+	eventually(t, 5*time.Second, "the plugin declared again is not followed", func() bool {
+		return string(e.get("/logo.svg").Body) == "declared again\n"
+	})
 }
