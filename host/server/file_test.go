@@ -6,21 +6,26 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/demoorigin"
+	"github.com/edgehost/edgehost/plugins/file/reader"
+	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
 
-// startFileServer runs a server on cfg (with {{SELF}} and {{ORIGIN}}
+// newFileServer builds a server on src (with {{SELF}} and {{ORIGIN}}
 // replaced) in front of the demo origin, without a plugin manager: the
 // test loads the reader table itself, as the watch consumer would.
-func startFileServer(tb testing.TB, src string) (*Server, string) {
+func newFileServer(tb testing.TB, src string) *Server {
 	tb.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	origin := httptest.NewServer(demoorigin.New(quiet))
@@ -36,6 +41,14 @@ func startFileServer(tb testing.TB, src string) (*Server, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return s
+}
+
+// startFileServer is newFileServer, listening; it returns the public
+// address.
+func startFileServer(tb testing.TB, src string) (*Server, string) {
+	tb.Helper()
+	s := newFileServer(tb, src)
 	pub, self, err := s.Listen()
 	if err != nil {
 		tb.Fatal(err)
@@ -238,5 +251,76 @@ func TestFilesValue(t *testing.T) {
 	}
 	if c.GetAttr("contents").AsString() != "" {
 		t.Errorf("binary contents exposed: %#v", c)
+	}
+}
+
+// TestReaderTable feeds the table from the real file plugin, in process
+// (reader.Plugin implements pluginapi.File), as the watch consumer does.
+func TestReaderTable(t *testing.T) {
+	s := newFileServer(t, fileTestConfig)
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	dir := t.TempDir()
+	path := filepath.Join(dir, "page.html")
+	if err := os.WriteFile(path, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newPlugin := func() *reader.Plugin {
+		p := &reader.Plugin{Settle: time.Millisecond}
+		v := cty.ObjectVal(map[string]cty.Value{"reader": cty.MapVal(map[string]cty.Value{
+			"page": cty.ObjectVal(map[string]cty.Value{"path": cty.StringVal(path)}),
+		})})
+		if err := p.Configure(t.Context(), pluginapi.Config{Value: v}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Shutdown(t.Context()) })
+		return p
+	}
+	check := func(p *reader.Plugin) *pluginv1.ReaderState {
+		st, err := p.Check(t.Context(), "page")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.updateReader(p, st)
+		return st
+	}
+	p := newPlugin()
+	st := check(p)
+	e := s.files.get("page")
+	if ok, why := e.usable(); !ok || string(e.body) != "v1" || e.etag != `"`+st.GetIdDigest()+`"` {
+		t.Fatalf("after the first state: usable %v (%s), body %q, etag %s", ok, why, e.body, e.etag)
+	}
+
+	// A state naming a version the plugin no longer has: not loaded, the
+	// previous version serves on.
+	s.updateReader(p, &pluginv1.ReaderState{Reader: "page", Size: 2, IdDigest: "ffffffffffffffffffffffff"})
+	e = s.files.get("page")
+	if ok, _ := e.usable(); !ok || string(e.body) != "v1" || !strings.Contains(e.loadErr, "no longer current") {
+		t.Errorf("after a vanished version: body %q, load error %q", e.body, e.loadErr)
+	}
+
+	os.Remove(path)
+	os.WriteFile(path, []byte("version two"), 0o644)
+	check(p)
+	if e := s.files.get("page"); string(e.body) != "version two" || e.loadErr != "" {
+		t.Errorf("after an update: body %q, load error %q", e.body, e.loadErr)
+	}
+
+	// Deleted, then a new plugin instance (a relaunch) that never saw the
+	// file: the host's copy serves on, marked deleted.
+	os.Remove(path)
+	check(p)
+	if st := s.files.get("page").state; !st.GetDeleted() || st.GetError() != "" {
+		t.Errorf("deleted state = %v", st)
+	}
+	st = check(newPlugin())
+	if st.GetError() != reader.ErrCodeMissing {
+		t.Fatalf("new instance's state = %v, want missing", st)
+	}
+	e = s.files.get("page")
+	if ok, why := e.usable(); !ok || !e.state.GetDeleted() || string(e.body) != "version two" {
+		t.Errorf("after a relaunch: usable %v (%s), state %v, body %q", ok, why, e.state, e.body)
+	}
+	if v := s.fileVars().GetAttr("page"); !v.GetAttr("deleted").True() || v.GetAttr("contents").AsString() != "version two" {
+		t.Errorf("file.page = %#v", v)
 	}
 }
