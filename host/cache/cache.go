@@ -304,6 +304,10 @@ func (c *Cache) LookupFast(key []byte, now time.Time) *Object {
 	return o
 }
 
+// Matches reports whether o is the variant that a request with these
+// header fields selects (Vary).
+func (o *Object) Matches(reqHeader http.Header) bool { return matchVariant(o, reqHeader) }
+
 func matchVariant(o *Object, reqHeader http.Header) bool {
 	if len(o.VaryNames) == 0 {
 		return o.Variant == ""
@@ -338,8 +342,7 @@ func (c *Cache) loadFromDisk(key string, reqHeader http.Header) *Object {
 			return nil
 		}
 		o.banMark.Store(c.markAt(o.Created))
-		c.insertMemory(o)
-		return o
+		return c.insertLoaded(o)
 	}
 	return nil
 }
@@ -356,6 +359,27 @@ func (c *Cache) tombstoned(o *Object) bool {
 		}
 	}
 	return false
+}
+
+// insertLoaded adds an object read from disk to the memory tier unless an
+// object of its variant got there meanwhile (a fetch just stored a newer
+// one): then that one is returned and the disk copy forgotten.
+func (c *Cache) insertLoaded(o *Object) *Object {
+	sh := c.shard(o.Key)
+	sh.mu.Lock()
+	for _, v := range sh.m[o.Key] {
+		if v.Variant == o.Variant {
+			sh.mu.Unlock()
+			return v
+		}
+	}
+	sh.m[o.Key] = append(sh.m[o.Key], o)
+	sh.mu.Unlock()
+	c.account(1, o.size)
+	if c.opts.MemoryBytes > 0 && c.bytes.Load() > c.opts.MemoryBytes {
+		c.evict()
+	}
+	return o
 }
 
 // Insert adds o to the memory tier (replacing the same variant) and queues
@@ -469,7 +493,11 @@ func (c *Cache) removeMemory(o *Object) bool {
 // check decided it); a segment meta object takes its segments along.
 func (c *Cache) Remove(o *Object) {
 	o.dead.Store(true)
-	c.removeMemory(o)
+	if !c.removeMemory(o) {
+		// Already replaced or gone: the object now stored under its key
+		// (and its segments) is another one and stays.
+		return
+	}
 	if o.Kind == store.KindSegmentMeta {
 		c.dropSegments(o.Key)
 	}

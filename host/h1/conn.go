@@ -27,10 +27,11 @@ type conn struct {
 	req    Request
 	fw     Writer
 	spans  [][2]int // line offsets of the head being read, reused
-	// idleSet is when the idle read deadline was last set (zero: not set).
-	idleSet time.Time
-	idle    atomic.Bool
-	mu      sync.Mutex
+	// idleSet is when the idle read deadline was last set (zero: not set);
+	// writeSet the same for the write deadline.
+	idleSet, writeSet time.Time
+	idle              atomic.Bool
+	mu                sync.Mutex
 }
 
 var (
@@ -111,7 +112,10 @@ func (c *conn) serve() {
 				c.bw.Flush()
 				return
 			}
-			if c.br.Buffered() == 0 {
+			// Hold the response back only while a whole pipelined request
+			// is waiting behind it (answers leave together).
+			if !headBuffered(c.br) {
+				c.armWrite()
 				if c.bw.Flush() != nil {
 					return
 				}
@@ -199,6 +203,19 @@ func (c *conn) readHead() error {
 	return r.finishHead()
 }
 
+// armWrite keeps a write deadline WriteTimeout ahead, moving it at most
+// once a second (a timer update per second, not per write): a client that
+// stops reading loses its connection instead of holding it forever.
+func (c *conn) armWrite() {
+	if c.s.WriteTimeout <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(c.writeSet) > time.Second {
+		c.nc.SetWriteDeadline(now.Add(c.s.WriteTimeout))
+		c.writeSet = now
+	}
+}
+
 func (c *conn) writeError(e *httpError) {
 	body := e.Error() + "\n"
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
@@ -245,6 +262,11 @@ func (c *conn) serveSlow() bool {
 		c.s.Handler.ServeHTTP(w, hr)
 	}()
 	if aborted {
+		return false
+	}
+	if !w.wroteHeader && !w.committed && len(w.pending) == 0 && w.written == 0 {
+		// The handler gave no answer at all (its client went away):
+		// close rather than invent an empty 200.
 		return false
 	}
 	w.finish()
@@ -333,6 +355,11 @@ func (b *body) Read(p []byte) (int, error) {
 		b.continued = true
 		b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		b.c.bw.Flush()
+	}
+	// A body that stalls gets IdleTimeout per read, then the read fails.
+	if t := b.c.s.IdleTimeout; t > 0 {
+		b.c.nc.SetReadDeadline(time.Now().Add(t))
+		b.c.idleSet = time.Time{}
 	}
 	n, err := b.r.Read(p)
 	if !b.chunked {
@@ -433,6 +460,7 @@ func (w *response) Write(p []byte) (int, error) {
 }
 
 func (w *response) writeBody(p []byte) (int, error) {
+	w.c.armWrite()
 	bw := w.c.bw
 	if w.chunked {
 		if len(p) == 0 {
@@ -529,6 +557,7 @@ func (w *response) Flush() {
 	if !w.committed {
 		w.commit(false)
 	}
+	w.c.armWrite()
 	w.c.bw.Flush()
 }
 
@@ -545,6 +574,7 @@ func (w *response) finish() {
 		// take the next bytes as this body's end.
 		w.keepAlive = false
 	}
+	w.c.armWrite()
 	w.c.bw.Flush()
 }
 

@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"strconv"
+	"strings"
 )
 
 // Request is a parsed request head. Its byte slices point into a buffer
@@ -250,6 +251,11 @@ func (r *Request) finishHead() error {
 	if hosts == 0 && r.Minor == 1 {
 		return bad("missing Host field")
 	}
+	if !validHost(r.Host) {
+		// The host is part of the cache key: "site/secret" must not be
+		// able to make an object of /public answer for /secret/public.
+		return bad("invalid Host field")
+	}
 	if te != nil {
 		// Only "chunked" is supported, and it must be the only (final)
 		// coding; with Content-Length too the request is refused, not
@@ -282,6 +288,21 @@ func (r *Request) finishHead() error {
 	}
 	r.KeepAlive = conn == 2 || (r.Minor == 1 && conn != 1)
 	return nil
+}
+
+// validHost reports whether h is a uri-host with an optional port (RFC
+// 9112 §3.2, RFC 3986 §3.2.2): reg-name or IP-literal characters only,
+// never a '/', '?', '#', '@' or whitespace.
+func validHost(h []byte) bool {
+	for _, c := range h {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=%:[]", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func parseContentLength(v []byte) (int64, error) {

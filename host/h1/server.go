@@ -34,7 +34,8 @@ type Server struct {
 	Fast           func(*Request, *Writer) bool // may answer a request itself; nil = never
 	MaxHeaderBytes int
 	HeaderTimeout  time.Duration // reading one request head, from its first byte
-	IdleTimeout    time.Duration // waiting for the next request on a keep-alive connection
+	IdleTimeout    time.Duration // waiting for the next request on a keep-alive connection, and per body read
+	WriteTimeout   time.Duration // a write that the client does not take within this fails
 	ConnState      func(net.Conn, http.ConnState)
 	Logger         *slog.Logger
 	BaseContext    context.Context

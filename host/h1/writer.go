@@ -20,7 +20,8 @@ func (w *Writer) Head() []byte { return w.head[:0] }
 func (w *Writer) WriteResponse(head, body []byte) error {
 	w.head = head[:0] // keep the grown scratch buffer for the next response
 	bw := w.c.bw
-	if bw.Buffered() == 0 && len(body) >= 2048 && w.c.br.Buffered() == 0 {
+	if bw.Buffered() == 0 && len(body) >= 2048 && !headBuffered(w.c.br) {
+		w.c.armWrite()
 		// WriteTo consumes the slice: rebuild it on the fixed array so
 		// that nothing is allocated per response.
 		w.arr[0], w.arr[1] = head, body

@@ -97,9 +97,12 @@ func (s *Server) deliverStream(tx *txn, r *http.Request, f *cache.Flight) {
 		}
 		if size >= 0 {
 			s.respond(tx, r, f.Status, etag, lm, size, &streamReaderAt{ctx: r.Context(), s: f.Body})
-			// Let the fetch finish storing before the response's last
-			// buffered bytes go out: the client's next request is a hit.
-			f.Body.Next(r.Context(), int(size))
+			// A whole GET body: let the fetch finish storing before its
+			// last buffered bytes go out, so the client's next request is
+			// a hit. (A HEAD, 304 or range does not wait for the rest.)
+			if r.Method == http.MethodGet && tx.w.status == http.StatusOK {
+				f.Body.Next(r.Context(), int(size))
+			}
 			return
 		}
 		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lm); st != 0 {

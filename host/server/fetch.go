@@ -53,7 +53,9 @@ func (s *Server) lookup(tx *txn, r *http.Request) {
 		}
 	}
 	s.metrics.Misses.Add(1)
-	if until, ok := s.hfm.Load(key); ok && now.Before(until.(time.Time)) {
+	if until, ok := s.hfm.Load(key); ok && !now.Before(until.(time.Time)) {
+		s.hfm.Delete(key)
+	} else if ok {
 		tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdMiss, Detail: "uncacheable"}
 		s.fetchAndDeliver(tx, r, key, o, nil)
 		return
@@ -67,7 +69,13 @@ func (s *Server) lookup(tx *txn, r *http.Request) {
 	if err := f.Wait(r.Context()); err != nil {
 		return // the client went away
 	}
-	if f.Err == nil && f.Shareable && s.variantOK(f, r) {
+	if f.Err != nil {
+		// The origin just failed for everyone waiting: do not send it
+		// one request per waiter on top (a thundering herd).
+		s.fail(tx, r, statusFor(f.Err), f.Err)
+		return
+	}
+	if f.Shareable && s.variantOK(f, r) {
 		tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdURIMiss, FwdStatus: f.Status, Collapsed: true, Stored: f.Object == nil}
 		if f.Object != nil {
 			tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
@@ -78,11 +86,16 @@ func (s *Server) lookup(tx *txn, r *http.Request) {
 		return
 	}
 	// The shared response does not fit this request (not storable, other
-	// variant, failed): fetch on our own.
+	// variant): fetch on our own.
 	s.fetchAndDeliver(tx, r, key, o, nil)
 }
 
 func (s *Server) variantOK(f *cache.Flight, r *http.Request) bool {
+	if f.Object != nil {
+		// A stored object answers (304 refresh, stale-if-error, sliced):
+		// it is of the leader's variant, which may not be this one.
+		return f.Object.Matches(r.Header)
+	}
 	vary := f.Header.Values("Vary")
 	if len(vary) == 0 {
 		return true
@@ -179,6 +192,7 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		resp.Body.Close()
 		s.metrics.Revalidated304.Add(1)
 		fresh := s.refresh(stale, resp.Header, route, reqTime, respTime)
+		fresh.MarkBans(mark)
 		s.cache.Insert(fresh)
 		f.Object, f.Status, f.Shareable = fresh, resp.StatusCode, true
 		settle()
@@ -194,7 +208,7 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 	}
 
 	if tx.seg != nil {
-		if err := checkSegment(resp.StatusCode, resp.Header, tx.seg.meta, tx.seg.sm, tx.seg.start, tx.seg.end); err != nil {
+		if err := checkSegment(resp.StatusCode, resp.Header, resp.ContentLength, tx.seg.meta, tx.seg.sm, tx.seg.start, tx.seg.end); err != nil {
 			resp.Body.Close()
 			if errors.Is(err, errSegmentMismatch) {
 				// The origin object changed: the meta object and its
@@ -450,6 +464,14 @@ func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.
 		return
 	}
 	body, _ := f.Body.Bytes()
+	if seg := tx.seg; seg != nil && int64(len(body)) != seg.end-seg.start+1 {
+		// A segment shorter or longer than its range is never stored:
+		// every later client would get a broken object.
+		s.log.Warn("segment body has the wrong length, not stored", "tx", tx.ID, "key", obj.Key, "got", len(body), "want", seg.end-seg.start+1)
+		f.Body.Close(errSegmentMismatch)
+		done()
+		return
+	}
 	if int64(len(body)) <= max {
 		s.store(obj, body)
 	} else {
@@ -463,7 +485,9 @@ func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.
 // store completes obj with its body and inserts it.
 func (s *Server) store(obj *cache.Object, body []byte) {
 	obj.Body = body
-	obj.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	if obj.Status != http.StatusNoContent && obj.Status != http.StatusNotModified && obj.Status >= 200 {
+		obj.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	obj.Header.Del("Transfer-Encoding")
 	if obj.Status == http.StatusOK && obj.Header.Get("Content-Encoding") == "" {
 		obj.Header.Set("Accept-Ranges", "bytes")

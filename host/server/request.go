@@ -54,13 +54,18 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, depth, parent, http.StatusLoopDetected, "self-request depth "+strconv.Itoa(depth)+" exceeds limits.max_depth "+strconv.Itoa(limits.MaxDepth))
 		return
 	}
-	select {
-	case s.selfSem <- struct{}{}:
-		defer func() { <-s.selfSem }()
-	default:
-		s.metrics.LoopRejects.Add(1)
-		s.reject(w, r, depth, parent, http.StatusLoopDetected, "too many concurrent self-requests (limits.self_concurrency)")
-		return
+	// Slicer segments are the host's own subrequests, paced by their
+	// client and bounded by depth: they do not take the slots that stop
+	// plugins and programs from looping.
+	if r.Header.Get(HeaderSegment) == "" {
+		select {
+		case s.selfSem <- struct{}{}:
+			defer func() { <-s.selfSem }()
+		default:
+			s.metrics.LoopRejects.Add(1)
+			s.reject(w, r, depth, parent, http.StatusLoopDetected, "too many concurrent self-requests (limits.self_concurrency)")
+			return
+		}
 	}
 	if v := r.Header.Get(HeaderSegment); v != "" {
 		r.Header.Del(HeaderSegment)

@@ -62,6 +62,7 @@ type Server struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
+	mu     sync.Mutex // guards public and self
 	public *h1.Server
 	self   *http.Server
 	// selfClient sends subrequests (slicer segments) to the self socket.
@@ -224,19 +225,24 @@ func (s *Server) Serve(public, self net.Listener) error {
 			ConnState:         s.connState,
 		}
 	}
-	s.public = &h1.Server{
+	pub := &h1.Server{
 		Handler:        http.HandlerFunc(s.servePublic),
 		Fast:           s.fastHit,
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
 		HeaderTimeout:  cfg.Limits.HeaderTimeout,
 		IdleTimeout:    cfg.Limits.IdleTimeout,
+		WriteTimeout:   cfg.Limits.SendTimeout,
 		ConnState:      s.connState,
 		Logger:         s.log,
 		BaseContext:    s.ctx,
 	}
-	s.self = mk(http.HandlerFunc(s.serveSelf))
+	s.mu.Lock()
+	s.public, s.self = pub, mk(http.HandlerFunc(s.serveSelf))
+	s.mu.Unlock()
+	s.bg.Add(1)
+	go s.sweepHitForMiss()
 	errc := make(chan error, 2)
-	go func() { errc <- s.public.Serve(public) }()
+	go func() { errc <- pub.Serve(public) }()
 	go func() { errc <- s.self.Serve(self) }()
 	err := <-errc
 	if errors.Is(err, http.ErrServerClosed) {
@@ -258,11 +264,14 @@ func (s *Server) connState(_ net.Conn, st http.ConnState) {
 // then stops background work.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
-	if s.public != nil {
-		err = s.public.Shutdown(ctx)
+	s.mu.Lock()
+	pub, self := s.public, s.self
+	s.mu.Unlock()
+	if pub != nil {
+		err = pub.Shutdown(ctx)
 	}
-	if s.self != nil {
-		if e := s.self.Shutdown(ctx); e != nil && err == nil {
+	if self != nil {
+		if e := self.Shutdown(ctx); e != nil && err == nil {
 			err = e
 		}
 	}
@@ -275,4 +284,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		os.Remove(sock)
 	}
 	return err
+}
+
+// sweepHitForMiss forgets expired hit-for-miss markers once a minute, so
+// that unique uncacheable URLs do not pile up.
+func (s *Server) sweepHitForMiss() {
+	defer s.bg.Done()
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-tick.C:
+			s.hfm.Range(func(k, v any) bool {
+				if !now.Before(v.(time.Time)) {
+					s.hfm.Delete(k)
+				}
+				return true
+			})
+		}
+	}
 }

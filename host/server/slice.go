@@ -70,8 +70,10 @@ func decodeSliceMeta(b []byte) (sliceMeta, bool) {
 	return sliceMeta{size: int64(size), segSize: int64(seg), gen: string(b[n:])}, true
 }
 
-func generation(etag, lastModified string, size int64) string {
-	h := sha256.Sum256([]byte(etag + "\x00" + lastModified + "\x00" + strconv.FormatInt(size, 10)))
+// generation names one version of one variant: segments of another never
+// match.
+func generation(etag, lastModified, variant string, size int64) string {
+	h := sha256.Sum256([]byte(etag + "\x00" + lastModified + "\x00" + variant + "\x00" + strconv.FormatInt(size, 10)))
 	return hex.EncodeToString(h[:6])
 }
 
@@ -118,7 +120,7 @@ func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *
 	defer cancel()
 	d, err := sp.Decide(dctx, &pluginv1.DecideRequest{
 		Stage:    stage,
-		Request:  &pluginv1.RequestHead{Method: r.Method, Url: r.RequestURI, Host: r.Host, Headers: protoHeader(r.Header), ContentLength: r.ContentLength, Txid: tx.ID.String()},
+		Request:  &pluginv1.RequestHead{Method: r.Method, Url: r.URL.RequestURI(), Host: r.Host, Headers: protoHeader(r.Header), ContentLength: r.ContentLength, Txid: tx.ID.String()},
 		Response: &pluginv1.ResponseHead{Status: int32(resp.StatusCode), Headers: protoHeader(resp.Header), ContentLength: resp.ContentLength},
 		Config:   tx.route.Prefix,
 	})
@@ -131,6 +133,15 @@ func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *
 	if ok, reason := httpcache.Storable(http.MethodGet, resp.StatusCode, r.Header, resp.Header, tx.route.CacheCookies); !ok {
 		return nil, fmt.Errorf("%w: response not storable (%s)", errNotSliceable, reason)
 	}
+	// Parts may only be combined under a strong validator (RFC 9111
+	// §3.4): a weak ETag may stay while the bytes change.
+	if strongETag(resp.Header.Get("Etag")) == "" && resp.Header.Get("Last-Modified") == "" {
+		return nil, fmt.Errorf("%w: no strong validator (a weak ETag cannot check segments)", errNotSliceable)
+	}
+	variant, vok := httpcache.VaryKey(resp.Header.Values("Vary"), r.Header)
+	if !vok {
+		return nil, fmt.Errorf("%w: Vary: *", errNotSliceable)
+	}
 	size := resp.ContentLength
 	if size < 0 {
 		size, _ = strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
@@ -142,14 +153,22 @@ func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *
 	h := storedHeader(resp.Header)
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Accept-Ranges", "bytes")
-	meta := &cache.Object{Key: key, Status: http.StatusOK, Header: h, Created: respTime,
+	meta := &cache.Object{Key: key, Variant: variant, Status: http.StatusOK, Header: h, Created: respTime,
 		InitAge: httpcache.InitialAge(resp.Header, reqTime, respTime),
 		ReqURL:  r.RequestURI, ReqHost: hostOnly(r.Host), Kind: store.KindSegmentMeta}
-	meta.Extra = encodeSliceMeta(sliceMeta{size: size, segSize: segSize, gen: generation(h.Get("Etag"), h.Get("Last-Modified"), size)})
+	meta.Extra = encodeSliceMeta(sliceMeta{size: size, segSize: segSize, gen: generation(strongETag(h.Get("Etag")), h.Get("Last-Modified"), variant, size)})
 	cc := httpcache.ParseCacheControl(resp.Header.Values("Cache-Control"))
 	setLifetime(meta, httpcache.ComputeLifetime(resp.Header, cc, tx.route.DefaultTTL, tx.route.Grace, respTime), tx.route)
 	meta.Finish()
 	return meta, nil
+}
+
+// strongETag returns etag unless it is weak (W/…), then "".
+func strongETag(etag string) string {
+	if strings.HasPrefix(etag, "W/") {
+		return ""
+	}
+	return etag
 }
 
 func protoHeader(h http.Header) []*pluginv1.Header {
@@ -228,15 +247,17 @@ func (s *Server) segment(tx *txn, r *http.Request, gen string, idx int64) {
 // refuse to answer for another version of the object.
 func segmentRequest(out *http.Request, seg *segReq) {
 	out.Header.Set("Range", "bytes="+strconv.FormatInt(seg.start, 10)+"-"+strconv.FormatInt(seg.end, 10))
-	if et := seg.meta.ETag; et != "" && !strings.HasPrefix(et, "W/") {
+	if et := strongETag(seg.meta.ETag); et != "" {
 		out.Header.Set("If-Match", et)
 	} else if lm := seg.meta.Header.Get("Last-Modified"); lm != "" {
 		out.Header.Set("If-Unmodified-Since", lm)
 	}
 }
 
-// checkSegment verifies an origin's (or a subrequest's) answer for seg.
-func checkSegment(status int, h http.Header, meta *cache.Object, sm sliceMeta, start, end int64) error {
+// checkSegment verifies an origin's (or a subrequest's) answer for seg:
+// status, exact Content-Range and length, and the meta object's strong
+// validators. contentLength is -1 when the answer did not say.
+func checkSegment(status int, h http.Header, contentLength int64, meta *cache.Object, sm sliceMeta, start, end int64) error {
 	if status == http.StatusPreconditionFailed {
 		return errSegmentMismatch
 	}
@@ -247,7 +268,10 @@ func checkSegment(status int, h http.Header, meta *cache.Object, sm sliceMeta, s
 	if got := h.Get("Content-Range"); got != want {
 		return fmt.Errorf("%w: Content-Range %q, want %q", errSegmentMismatch, got, want)
 	}
-	if et := meta.ETag; et != "" && h.Get("Etag") != et {
+	if contentLength >= 0 && contentLength != end-start+1 {
+		return fmt.Errorf("%w: %d bytes for a %d-byte segment", errSegmentMismatch, contentLength, end-start+1)
+	}
+	if et := strongETag(meta.ETag); et != "" && h.Get("Etag") != et {
 		return fmt.Errorf("%w: ETag %q, want %q", errSegmentMismatch, h.Get("Etag"), et)
 	}
 	if lm := meta.Header.Get("Last-Modified"); lm != "" && h.Get("Last-Modified") != "" && h.Get("Last-Modified") != lm {
@@ -354,7 +378,7 @@ func (sr *sliceReader) start(idx int64) *segStream {
 		ss.resp, ss.err = sr.s.subrequestSegment(sr.r.Context(), sr.tx, sr.r, sr.sm.gen, idx)
 		if ss.err == nil {
 			end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
-			if err := checkSegment(ss.resp.StatusCode, ss.resp.Header, sr.meta, sr.sm, idx*sr.sm.segSize, end); err != nil {
+			if err := checkSegment(ss.resp.StatusCode, ss.resp.Header, ss.resp.ContentLength, sr.meta, sr.sm, idx*sr.sm.segSize, end); err != nil {
 				if ss.resp.StatusCode == http.StatusConflict {
 					err = fmt.Errorf("%w: segment meta object gone", errSegmentMismatch)
 				}
@@ -447,7 +471,7 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 // subrequestSegment fetches one segment through the self socket: a
 // subrequest of tx with its own transaction, linked to tx in the log.
 func (s *Server) subrequestSegment(ctx context.Context, tx *txn, r *http.Request, gen string, idx int64) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://edgehost-self"+r.RequestURI, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://edgehost-self"+r.URL.RequestURI(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -525,7 +549,7 @@ func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp
 	idx := start / sm.segSize
 	seg := &segReq{gen: sm.gen, idx: idx, meta: meta, sm: sm, start: idx * sm.segSize}
 	seg.end = min(seg.start+sm.segSize, sm.size) - 1
-	if !ok || start != seg.start || end != seg.end || checkSegment(resp.StatusCode, resp.Header, meta, sm, seg.start, seg.end) != nil {
+	if !ok || start != seg.start || end != seg.end || checkSegment(resp.StatusCode, resp.Header, resp.ContentLength, meta, sm, seg.start, seg.end) != nil {
 		resp.Body.Close()
 		return
 	}

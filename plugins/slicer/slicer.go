@@ -53,8 +53,8 @@ func (p *Plugin) Shutdown(context.Context) error { return nil }
 // Decide applies the eligibility rules of DESIGN §6 to the response head
 // (a HEAD response at the fetch stage, the GET response's head at the
 // response stage): a 200 with no Content-Encoding, a Content-Length, a
-// validator (ETag or Last-Modified) that the segments can be checked
-// against, for a request without a body.
+// validator (a strong ETag or Last-Modified) that the segments can be
+// checked against, for a request without a body.
 func (p *Plugin) Decide(_ context.Context, req *pluginv1.DecideRequest) (*pluginv1.DecideResponse, error) {
 	no := func(reason string) (*pluginv1.DecideResponse, error) {
 		return &pluginv1.DecideResponse{Slice: false, Reason: reason}, nil
@@ -86,8 +86,10 @@ func (p *Plugin) Decide(_ context.Context, req *pluginv1.DecideRequest) (*plugin
 	if size <= 0 {
 		return no("no Content-Length")
 	}
-	if header(rs.GetHeaders(), "etag") == "" && header(rs.GetHeaders(), "last-modified") == "" {
-		return no("no ETag or Last-Modified to check segments against")
+	// Parts combine only under a strong validator (RFC 9111 §3.4): a weak
+	// ETag may stay the same while the bytes change.
+	if et := header(rs.GetHeaders(), "etag"); (et == "" || strings.HasPrefix(et, "W/")) && header(rs.GetHeaders(), "last-modified") == "" {
+		return no("no strong ETag or Last-Modified to check segments against")
 	}
 	if size < p.minSize.Load() {
 		return no("smaller than min_size")

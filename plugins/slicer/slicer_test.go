@@ -26,6 +26,8 @@ func TestDecide(t *testing.T) {
 		{"gzip", get, &pluginv1.ResponseHead{Status: 200, ContentLength: 100, Headers: h("ETag", `"a"`, "Content-Encoding", "gzip")}, false},
 		{"no length", get, &pluginv1.ResponseHead{Status: 200, ContentLength: -1, Headers: h("ETag", `"a"`)}, false},
 		{"no validator", get, &pluginv1.ResponseHead{Status: 200, ContentLength: 100}, false},
+		{"weak etag only", get, &pluginv1.ResponseHead{Status: 200, ContentLength: 100, Headers: h("ETag", `W/"a"`)}, false},
+		{"weak etag and last-modified", get, &pluginv1.ResponseHead{Status: 200, ContentLength: 100, Headers: h("ETag", `W/"a"`, "Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")}, true},
 		{"not 200", get, &pluginv1.ResponseHead{Status: 206, ContentLength: 100, Headers: h("ETag", `"a"`)}, false},
 		{"request body", &pluginv1.RequestHead{Method: "GET", ContentLength: 5}, &pluginv1.ResponseHead{Status: 200, ContentLength: 100, Headers: h("ETag", `"a"`)}, false},
 		{"post", &pluginv1.RequestHead{Method: "POST", ContentLength: -1}, &pluginv1.ResponseHead{Status: 200, ContentLength: 100, Headers: h("ETag", `"a"`)}, false},

@@ -189,7 +189,9 @@ func TestPluginChecksumMismatch(t *testing.T) {
 	e := &edge{t: t, dir: t.TempDir(), HTTP: freePort(t), Admin: freePort(t)}
 	e.writeConfig(strings.Replace(sliceConfig(o.URL, "fetch", "pass"), `plugin "slicer" {}`,
 		"plugin \"slicer\" {\n  sha256 = \""+strings.Repeat("ab", 32)+"\"\n}", 1))
-	out, err := exec.Command(edgehostBin(), "run", "-config", e.cfg).CombinedOutput()
+	cmd := exec.Command(edgehostBin(), "run", "-config", e.cfg)
+	cmd.Dir = e.dir
+	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatal("edgehost started with a wrong plugin checksum")
 	}
