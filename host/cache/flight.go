@@ -91,6 +91,18 @@ type Stream struct {
 // NewStream returns an empty stream.
 func NewStream() *Stream { return &Stream{notify: make(chan struct{})} }
 
+// Grow reserves room for n more bytes: a body of known length is
+// buffered without reallocation and copying as it arrives.
+func (s *Stream) Grow(n int) {
+	s.mu.Lock()
+	if cap(s.buf)-len(s.buf) < n {
+		nb := make([]byte, len(s.buf), len(s.buf)+n)
+		copy(nb, s.buf)
+		s.buf = nb
+	}
+	s.mu.Unlock()
+}
+
 // Write appends p and wakes readers.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.mu.Lock()

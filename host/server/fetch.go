@@ -440,6 +440,9 @@ func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.
 	defer s.bg.Done()
 	defer resp.Body.Close()
 	max := tx.rt.cfg.Storage.MaxObject
+	if n := resp.ContentLength; n > 0 && n <= max {
+		f.Body.Grow(int(n))
+	}
 	buf := make([]byte, 64<<10)
 	var err error
 	for {
