@@ -188,7 +188,8 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if o.log.Enabled(r.Context(), slog.LevelDebug) {
 		o.log.LogAttrs(r.Context(), slog.LevelDebug, "origin request",
-			slog.Uint64("n", n), slog.String("method", r.Method), slog.String("uri", r.RequestURI))
+			slog.Uint64("n", n), slog.String("method", r.Method), slog.String("uri", r.RequestURI),
+			slog.String("range", r.Header.Get("Range")))
 	}
 
 	// ?cc=VALUE or ?max-age=S set Cache-Control on any endpoint; handlers

@@ -22,19 +22,24 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(ctx, logger, os.Args[1:]); err != nil {
-		logger.Error("origin", "err", err)
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "origin:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, logger *slog.Logger, args []string) error {
+func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("origin", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:18081", "address to listen on")
+	listen := fs.String("listen", "127.0.0.1:38081", "address to listen on")
+	verbose := fs.Bool("v", false, "log every request (debug level)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
