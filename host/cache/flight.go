@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -53,6 +54,13 @@ func (fs *Flights) Join(key string) (f *Flight, leader bool) {
 // NewFlight returns a flight outside any registry (a fetch nobody joins).
 func NewFlight(key string) *Flight {
 	return &Flight{key: key, ready: make(chan struct{}), Body: NewStream()}
+}
+
+// Get returns the flight in progress for key, or nil.
+func (fs *Flights) Get(key string) *Flight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.m[key]
 }
 
 // Ready publishes the head (or f.Err) to the waiters.
@@ -162,3 +170,28 @@ func (s *Stream) Next(ctx context.Context, off int) (p []byte, end bool, err err
 		}
 	}
 }
+
+// Reader reads the stream from its start as it fills, for one reader in
+// the same process (an io.ReadCloser whose Close does nothing).
+func (s *Stream) Reader(ctx context.Context) io.ReadCloser { return &streamReader{ctx: ctx, s: s} }
+
+type streamReader struct {
+	ctx context.Context
+	s   *Stream
+	off int
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	chunk, end, err := r.s.Next(r.ctx, r.off)
+	if len(chunk) > 0 {
+		n := copy(p, chunk)
+		r.off += n
+		return n, nil
+	}
+	if end && err == nil {
+		return 0, io.EOF
+	}
+	return 0, err
+}
+
+func (r *streamReader) Close() error { return nil }

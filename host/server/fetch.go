@@ -231,13 +231,26 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 	}
 	if sl != nil && !tx.retry {
 		partial := resp.StatusCode == http.StatusPartialContent && out.Header.Get("Range") != ""
-		decideOn := resp
+		var meta *cache.Object
+		var err error
 		if partial {
-			decideOn = wholeView(resp)
+			// The segment in hand starts filling the cache while the
+			// plugin decides: its first bytes are ready when the client
+			// asks for them.
+			view := wholeView(resp)
+			meta, err = s.sliceMeta(tx, r, sl, view, key, reqTime, respTime)
+			if err == nil {
+				meta.MarkBans(mark)
+				s.adoptSegment(tx, r, meta, resp, key, respTime)
+				err = s.askSlicer(ctx, tx, r, sl, view)
+			}
+		} else {
+			meta, err = s.decideSlice(ctx, tx, r, sl, resp, key, reqTime, respTime)
 		}
-		meta, err := s.decideSlice(ctx, tx, r, sl, decideOn, key, reqTime, respTime)
 		if err != nil && partial {
-			// Not sliced: whatever happens next needs the whole object.
+			// Not sliced: whatever happens next needs the whole object
+			// (closing the body also stops an adopted segment's fill,
+			// which then stores nothing).
 			resp.Body.Close()
 			out.Header.Del("Range")
 			if resp, err = be.Do(ctx, out); err != nil {
@@ -253,9 +266,7 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		}
 		switch {
 		case err == nil && partial:
-			meta.MarkBans(mark)
 			s.cache.Insert(meta)
-			s.adoptSegment(tx, r, meta, resp, key, respTime)
 			f.Object, f.Status, f.Shareable = meta, http.StatusOK, true
 			tx.status = httpcache.CacheStatus{Fwd: fwdFor(stale), FwdStatus: http.StatusOK, Stored: true, TTL: meta.TTL(respTime), Detail: "sliced"}
 			settle()

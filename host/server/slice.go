@@ -16,6 +16,7 @@ import (
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/httpcache"
+	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/host/store"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
@@ -105,12 +106,25 @@ func (s *Server) slicing(tx *txn, r *http.Request) *config.Slice {
 // decideSlice asks the slicer plugin about resp (a HEAD or GET response)
 // and returns the meta object to store when it says yes.
 func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *config.Slice, resp *http.Response, key string, reqTime, respTime time.Time) (*cache.Object, error) {
+	meta, err := s.sliceMeta(tx, r, sl, resp, key, reqTime, respTime)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.askSlicer(ctx, tx, r, sl, resp); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+// askSlicer asks the slicer plugin whether resp, a whole object's head, is
+// to be sliced: nil means yes.
+func (s *Server) askSlicer(ctx context.Context, tx *txn, r *http.Request, sl *config.Slice, resp *http.Response) error {
 	if s.plugins == nil {
-		return nil, fmt.Errorf("slicer plugin %q: no plugins loaded", sl.Plugin)
+		return fmt.Errorf("slicer plugin %q: no plugins loaded", sl.Plugin)
 	}
 	sp, err := s.plugins.Slicer(sl.Plugin)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	stage := pluginv1.DecideRequest_STAGE_RESPONSE
 	if sl.Stage == "fetch" {
@@ -125,11 +139,18 @@ func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *
 		Config:   tx.route.Prefix,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !d.GetSlice() {
-		return nil, fmt.Errorf("%w: %s", errNotSliceable, d.GetReason())
+		return fmt.Errorf("%w: %s", errNotSliceable, d.GetReason())
 	}
+	return nil
+}
+
+// sliceMeta builds the meta object that resp, a whole object's head,
+// makes when sliced into the route's segments, or says why edgehost
+// cannot slice it (whatever the plugin thinks).
+func (s *Server) sliceMeta(tx *txn, r *http.Request, sl *config.Slice, resp *http.Response, key string, reqTime, respTime time.Time) (*cache.Object, error) {
 	if ok, reason := httpcache.Storable(http.MethodGet, resp.StatusCode, r.Header, resp.Header, tx.route.CacheCookies); !ok {
 		return nil, fmt.Errorf("%w: response not storable (%s)", errNotSliceable, reason)
 	}
@@ -146,9 +167,8 @@ func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *
 	if size < 0 {
 		size, _ = strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64)
 	}
-	segSize := sl.Size
-	if n := d.GetSegmentSize(); n > 0 {
-		segSize = n
+	if size <= 0 || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: no length", errNotSliceable)
 	}
 	h := storedHeader(resp.Header)
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
@@ -156,7 +176,7 @@ func (s *Server) decideSlice(ctx context.Context, tx *txn, r *http.Request, sl *
 	meta := &cache.Object{Key: key, Variant: variant, Status: http.StatusOK, Header: h, Created: respTime,
 		InitAge: httpcache.InitialAge(resp.Header, reqTime, respTime),
 		ReqURL:  r.RequestURI, ReqHost: hostOnly(r.Host), Kind: store.KindSegmentMeta}
-	meta.Extra = encodeSliceMeta(sliceMeta{size: size, segSize: segSize, gen: generation(strongETag(h.Get("Etag")), h.Get("Last-Modified"), variant, size)})
+	meta.Extra = encodeSliceMeta(sliceMeta{size: size, segSize: sl.Size, gen: generation(strongETag(h.Get("Etag")), h.Get("Last-Modified"), variant, size)})
 	cc := httpcache.ParseCacheControl(resp.Header.Values("Cache-Control"))
 	setLifetime(meta, httpcache.ComputeLifetime(resp.Header, cc, tx.route.DefaultTTL, tx.route.Grace, respTime), tx.route)
 	meta.Finish()
@@ -363,31 +383,71 @@ type sliceReader struct {
 type segStream struct {
 	idx   int64
 	pos   int64 // offset in the object of the next byte of body
-	resp  *http.Response
+	body  io.ReadCloser
 	err   error
 	ready chan struct{}
 }
 
 func (sr *sliceReader) nsegs() int64 { return (sr.sm.size + sr.sm.segSize - 1) / sr.sm.segSize }
 
-// start issues the subrequest for segment idx in the background.
+// start issues the subrequest for segment idx in the background. A
+// segment that this very request's fetch is bringing in (the response
+// stage's first segment) is read from its flight in process instead: it
+// is already streaming into the cache, and a round trip through the self
+// socket would only delay the first byte.
 func (sr *sliceReader) start(idx int64) *segStream {
 	ss := &segStream{idx: idx, pos: idx * sr.sm.segSize, ready: make(chan struct{})}
+	end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
+	if f := sr.s.flights.Get(segmentKey(sr.meta.Key, sr.sm.gen, idx)); f != nil {
+		if f.Wait(sr.r.Context()) == nil && f.Err == nil && f.Shareable &&
+			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
+			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), s: sr.s, tx: sr.tx, r: sr.r, start: time.Now()}
+			close(ss.ready)
+			return ss
+		}
+	}
 	go func() {
 		defer close(ss.ready)
-		ss.resp, ss.err = sr.s.subrequestSegment(sr.r.Context(), sr.tx, sr.r, sr.sm.gen, idx)
-		if ss.err == nil {
-			end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
-			if err := checkSegment(ss.resp.StatusCode, ss.resp.Header, ss.resp.ContentLength, sr.meta, sr.sm, idx*sr.sm.segSize, end); err != nil {
-				if ss.resp.StatusCode == http.StatusConflict {
-					err = fmt.Errorf("%w: segment meta object gone", errSegmentMismatch)
-				}
-				ss.resp.Body.Close()
-				ss.resp, ss.err = nil, err
-			}
+		resp, err := sr.s.subrequestSegment(sr.r.Context(), sr.tx, sr.r, sr.sm.gen, idx)
+		if err != nil {
+			ss.err = err
+			return
 		}
+		if err := checkSegment(resp.StatusCode, resp.Header, resp.ContentLength, sr.meta, sr.sm, idx*sr.sm.segSize, end); err != nil {
+			if resp.StatusCode == http.StatusConflict {
+				err = fmt.Errorf("%w: segment meta object gone", errSegmentMismatch)
+			}
+			resp.Body.Close()
+			ss.err = err
+			return
+		}
+		ss.body = resp.Body
 	}()
 	return ss
+}
+
+// loggedSegment records a segment read in process as the parent's
+// subrequest in the transaction log, as the self socket would have.
+type loggedSegment struct {
+	io.ReadCloser
+	s     *Server
+	tx    *txn
+	r     *http.Request
+	start time.Time
+	n     int64
+}
+
+func (l *loggedSegment) Read(p []byte) (int, error) {
+	n, err := l.ReadCloser.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+func (l *loggedSegment) Close() error {
+	l.s.txlog.Publish(observe.Tx{ID: observe.NewID(), Parent: l.tx.ID, Root: l.tx.Root, Kind: "segment",
+		Start: l.start, Duration: time.Since(l.start), Method: http.MethodGet, Host: l.r.Host, URL: l.r.RequestURI,
+		Route: l.tx.Route, Status: http.StatusPartialContent, Cache: "edgehost; fwd=uri-miss; stored; detail=in-process", Bytes: l.n})
+	return l.ReadCloser.Close()
 }
 
 // open makes segment idx the current one and starts reading the next one
@@ -419,8 +479,8 @@ func (sr *sliceReader) open(idx int64) error {
 func (ss *segStream) close() {
 	go func() {
 		<-ss.ready
-		if ss.resp != nil {
-			ss.resp.Body.Close()
+		if ss.body != nil {
+			ss.body.Close()
 		}
 	}()
 }
@@ -450,7 +510,7 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		cur := sr.cur
 		if at > cur.pos {
-			skipped, err := io.CopyN(io.Discard, cur.resp.Body, at-cur.pos)
+			skipped, err := io.CopyN(io.Discard, cur.body, at-cur.pos)
 			cur.pos += skipped
 			if err != nil {
 				return n, fmt.Errorf("segment %d: %w", idx, err)
@@ -458,7 +518,7 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		end := min((idx+1)*sr.sm.segSize, sr.sm.size)
 		want := min(int64(len(p)-n), end-at)
-		m, err := io.ReadFull(cur.resp.Body, p[n:n+int(want)])
+		m, err := io.ReadFull(cur.body, p[n:n+int(want)])
 		n += m
 		cur.pos += int64(m)
 		if err != nil {
@@ -543,7 +603,7 @@ func wholeView(resp *http.Response) *http.Response {
 // the segment it is, through the same waiting list the segment
 // subrequest will join. A part that is not exactly one of meta's segments
 // is dropped (the subrequest fetches it).
-func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp *http.Response, key string, respTime time.Time) {
+func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp *http.Response, key string, respTime time.Time) bool {
 	sm, _ := decodeSliceMeta(meta.Extra)
 	start, end, _, ok := parseContentRange(resp.Header.Get("Content-Range"))
 	idx := start / sm.segSize
@@ -551,13 +611,13 @@ func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp
 	seg.end = min(seg.start+sm.segSize, sm.size) - 1
 	if !ok || start != seg.start || end != seg.end || checkSegment(resp.StatusCode, resp.Header, resp.ContentLength, meta, sm, seg.start, seg.end) != nil {
 		resp.Body.Close()
-		return
+		return false
 	}
 	skey := segmentKey(key, sm.gen, idx)
 	f, leader := s.flights.Join(skey)
 	if !leader {
 		resp.Body.Close()
-		return
+		return false
 	}
 	s.metrics.SegmentMisses.Add(1)
 	obj := segmentObject(seg, skey, resp, r, respTime)
@@ -567,4 +627,5 @@ func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp
 	f.Ready()
 	s.bg.Add(1)
 	go s.fill(tx, f, resp, obj, func() { s.flights.Done(f) })
+	return true
 }
