@@ -82,22 +82,8 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	head = append(head, "\r\nCache-Status: "...)
 	head = cs.AppendTo(head)
 	head = append(head, "\r\n"...)
-	if !r.KeepAlive && r.Minor == 1 {
-		head = append(head, "Connection: close\r\n"...)
-	} else if r.KeepAlive && r.Minor == 0 {
-		head = append(head, "Connection: keep-alive\r\n"...)
-	}
-	head = append(head, "\r\n"...)
-	if isHead {
-		body = nil
-	}
-	w.WriteResponse(head, body)
-
-	m := s.metrics
-	m.Requests.Add(1)
-	m.Hits.Add(1)
-	m.Status(status)
-	m.BytesOut.Add(int64(len(body)))
+	body = s.sendFast(r, w, head, body, isHead, status)
+	s.metrics.Hits.Add(1)
 	// The record reuses strings that exist already: the object's request
 	// URL and host are this request's (same cache key).
 	id := observe.NewID()
@@ -146,4 +132,24 @@ func appendLower(dst, s []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// sendFast ends a fast-path head (persistence, blank line), sends it with
+// body (none for HEAD) and counts the response; it returns the body sent.
+func (s *Server) sendFast(r *h1.Request, w *h1.Writer, head, body []byte, isHead bool, status int) []byte {
+	if !r.KeepAlive && r.Minor == 1 {
+		head = append(head, "Connection: close\r\n"...)
+	} else if r.KeepAlive && r.Minor == 0 {
+		head = append(head, "Connection: keep-alive\r\n"...)
+	}
+	head = append(head, "\r\n"...)
+	if isHead {
+		body = nil
+	}
+	w.WriteResponse(head, body)
+	m := s.metrics
+	m.Requests.Add(1)
+	m.Status(status)
+	m.BytesOut.Add(int64(len(body)))
+	return body
 }

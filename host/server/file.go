@@ -481,22 +481,8 @@ func (s *Server) fastFile(r *h1.Request, w *h1.Writer, rt *runtime, host []byte,
 	head = append(head, h1.StatusLine(r.Minor, status)...)
 	head = append(head, wire...)
 	head = h1.AppendDate(head)
-	if !r.KeepAlive && r.Minor == 1 {
-		head = append(head, "Connection: close\r\n"...)
-	} else if r.KeepAlive && r.Minor == 0 {
-		head = append(head, "Connection: keep-alive\r\n"...)
-	}
-	head = append(head, "\r\n"...)
-	if isHead {
-		body = nil
-	}
-	w.WriteResponse(head, body)
-
-	m := s.metrics
-	m.Requests.Add(1)
-	m.Synth.Add(1)
-	m.Status(status)
-	m.BytesOut.Add(int64(len(body)))
+	body = s.sendFast(r, w, head, body, isHead, status)
+	s.metrics.Synth.Add(1)
 	// The record reuses strings where it can: the route's prefix is the
 	// target of a route for one file, and the host repeats.
 	url := route.Prefix
