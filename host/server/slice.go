@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -390,18 +391,29 @@ type segStream struct {
 
 func (sr *sliceReader) nsegs() int64 { return (sr.sm.size + sr.sm.segSize - 1) / sr.sm.segSize }
 
-// start issues the subrequest for segment idx in the background. A
-// segment that this very request's fetch is bringing in (the response
-// stage's first segment) is read from its flight in process instead: it
-// is already streaming into the cache, and a round trip through the self
-// socket would only delay the first byte.
+// start opens segment idx. A segment already stored, or already streaming
+// into the cache (the response stage's first segment, or another
+// client's fetch), is read in process: the subrequest would find exactly
+// that, one round trip through the self socket later. Any other segment
+// is fetched by a subrequest, in the background.
 func (sr *sliceReader) start(idx int64) *segStream {
 	ss := &segStream{idx: idx, pos: idx * sr.sm.segSize, ready: make(chan struct{})}
 	end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
-	if f := sr.s.flights.Get(segmentKey(sr.meta.Key, sr.sm.gen, idx)); f != nil {
+	skey := segmentKey(sr.meta.Key, sr.sm.gen, idx)
+	now := time.Now()
+	if o := sr.s.cache.Lookup(skey, nil, now); o != nil && (o.Fresh(now) || sr.meta.Fresh(now)) &&
+		checkSegment(o.Status, o.Header, int64(len(o.Body)), sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
+		// A stored segment: the same lookup the subrequest would make,
+		// without the trip through the socket.
+		sr.s.metrics.SegmentHits.Add(1)
+		ss.body = &loggedSegment{ReadCloser: io.NopCloser(bytes.NewReader(o.Body)), s: sr.s, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; hit; detail=in-process"}
+		close(ss.ready)
+		return ss
+	}
+	if f := sr.s.flights.Get(skey); f != nil {
 		if f.Wait(sr.r.Context()) == nil && f.Err == nil && f.Shareable &&
 			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
-			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), s: sr.s, tx: sr.tx, r: sr.r, start: time.Now()}
+			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), s: sr.s, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; fwd=uri-miss; collapsed; detail=in-process"}
 			close(ss.ready)
 			return ss
 		}
@@ -434,6 +446,7 @@ type loggedSegment struct {
 	tx    *txn
 	r     *http.Request
 	start time.Time
+	cache string // the Cache-Status the subrequest would have logged
 	n     int64
 }
 
@@ -446,7 +459,7 @@ func (l *loggedSegment) Read(p []byte) (int, error) {
 func (l *loggedSegment) Close() error {
 	l.s.txlog.Publish(observe.Tx{ID: observe.NewID(), Parent: l.tx.ID, Root: l.tx.Root, Kind: "segment",
 		Start: l.start, Duration: time.Since(l.start), Method: http.MethodGet, Host: l.r.Host, URL: l.r.RequestURI,
-		Route: l.tx.Route, Status: http.StatusPartialContent, Cache: "edgehost; fwd=uri-miss; stored; detail=in-process", Bytes: l.n})
+		Route: l.tx.Route, Status: http.StatusPartialContent, Cache: l.cache, Bytes: l.n})
 	return l.ReadCloser.Close()
 }
 
