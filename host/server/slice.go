@@ -490,12 +490,20 @@ func (sr *sliceReader) open(idx int64) error {
 }
 
 func (ss *segStream) close() {
-	go func() {
-		<-ss.ready
+	select {
+	case <-ss.ready:
+		// Closed now, so that its log record precedes the parent's.
 		if ss.body != nil {
 			ss.body.Close()
 		}
-	}()
+	default:
+		go func() {
+			<-ss.ready
+			if ss.body != nil {
+				ss.body.Close()
+			}
+		}()
+	}
 }
 
 func (sr *sliceReader) close() {
