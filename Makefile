@@ -25,9 +25,15 @@ run: build
 	@scripts/run.sh
 
 # Unit and integration tests (real edgehost processes, real origins, real
-# plugin subprocesses), with the race detector.
+# plugin subprocesses), with the race detector — in the tests and in the
+# edgehost and plugin binaries they start (bin/race).
 test: build
-	EDGEHOST_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 15m ./...
+	@mkdir -p $(BIN)/race
+	$(GO) build -race -o $(BIN)/race/edgehost ./host
+	@for d in $(PLUGIN_DIRS); do \
+	  $(GO) build -race -o $(BIN)/race/edgehost-plugin-$$(basename $$d) ./$$d || exit 1; \
+	done
+	EDGEHOST_BIN=$(CURDIR)/$(BIN)/race $(GO) test -race -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...

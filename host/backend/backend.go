@@ -349,7 +349,7 @@ func (b *Backend) Do(ctx context.Context, req *http.Request) (*http.Response, er
 		b.release()
 		return resp, nil
 	}
-	resp.Body = &body{rc: resp.Body, b: b, ctx: ctx}
+	resp.Body = newBody(resp.Body, b, ctx)
 	return resp, nil
 }
 

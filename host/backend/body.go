@@ -31,11 +31,7 @@ func (r *body) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if r.timer == nil {
-		r.timer = time.AfterFunc(r.b.betweenByte, r.expire)
-	} else {
-		r.timer.Reset(r.b.betweenByte)
-	}
+	r.timer.Reset(r.b.betweenByte)
 	n, err := r.rc.Read(p)
 	r.timer.Stop()
 	if err == nil {
@@ -48,6 +44,15 @@ func (r *body) Read(p []byte) (int, error) {
 	r.err = r.b.fail(r.classify(err))
 	r.finish()
 	return n, r.err
+}
+
+// newBody wraps rc. The timer exists (stopped) from the start, so that
+// Close may run in another goroutine than Read without a race on it.
+func newBody(rc io.ReadCloser, b *Backend, ctx context.Context) *body {
+	r := &body{rc: rc, b: b, ctx: ctx}
+	r.timer = time.AfterFunc(time.Hour, r.expire)
+	r.timer.Stop()
+	return r
 }
 
 // classify turns an error of the transport's body into an *Error.
@@ -77,9 +82,7 @@ func (r *body) expire() {
 }
 
 func (r *body) Close() error {
-	if r.timer != nil {
-		r.timer.Stop()
-	}
+	r.timer.Stop()
 	err := r.rc.Close()
 	r.finish()
 	return err

@@ -66,6 +66,16 @@ func (fs *Flights) Get(key string) *Flight {
 // Ready publishes the head (or f.Err) to the waiters.
 func (f *Flight) Ready() { close(f.ready) }
 
+// IsReady reports whether the head is known (Wait would not block).
+func (f *Flight) IsReady() bool {
+	select {
+	case <-f.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Wait blocks until the head is known or ctx ends.
 func (f *Flight) Wait(ctx context.Context) error {
 	select {

@@ -68,11 +68,18 @@ func (s *Server) respond(tx *txn, r *http.Request, status int, etag string, last
 	if r.Method == http.MethodHead || size == 0 {
 		return
 	}
+	var err error
 	if br, ok := body.(*bytes.Reader); ok {
-		br.WriteTo(tx.w)
-		return
+		_, err = br.WriteTo(tx.w)
+	} else {
+		_, err = io.Copy(tx.w, io.NewSectionReader(body, 0, size))
 	}
-	io.Copy(tx.w, io.NewSectionReader(body, 0, size))
+	if err != nil && r.Context().Err() == nil {
+		// Short of its Content-Length: the connection closes, and the
+		// log says why.
+		tx.Error = err.Error()
+		tx.w.abort()
+	}
 }
 
 // deliverStream sends a response while its body is still arriving.

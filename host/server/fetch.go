@@ -226,7 +226,7 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 		f.Shareable, f.TTL = true, obj.TTL(respTime)
 		f.Ready()
 		s.bg.Add(1)
-		go s.fill(tx, f, resp, obj, done)
+		go s.fill(tx, tx.seg, f, resp, obj, done)
 		return nil
 	}
 	if sl != nil && !tx.retry {
@@ -241,13 +241,13 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 			meta, err = s.sliceMeta(tx, r, sl, view, key, reqTime, respTime)
 			if err == nil {
 				meta.MarkBans(mark)
-				s.adoptSegment(tx, r, meta, resp, key, respTime)
+				s.adoptSegment(tx, r, meta, resp, key, respTime, mark)
 				err = s.askSlicer(ctx, tx, r, sl, view)
 			}
 		} else {
 			meta, err = s.decideSlice(ctx, tx, r, sl, resp, key, reqTime, respTime)
 		}
-		if err != nil && partial {
+		if err != nil && partial && errors.Is(err, errNotSliceable) {
 			// Not sliced: whatever happens next needs the whole object
 			// (closing the body also stops an adopted segment's fill,
 			// which then stores nothing).
@@ -263,6 +263,9 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 			if meta, err = s.decideSlice(ctx, tx, r, sl, resp, key, reqTime, respTime); err == nil {
 				s.log.Warn("origin answered a Range request unsliceably and a whole one sliceably", "key", key)
 			}
+		}
+		if err != nil && partial && !errors.Is(err, errNotSliceable) {
+			resp.Body.Close()
 		}
 		switch {
 		case err == nil && partial:
@@ -281,7 +284,9 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 			return nil
 		case !errors.Is(err, errNotSliceable):
 			// The slicer is down or failing: a fast, clear 503.
-			resp.Body.Close()
+			if !partial {
+				resp.Body.Close()
+			}
 			f.Err = fmt.Errorf("slicer: %w", err)
 			settle()
 			return nil
@@ -340,7 +345,7 @@ func (s *Server) fetch(ctx context.Context, tx *txn, r *http.Request, key string
 	f.Shareable, f.Variant, f.TTL = true, obj.Variant, obj.TTL(respTime)
 	f.Ready()
 	s.bg.Add(1)
-	go s.fill(tx, f, resp, obj, done)
+	go s.fill(tx, nil, f, resp, obj, done)
 	return nil
 }
 
@@ -447,7 +452,7 @@ func (s *Server) refresh(stale *cache.Object, h http.Header, route *config.Route
 // object once complete and intact. A body that fails (origin died,
 // between-bytes timeout, short of Content-Length) is never stored, and
 // readers see the error.
-func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.Object, done func()) {
+func (s *Server) fill(tx *txn, seg *segReq, f *cache.Flight, resp *http.Response, obj *cache.Object, done func()) {
 	defer s.bg.Done()
 	defer resp.Body.Close()
 	max := tx.rt.cfg.Storage.MaxObject
@@ -478,7 +483,7 @@ func (s *Server) fill(tx *txn, f *cache.Flight, resp *http.Response, obj *cache.
 		return
 	}
 	body, _ := f.Body.Bytes()
-	if seg := tx.seg; seg != nil && int64(len(body)) != seg.end-seg.start+1 {
+	if seg != nil && int64(len(body)) != seg.end-seg.start+1 {
 		// A segment shorter or longer than its range is never stored:
 		// every later client would get a broken object.
 		s.log.Warn("segment body has the wrong length, not stored", "tx", tx.ID, "key", obj.Key, "got", len(body), "want", seg.end-seg.start+1)

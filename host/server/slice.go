@@ -157,8 +157,8 @@ func (s *Server) sliceMeta(tx *txn, r *http.Request, sl *config.Slice, resp *htt
 	}
 	// Parts may only be combined under a strong validator (RFC 9111
 	// §3.4): a weak ETag may stay while the bytes change.
-	if strongETag(resp.Header.Get("Etag")) == "" && resp.Header.Get("Last-Modified") == "" {
-		return nil, fmt.Errorf("%w: no strong validator (a weak ETag cannot check segments)", errNotSliceable)
+	if strongETag(resp.Header.Get("Etag")) == "" && !strongLastModified(resp.Header, respTime) {
+		return nil, fmt.Errorf("%w: no strong validator (a strong ETag, or a Last-Modified at least 60s before Date)", errNotSliceable)
 	}
 	variant, vok := httpcache.VaryKey(resp.Header.Values("Vary"), r.Header)
 	if !vok {
@@ -182,6 +182,22 @@ func (s *Server) sliceMeta(tx *txn, r *http.Request, sl *config.Slice, resp *htt
 	setLifetime(meta, httpcache.ComputeLifetime(resp.Header, cc, tx.route.DefaultTTL, tx.route.Grace, respTime), tx.route)
 	meta.Finish()
 	return meta, nil
+}
+
+// strongLastModified says whether Last-Modified may serve as a strong
+// validator: at least 60 seconds before the response's Date (RFC 9110
+// §8.8.2.2), so that two versions written within one second cannot share
+// it.
+func strongLastModified(h http.Header, respTime time.Time) bool {
+	lm, err := http.ParseTime(h.Get("Last-Modified"))
+	if err != nil {
+		return false
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		date = respTime
+	}
+	return date.Sub(lm) >= time.Minute
 }
 
 // strongETag returns etag unless it is weak (W/…), then "".
@@ -240,7 +256,15 @@ func (s *Server) segment(tx *txn, r *http.Request, gen string, idx int64) {
 	skey := segmentKey(key, gen, idx)
 	// A segment is as good as its meta object: same validators (gen), so a
 	// meta object refreshed by a 304 keeps its segments usable.
-	if o := s.cache.Lookup(skey, nil, now); o != nil && (o.Fresh(now) || meta.Fresh(now)) {
+	// Its key carries gen (the validators): it is as usable as the meta
+	// object that the parent is serving (fresh, grace, stale-if-error).
+	if o := s.cache.Lookup(skey, nil, now); o != nil {
+		if int64(len(o.Body)) != seg.end-seg.start+1 || checkSegment(o.Status, o.Header, int64(len(o.Body)), meta, sm, seg.start, seg.end) != nil {
+			s.cache.Remove(o)
+			o = nil
+		}
+	}
+	if o := s.cache.Lookup(skey, nil, now); o != nil {
 		s.metrics.SegmentHits.Add(1)
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: o.TTL(now)}
 		s.deliver(tx, r, o, now)
@@ -401,7 +425,7 @@ func (sr *sliceReader) start(idx int64) *segStream {
 	end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
 	skey := segmentKey(sr.meta.Key, sr.sm.gen, idx)
 	now := time.Now()
-	if o := sr.s.cache.Lookup(skey, nil, now); o != nil && (o.Fresh(now) || sr.meta.Fresh(now)) &&
+	if o := sr.s.cache.Lookup(skey, nil, now); o != nil &&
 		checkSegment(o.Status, o.Header, int64(len(o.Body)), sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
 		// A stored segment: the same lookup the subrequest would make,
 		// without the trip through the socket.
@@ -410,8 +434,8 @@ func (sr *sliceReader) start(idx int64) *segStream {
 		close(ss.ready)
 		return ss
 	}
-	if f := sr.s.flights.Get(skey); f != nil {
-		if f.Wait(sr.r.Context()) == nil && f.Err == nil && f.Shareable &&
+	if f := sr.s.flights.Get(skey); f != nil && f.IsReady() {
+		if f.Err == nil && f.Shareable &&
 			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
 			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), s: sr.s, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; fwd=uri-miss; collapsed; detail=in-process"}
 			close(ss.ready)
@@ -480,8 +504,13 @@ func (sr *sliceReader) open(idx int64) error {
 		sr.cur = sr.start(idx)
 	}
 	<-sr.cur.ready
-	if sr.cur.err != nil {
-		return sr.cur.err
+	if err := sr.cur.err; err != nil {
+		if errors.Is(err, errSegmentMismatch) {
+			// Another version now: the meta object and its segments go,
+			// so the next request starts over cleanly.
+			sr.s.cache.Remove(sr.meta)
+		}
+		return err
 	}
 	if idx+1 < sr.nsegs() && (idx+1)*sr.sm.segSize < sr.limit {
 		sr.next = sr.start(idx + 1) // read-ahead, only of what the response needs
@@ -624,7 +653,7 @@ func wholeView(resp *http.Response) *http.Response {
 // the segment it is, through the same waiting list the segment
 // subrequest will join. A part that is not exactly one of meta's segments
 // is dropped (the subrequest fetches it).
-func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp *http.Response, key string, respTime time.Time) bool {
+func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp *http.Response, key string, respTime time.Time, mark uint64) bool {
 	sm, _ := decodeSliceMeta(meta.Extra)
 	start, end, _, ok := parseContentRange(resp.Header.Get("Content-Range"))
 	idx := start / sm.segSize
@@ -642,11 +671,11 @@ func (s *Server) adoptSegment(tx *txn, r *http.Request, meta *cache.Object, resp
 	}
 	s.metrics.SegmentMisses.Add(1)
 	obj := segmentObject(seg, skey, resp, r, respTime)
-	obj.MarkBans(s.cache.BanMark())
+	obj.MarkBans(mark)
 	f.Status, f.Header = resp.StatusCode, resp.Header
 	f.Shareable, f.TTL = true, obj.TTL(respTime)
 	f.Ready()
 	s.bg.Add(1)
-	go s.fill(tx, f, resp, obj, func() { s.flights.Done(f) })
+	go s.fill(tx, seg, f, resp, obj, func() { s.flights.Done(f) })
 	return true
 }

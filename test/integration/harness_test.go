@@ -222,6 +222,11 @@ func (e *edge) stop() {
 		<-e.done
 		e.t.Errorf("edgehost did not stop on SIGTERM within 15s")
 	}
+	if log := e.stderr.String(); strings.Contains(log, "WARNING: DATA RACE") {
+		// The binaries under test are built with -race by make test.
+		i := strings.Index(log, "WARNING: DATA RACE")
+		e.t.Errorf("edgehost reported a data race:\n%s", log[i:min(len(log), i+4000)])
+	}
 	if e.t.Failed() {
 		e.t.Logf("edgehost log:\n%s", e.stderr.String())
 	}
