@@ -174,6 +174,7 @@ func fromRecord(r *store.Record) *Object {
 	}
 	decodeExtra(o, r.Extra)
 	o.Finish()
+	o.Tags = r.Tags // as stored: tags the host added, not only the header's
 	return o
 }
 

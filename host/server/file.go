@@ -122,11 +122,11 @@ type fileTable struct {
 	lastHost atomic.Pointer[string] // fastFile's transaction log records
 }
 
-// staticFile is a static file the server stored: its version and keys.
+// staticFile is a static file the server stored: its version (its
+// objects carry staticTag).
 type staticFile struct {
 	plugin string
 	id     string
-	keys   map[string]bool
 }
 
 func (t *fileTable) get(name string) *fileEntry {
@@ -695,20 +695,29 @@ func (s *Server) fetchStatic(tx *txn, r *http.Request, key string, stale *cache.
 		Expires: now.Add(ttl), StaleUntil: now.Add(ttl), ErrorUntil: now.Add(ttl), KeepUntil: now.Add(ttl + max(tx.route.Keep, time.Hour)),
 		ReqURL: r.URL.RequestURI(), ReqHost: hostOnly(r.Host)}
 	o.Finish()
-	s.cache.Insert(o)
+	// Every object of one static file carries its tag: a change purges
+	// them all (whatever the query string or host), with nothing to
+	// remember per key.
+	o.Tags = append(o.Tags, staticTag(name))
 	s.files.smu.Lock()
 	if s.files.static == nil {
 		s.files.static = map[string]*staticFile{}
 	}
 	sf := s.files.static[name]
-	if sf == nil || sf.id != state.GetIdDigest() {
-		sf = &staticFile{plugin: st.Plugin, id: state.GetIdDigest(), keys: map[string]bool{}}
-		s.files.static[name] = sf
+	changed := sf != nil && sf.id != state.GetIdDigest()
+	if sf == nil || changed {
+		s.files.static[name] = &staticFile{plugin: st.Plugin, id: state.GetIdDigest()}
 	}
-	sf.keys[key] = true
 	s.files.smu.Unlock()
+	if changed {
+		s.cache.PurgeTag(staticTag(name)) // copies of the old version
+	}
+	s.cache.Insert(o)
 	return o, http.StatusOK, nil
 }
+
+// staticTag is the cache tag of the objects of one static file.
+func staticTag(name string) string { return "edgehost-static:" + name }
 
 // staticStatus maps a plugin error on a static file to the client's
 // status: a path outside the root or a missing file is a 404 (the log
@@ -732,10 +741,7 @@ func (s *Server) staticChanged(st *pluginv1.ReaderState) {
 	}
 	delete(s.files.static, st.GetReader())
 	s.files.smu.Unlock()
-	n := 0
-	for k := range sf.keys {
-		n += s.cache.Purge(k)
-	}
+	n := s.cache.PurgeTag(staticTag(st.GetReader()))
 	s.log.Info("static file changed; purged", "file", st.GetReader(), "objects", n, "deleted", st.GetDeleted())
 }
 
