@@ -111,7 +111,8 @@ type fileTable struct {
 	entries atomic.Pointer[map[string]*fileEntry]
 	vars    atomic.Pointer[cty.Value]
 
-	mu       sync.Mutex // writers of entries; watching; synced
+	mu       sync.Mutex // writers of entries; watching; synced; readerMu
+	readerMu map[string]*sync.Mutex
 	watching map[string]*watcher
 	syncs    map[string]int
 	synced   map[string]chan struct{}
@@ -336,9 +337,13 @@ func (s *Server) applyFileState(plugin string, h pluginapi.File, st *pluginv1.Re
 // state names a version the table does not hold.
 func (s *Server) updateReader(h pluginapi.File, st *pluginv1.ReaderState) {
 	t := &s.files
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	name := st.GetReader()
+	// One reader's updates are serialized by its own lock; the table's
+	// lock is held only to publish, so a slow read of one file's new
+	// contents delays no other reader, watch or check.
+	rl := t.readerLock(name)
+	rl.Lock()
+	defer rl.Unlock()
 	old := t.get(name)
 	if st.GetError() == reader.ErrCodeMissing && old != nil && old.loaded {
 		// The file is gone and the plugin has no mapping of it (it was
@@ -371,7 +376,24 @@ func (s *Server) updateReader(h pluginapi.File, st *pluginv1.ReaderState) {
 	if ok, why := e.usable(); !ok && (old == nil || old.state.GetError() != st.GetError() || old.state.GetMessage() != st.GetMessage()) {
 		s.log.Warn("file reader cannot serve", "reader", name, "why", why)
 	}
+	t.mu.Lock()
 	t.put(name, e)
+	t.mu.Unlock()
+}
+
+// readerLock returns the lock that serializes updates of one reader.
+func (t *fileTable) readerLock(name string) *sync.Mutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.readerMu == nil {
+		t.readerMu = map[string]*sync.Mutex{}
+	}
+	l := t.readerMu[name]
+	if l == nil {
+		l = &sync.Mutex{}
+		t.readerMu[name] = l
+	}
+	return l
 }
 
 // readContents reads one version of a reader through the plugin and
