@@ -13,7 +13,7 @@ import (
 
 type fakeCache struct{ purged, tags, bans []string }
 
-func (f *fakeCache) Purge(key string) int   { f.purged = append(f.purged, key); return 1 }
+func (f *fakeCache) Purge(key string) int    { f.purged = append(f.purged, key); return 1 }
 func (f *fakeCache) PurgeTag(tag string) int { f.tags = append(f.tags, tag); return 2 }
 func (f *fakeCache) Ban(expr string) error {
 	if strings.Contains(expr, "~~") {
