@@ -26,6 +26,7 @@ type conn struct {
 	remote string
 	req    Request
 	fw     Writer
+	raw    *rawIO   // nil: plain net.Conn I/O
 	spans  [][2]int // line offsets of the head being read, reused
 	// idleSet is when the idle read deadline was last set (zero: not set);
 	// writeSet the same for the write deadline.
@@ -41,10 +42,14 @@ var (
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	var rw io.ReadWriter = nc
+	if c.raw = newRawIO(nc); c.raw != nil {
+		rw = c.raw
+	}
 	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(nc)
+	c.br.Reset(rw)
 	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(nc)
+	c.bw.Reset(rw)
 	c.req.RemoteAddr = c.remote
 	c.fw = Writer{c: c}
 	c.idle.Store(true)

@@ -242,3 +242,33 @@ func FuzzReadHead(f *testing.F) {
 		}
 	})
 }
+
+// TestRawIOLargeAndDeadline: the raw-syscall connection I/O writes large
+// bodies whole (partial writes and EAGAIN on a full socket buffer) and
+// honours read deadlines.
+func TestRawIOLargeAndDeadline(t *testing.T) {
+	big := strings.Repeat("0123456789", 1<<20) // 10 MiB: the socket buffer fills
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		io.WriteString(w, big)
+	}), func(r *Request, w *Writer) bool {
+		if string(r.Path) != "/fast" {
+			return false
+		}
+		head := append(w.Head(), fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(big))...)
+		w.WriteResponse(head, []byte(big))
+		return true
+	})
+	for _, p := range []string{"/slow", "/fast"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // let the server hit a full buffer
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != big {
+			t.Fatalf("%s: %d bytes, %v", p, len(b), err)
+		}
+	}
+}

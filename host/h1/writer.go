@@ -22,6 +22,10 @@ func (w *Writer) WriteResponse(head, body []byte) error {
 	bw := w.c.bw
 	if bw.Buffered() == 0 && len(body) >= 2048 && !headBuffered(w.c.br) {
 		w.c.armWrite()
+		if w.c.raw != nil {
+			_, err := w.c.raw.writev(head, body)
+			return err
+		}
 		// WriteTo consumes the slice: rebuild it on the fixed array so
 		// that nothing is allocated per response.
 		w.arr[0], w.arr[1] = head, body
