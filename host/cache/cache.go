@@ -375,10 +375,7 @@ func (c *Cache) insertLoaded(o *Object) *Object {
 	}
 	sh.m[o.Key] = append(sh.m[o.Key], o)
 	sh.mu.Unlock()
-	c.account(1, o.size)
-	if c.opts.MemoryBytes > 0 && c.bytes.Load() > c.opts.MemoryBytes {
-		c.evict()
-	}
+	c.added(o)
 	return o
 }
 
@@ -416,6 +413,11 @@ func (c *Cache) insertMemory(o *Object) {
 	}
 	sh.m[o.Key] = vs
 	sh.mu.Unlock()
+	c.added(o)
+}
+
+// added accounts for o, now in the memory tier, and evicts past budget.
+func (c *Cache) added(o *Object) {
 	c.account(1, o.size)
 	if c.opts.MemoryBytes > 0 && c.bytes.Load() > c.opts.MemoryBytes {
 		c.evict()

@@ -99,12 +99,6 @@ func (o *Object) touch(now time.Time) {
 	}
 }
 
-// Size is the accounted size in the memory tier.
-func (o *Object) Size() int64 { return o.size }
-
-// Dead reports whether o was removed from the cache.
-func (o *Object) Dead() bool { return o.dead.Load() }
-
 // TryRevalidate claims the single background revalidation of o.
 func (o *Object) TryRevalidate() bool { return o.revalling.CompareAndSwap(false, true) }
 

@@ -32,7 +32,6 @@ type conn struct {
 	// writeSet the same for the write deadline.
 	idleSet, writeSet time.Time
 	idle              atomic.Bool
-	mu                sync.Mutex
 }
 
 var (

@@ -98,20 +98,19 @@ func (s *Server) deliverStream(tx *txn, r *http.Request, f *cache.Flight) {
 	if cl := f.Header.Get("Content-Length"); cl != "" {
 		size, _ = strconv.ParseInt(cl, 10, 64)
 	}
-	if f.Status == http.StatusOK && (size >= 0 || r.Header.Get("Range") == "") {
-		if size < 0 {
-			size = -1
+	if f.Status == http.StatusOK && size >= 0 {
+		s.respond(tx, r, f.Status, etag, lm, size, &streamReaderAt{ctx: r.Context(), s: f.Body})
+		// A whole GET body: let the fetch finish storing before its last
+		// buffered bytes go out, so the client's next request is a hit.
+		// (A HEAD, 304 or range does not wait for the rest.)
+		if r.Method == http.MethodGet && tx.w.status == http.StatusOK {
+			f.Body.Next(r.Context(), int(size))
 		}
-		if size >= 0 {
-			s.respond(tx, r, f.Status, etag, lm, size, &streamReaderAt{ctx: r.Context(), s: f.Body})
-			// A whole GET body: let the fetch finish storing before its
-			// last buffered bytes go out, so the client's next request is
-			// a hit. (A HEAD, 304 or range does not wait for the rest.)
-			if r.Method == http.MethodGet && tx.w.status == http.StatusOK {
-				f.Body.Next(r.Context(), int(size))
-			}
-			return
-		}
+		return
+	}
+	// Unknown length: conditionals still apply; a range cannot be cut
+	// before the end is known, so the whole body follows.
+	if f.Status == http.StatusOK && r.Header.Get("Range") == "" {
 		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lm); st != 0 {
 			tx.w.WriteHeader(st)
 			return

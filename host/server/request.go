@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -261,5 +260,3 @@ func (w *respWriter) Flush() {
 func (w *respWriter) abort() {
 	panic(http.ErrAbortHandler)
 }
-
-var _ net.Addr = (*net.TCPAddr)(nil)
