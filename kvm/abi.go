@@ -203,6 +203,9 @@ const (
 	runIOPort       = runExitData + 2
 	runIOCount      = runExitData + 4
 	runIODataOffset = runExitData + 8
+
+	// struct kvm_run.mmio: phys_addr, data[8], len, is_write
+	runMMIOIsWrite = runExitData + 20
 )
 
 const (

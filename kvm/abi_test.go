@@ -55,6 +55,7 @@ int main(void) {
 	P("offsetof.kvm_run.io.port", offsetof(struct kvm_run, io.port));
 	P("offsetof.kvm_run.io.count", offsetof(struct kvm_run, io.count));
 	P("offsetof.kvm_run.io.data_offset", offsetof(struct kvm_run, io.data_offset));
+	P("offsetof.kvm_run.mmio.is_write", offsetof(struct kvm_run, mmio.is_write));
 	P("offsetof.kvm_run.kvm_valid_regs", offsetof(struct kvm_run, kvm_valid_regs));
 	P("offsetof.kvm_run.kvm_dirty_regs", offsetof(struct kvm_run, kvm_dirty_regs));
 	P("offsetof.kvm_run.s.regs.regs", offsetof(struct kvm_run, s.regs.regs));
@@ -186,6 +187,7 @@ func TestABI(t *testing.T) {
 		{"offsetof.kvm_run.io.port", runIOPort},
 		{"offsetof.kvm_run.io.count", runIOCount},
 		{"offsetof.kvm_run.io.data_offset", runIODataOffset},
+		{"offsetof.kvm_run.mmio.is_write", runMMIOIsWrite},
 		{"offsetof.kvm_run.kvm_valid_regs", runValidRegs},
 		{"offsetof.kvm_run.kvm_dirty_regs", runDirtyRegs},
 		{"offsetof.kvm_run.s.regs.regs", runSyncRegs},

@@ -21,7 +21,7 @@ func requireKVM(t testing.TB) {
 		if os.Getenv("EDGEHOST_KVM_REQUIRE") != "" {
 			t.Fatalf("EDGEHOST_KVM_REQUIRE is set but KVM is unusable: %v", err)
 		}
-		t.Skipf("no /dev/kvm: %v; run make test-kvm to run this test under QEMU with nested KVM", err)
+		t.Skipf("no usable KVM: %v; run make test-kvm to run this test under QEMU with nested KVM, or set EDGEHOST_KVM_REQUIRE=1 to make this a failure", err)
 	}
 }
 
@@ -409,11 +409,35 @@ func TestConcurrentVMs(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	err := Probe()
+	info, err := ProbeInfo()
 	if err != nil && !errors.Is(err, ErrNoKVM) {
 		t.Fatalf("Probe() = %v, want nil or ErrNoKVM", err)
 	}
-	t.Logf("Probe() = %v", err)
+	t.Logf("Probe() = %v; %v", err, info)
+	if err != nil {
+		if info.Flavour != FlavourNone {
+			t.Errorf("flavour %v with an error", info.Flavour)
+		}
+		return
+	}
+	if info.Flavour != FlavourHardware && info.Flavour != FlavourPVM {
+		t.Errorf("flavour %v, want hardware or pvm", info.Flavour)
+	}
+	if info.CallRoundTrip <= 0 || info.CallRoundTrip > time.Second {
+		t.Errorf("call round trip %v, want a measured figure", info.CallRoundTrip)
+	}
+	// kvm_pvm is the PVM flavour whatever it claims; a kvm_intel or kvm_amd
+	// machine is hardware.
+	switch info.Module {
+	case "kvm_pvm":
+		if info.Flavour != FlavourPVM {
+			t.Errorf("module kvm_pvm, flavour %v", info.Flavour)
+		}
+	case "kvm_intel", "kvm_amd":
+		if info.Flavour != FlavourHardware {
+			t.Errorf("module %s, flavour %v", info.Module, info.Flavour)
+		}
+	}
 }
 
 // TestSignalsAreNotTimeouts interrupts KVM_RUN with signals while the

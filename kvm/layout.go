@@ -17,6 +17,10 @@ import "encoding/binary"
 //	0x00a000  exception stack (IST1), top at 0xc000
 //	0x00c000  ring-0 stack (TSS.RSP0), top at 0xe000
 //	0x00e000  page table for the 2 MiB around the stack guard page
+//	0x00f000  syscall gate (user, read-only): LSTAR where the vCPU does not
+//	          switch to ring 0 on SYSCALL (kvm_pvm, see gateCode)
+//	0x010000  gate doorbell: a user page mapped to gateGPA, outside guest
+//	          memory, so that a write to it exits to the host (KVM_EXIT_MMIO)
 //	0x200000  user memory: ELF segments, brk heap ↑ … ↓ mmap area,
 //	          a guard page (not present), stack
 //	memSize   end of guest memory; everything above is not present
@@ -38,6 +42,13 @@ const (
 	rsp0Top   = 0xe000
 	guardPT   = 0xe000
 	kernelEnd = 0xf000 // last mapped byte of the ring-0 area, exclusive
+	gateAddr  = 0xf000
+	bellAddr  = 0x10000
+	lowEnd    = 0x11000 // end of everything mapped below userBase
+
+	// gateGPA is the guest physical page behind bellAddr: above MaxMemory
+	// and below tssKVMAddr, so no memory slot covers it.
+	gateGPA = 0xf000_0000
 
 	userBase = hugePage // lowest address the program may use
 
@@ -53,17 +64,26 @@ const (
 // Segment selectors. SYSCALL loads CS from STAR[47:32] and SS from that +8;
 // SYSRET (64-bit) loads CS from STAR[63:48]+16 and SS from STAR[63:48]+8,
 // which is why user data sits below user code (Intel SDM vol. 2B, SYSRET).
+// They are Linux's own (__KERNEL_CS 0x10 … __USER_CS 0x33, the TSS at GDT
+// entry 8): kvm_pvm runs the guest's user mode on the host's user segments
+// and refuses a STAR whose user selectors differ from the host's.
 const (
-	selKernelCode = 0x08
-	selKernelData = 0x10
-	selUser32Code = 0x18
-	selUserData   = 0x20 | 3
-	selUserCode   = 0x28 | 3
-	selTSS        = 0x30
+	selKernelCode = 0x10
+	selKernelData = 0x18
+	selUser32Code = 0x20 | 3
+	selUserData   = 0x28 | 3
+	selUserCode   = 0x30 | 3
+	selTSS        = 0x40
+	gdtEntries    = 10 // up to the TSS's two slots
 
 	starValue = uint64(selUser32Code)<<48 | uint64(selKernelCode)<<32
 	// SFMASK clears TF, IF, DF, IOPL, NT and AC on syscall entry.
 	sfmaskValue = 0x47700
+
+	// userFlags are the RFLAGS bits a return through the gate takes from
+	// R11 (CF PF AF ZF SF TF IF DF OF AC ID): never IOPL, NT, RF or VM,
+	// since a program may jump to the gate with any R11.
+	userFlags = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x40000 | 0x200000
 )
 
 // I/O ports the stub writes to; each OUT is a cheap exit to the host.
@@ -159,6 +179,30 @@ func stubCode() []byte {
 	return code
 }
 
+// gateCode returns the syscall gate, placed at gateAddr. It is LSTAR on
+// kvm_pvm, whose vCPU does not switch to ring 0 on a user SYSCALL but jumps
+// to LSTAR in user mode (with RCX and R11 set as usual): there the ring-0
+// stub's page would fault, and the fault's round trip through the guest's
+// IDT costs about twice a direct exit. The gate instead writes RAX to the
+// doorbell page, whose guest physical address no memory slot covers, so
+// the vCPU exits to the host with KVM_EXIT_MMIO still in user mode; the
+// host runs the call and resumes at RCX with R11's flags (VM.gateReturn).
+//
+//	89 04 25 00 00 01 00   mov %eax, bellAddr
+//	0F 0B                  ud2   ; never reached: the host resumes at RCX
+//
+// A program that jumps to the gate or writes the doorbell itself gains
+// nothing: it is a system call with a return address of its choosing.
+func gateCode() []byte {
+	code := make([]byte, pageSize)
+	for i := range code {
+		code[i] = 0xCC // int3: a stray jump into the gate faults
+	}
+	copy(code, []byte{0x89, 0x04, 0x25, 0, 0, 0, 0, 0x0F, 0x0B})
+	binary.LittleEndian.PutUint32(code[3:], bellAddr)
+	return code
+}
+
 // Segment descriptors (Intel SDM vol. 3A, 3.4.5). Accessed bits are preset so
 // the CPU never writes to the GDT.
 const (
@@ -175,8 +219,9 @@ const (
 func writeKernel(mem []byte, memSize, guard uint64) {
 	le := binary.LittleEndian
 	gdt := mem[gdtAddr:]
-	for i, d := range []uint64{0, descKernelCode, descKernelData, descUser32Code, descUserData, descUserCode} {
-		le.PutUint64(gdt[i*8:], d)
+	for sel, d := range map[uint64]uint64{selKernelCode: descKernelCode, selKernelData: descKernelData,
+		selUser32Code &^ 3: descUser32Code, selUserData &^ 3: descUserData, selUserCode &^ 3: descUserCode} {
+		le.PutUint64(gdt[sel:], d)
 	}
 	// 64-bit TSS descriptor, type 0xB (busy: TR is loaded as busy).
 	base := uint64(tssAddr)
@@ -201,12 +246,14 @@ func writeKernel(mem []byte, memSize, guard uint64) {
 		le.PutUint32(g[8:], uint32(off>>32))
 	}
 	copy(mem[stubAddr:], stubCode())
+	copy(mem[gateAddr:], gateCode())
 	writePageTables(mem, memSize, guard)
 }
 
 // writePageTables identity-maps [0, memSize): 4 KiB pages for the ring-0
-// area (supervisor only, the stub read-only, page 0 absent) and 2 MiB user
-// pages from userBase up, except for the 2 MiB holding the guard page, which
+// area (supervisor only, the stub read-only, page 0 absent), the gate (user,
+// read-only) and the doorbell (user, to gateGPA), and 2 MiB user pages from
+// userBase up, except for the 2 MiB holding the guard page, which
 // get 4 KiB pages with the guard absent. Accessed and dirty bits are preset
 // so the CPU never writes to the tables.
 func writePageTables(mem []byte, memSize, guard uint64) {
@@ -238,6 +285,8 @@ func writePageTables(mem []byte, memSize, guard uint64) {
 		}
 		le.PutUint64(mem[ptAddr+8*(a/pageSize):], a|flags)
 	}
+	le.PutUint64(mem[ptAddr+8*(gateAddr/pageSize):], gateAddr|pteP|pteUS|pteA)
+	le.PutUint64(mem[ptAddr+8*(bellAddr/pageSize):], gateGPA|pteP|pteRW|pteUS|pteA|pteD|pteNX)
 }
 
 // translate walks the page tables in mem like the MMU does and returns the

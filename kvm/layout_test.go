@@ -38,7 +38,9 @@ func TestPageTables(t *testing.T) {
 			{"PML4", pml4Addr, true, false, true, false},
 			{"IST stack", istTop - 8, true, false, true, false},
 			{"ring-0 stack", rsp0Top - 8, true, false, true, false},
-			{"above the ring-0 area", kernelEnd, false, false, false, false},
+			{"gate", gateAddr, true, true, false, true},
+			{"gate end", gateAddr + pageSize - 1, true, true, false, true},
+			{"above the gate and doorbell", lowEnd, false, false, false, false},
 			{"below user memory", userBase - 1, false, false, false, false},
 			{"user memory", userBase, true, true, true, true},
 			{"last byte", memSize - 1, true, true, true, true},
@@ -58,10 +60,26 @@ func TestPageTables(t *testing.T) {
 					memSize>>20, tt.name, tt.va, pa, ok, user, write, exec, tt.ok, tt.user, tt.write, tt.exec)
 			}
 		}
+		// The doorbell is a user page outside guest memory.
+		if pa, user, write, exec, ok := translate(mem, bellAddr+8); !ok || pa != gateGPA+8 || !user || !write || exec {
+			t.Errorf("memory %d MiB, doorbell: pa %#x ok %v user %v write %v exec %v; want %#x, user, write, no exec",
+				memSize>>20, pa, ok, user, write, exec, gateGPA+8)
+		}
+		if gateGPA < MaxMemory || gateGPA+pageSize > tssKVMAddr {
+			t.Errorf("doorbell page %#x overlaps guest memory or KVM's TSS", gateGPA)
+		}
 		// Every table the walk uses lies in the ring-0 area.
 		if int(pdAddr+maxPDs*pageSize) > istTop-0x2000 || guardPT < rsp0Top || guardPT+pageSize > kernelEnd {
 			t.Fatalf("page tables overlap the stacks or lie outside the ring-0 area")
 		}
+	}
+}
+
+func TestGateCode(t *testing.T) {
+	code := gateCode()
+	// mov %eax, bellAddr (absolute, SIB without base); ud2
+	if got, want := code[:9], []byte{0x89, 0x04, 0x25, 0x00, 0x00, 0x01, 0x00, 0x0F, 0x0B}; string(got) != string(want) {
+		t.Errorf("gate % x, want % x", got, want)
 	}
 }
 

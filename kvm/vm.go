@@ -99,6 +99,10 @@ func (p *Program) NewVM(opts Options) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	return p.newVM(h, opts)
+}
+
+func (p *Program) newVM(h *host, opts Options) (*VM, error) {
 	memSize := opts.Memory
 	if memSize == 0 {
 		memSize = defaultMemory
@@ -249,7 +253,7 @@ func initSregs(s *kvmSregs) {
 	s.SS, s.DS, s.ES, s.FS, s.GS = data, data, data, data, data
 	s.TR = kvmSegment{Base: tssAddr, Limit: tssLimit, Selector: selTSS, Type: 0xB, Present: 1}
 	s.LDT = kvmSegment{Type: 0x2, Unusable: 1}
-	s.GDT = kvmDtable{Base: gdtAddr, Limit: 8*8 - 1}
+	s.GDT = kvmDtable{Base: gdtAddr, Limit: gdtEntries*8 - 1}
 	s.IDT = kvmDtable{Base: idtAddr, Limit: numExceptions*16 - 1}
 	s.CR0 = cr0PE | cr0MP | cr0ET | cr0NE | cr0WP | cr0AM | cr0PG
 	s.CR3 = pml4Addr
@@ -259,12 +263,18 @@ func initSregs(s *kvmSregs) {
 	s.InterruptBitmap = [4]uint64{}
 }
 
-// msrs are the model-specific registers the stub relies on.
+// msrs are the model-specific registers the stub relies on. SYSCALL enters
+// the ring-0 stub, or the user-mode gate where the flavour of KVM does not
+// switch to ring 0 (kvm_pvm).
 func (v *VM) setMSRs(fsBase uint64) error {
+	entry := uint64(syscallEntry)
+	if v.host.flavour == FlavourPVM {
+		entry = gateAddr
+	}
 	entries := []kvmMSREntry{
 		{Index: msrSTAR, Data: starValue},
-		{Index: msrLSTAR, Data: syscallEntry},
-		{Index: msrCSTAR, Data: syscallEntry},
+		{Index: msrLSTAR, Data: entry},
+		{Index: msrCSTAR, Data: entry},
 		{Index: msrSFMASK, Data: sfmaskValue},
 		{Index: msrFSBase, Data: fsBase},
 		{Index: msrGSBase, Data: 0},
@@ -390,23 +400,8 @@ func (v *VM) Run(ctx context.Context) (Exit, error) {
 			v.pendingIO = true
 			switch port {
 			case portSyscall:
-				r := v.regs()
-				act := v.emu.dispatch(r)
-				*v.runWord(runDirtyRegs) |= syncRegs
-				switch act {
-				case actContinue:
-					continue
-				case actPause:
-					return v.exit(Exit{Reason: ExitPaused, Call: v.emu.lastCall}), nil
-				case actExit:
-					v.ended = true
-					if err := v.emu.callErr; err != nil {
-						v.emu.callErr = nil
-						return v.exit(Exit{}), errCall(v.emu.lastCall, err)
-					}
-					return v.exit(Exit{Reason: ExitExited, Status: v.emu.status, Signal: v.emu.signal}), nil
-				case actDeadlock:
-					return v.fault(&Fault{Kind: "deadlock: futex wait in a single-threaded program", Vector: -1, RIP: r.RCX, RSP: r.RSP, User: true}), nil
+				if e, done, err := v.syscall(false); done {
+					return e, err
 				}
 			case portFault:
 				return v.fault(v.exceptionFault()), nil
@@ -420,6 +415,13 @@ func (v *VM) Run(ctx context.Context) (Exit, error) {
 			return v.fault(&Fault{Kind: "halted", Vector: -1, RIP: v.regs().RIP}), nil
 		case exitMMIO:
 			addr := binary.LittleEndian.Uint64(v.run[runExitData:])
+			if addr&^(pageSize-1) == gateGPA && v.run[runMMIOIsWrite] != 0 {
+				v.pendingIO = true
+				if e, done, err := v.syscall(true); done {
+					return e, err
+				}
+				continue
+			}
 			return v.fault(&Fault{Kind: "access outside guest memory", Vector: -1, RIP: v.regs().RIP, Addr: addr}), nil
 		case exitInternalError:
 			sub := le32(v.run[runExitData:])
@@ -432,6 +434,35 @@ func (v *VM) Run(ctx context.Context) (Exit, error) {
 			return v.fault(&Fault{Kind: fmt.Sprintf("unexpected KVM exit %d", reason), Vector: -1, RIP: v.regs().RIP}), nil
 		}
 	}
+}
+
+// syscall runs the system call the vCPU stopped on (number and arguments
+// in its registers) and reports whether Run must return, with what. Through
+// the ring-0 stub, the stub's SYSRET returns to the program; through the
+// gate, the vCPU is still in user mode and resumes where SYSRET would have
+// taken it: RIP = RCX, RFLAGS = R11 (the user's bits only).
+func (v *VM) syscall(gate bool) (Exit, bool, error) {
+	r := v.regs()
+	act := v.emu.dispatch(r)
+	if gate {
+		r.RIP = r.RCX
+		r.RFLAGS = r.R11&userFlags | 2
+	}
+	*v.runWord(runDirtyRegs) |= syncRegs
+	switch act {
+	case actPause:
+		return v.exit(Exit{Reason: ExitPaused, Call: v.emu.lastCall}), true, nil
+	case actExit:
+		v.ended = true
+		if err := v.emu.callErr; err != nil {
+			v.emu.callErr = nil
+			return v.exit(Exit{}), true, errCall(v.emu.lastCall, err)
+		}
+		return v.exit(Exit{Reason: ExitExited, Status: v.emu.status, Signal: v.emu.signal}), true, nil
+	case actDeadlock:
+		return v.fault(&Fault{Kind: "deadlock: futex wait in a single-threaded program", Vector: -1, RIP: r.RCX, RSP: r.RSP, User: true}), true, nil
+	}
+	return Exit{}, false, nil
 }
 
 func (v *VM) exit(e Exit) Exit {
