@@ -269,6 +269,35 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+// TestGate attacks the syscall gate and its doorbell page, which are user
+// pages: a jump to the gate with hostile flags is only a system call, and
+// the doorbell cannot be read, the gate not written.
+func TestGate(t *testing.T) {
+	requireKVM(t)
+	h := &testHandler{}
+	v, _ := snapshotAtWait(t, "fault", h)
+	run := func(arg uint64) Exit {
+		t.Helper()
+		if err := v.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		h.arg = arg
+		return runFor(t, v, 20*time.Second)
+	}
+	if e := run(13); e.Reason != ExitExited || e.Status != 0 {
+		t.Errorf("jump to the gate: %v, want exit 0 (the call answered, CF kept, IOPL and NT dropped)", e)
+	}
+	if e := run(11); e.Reason != ExitFault || e.Fault.Kind != "access outside guest memory" || e.Fault.Addr != gateGPA {
+		t.Errorf("read of the doorbell: %v, want an access outside guest memory at %#x", e, gateGPA)
+	}
+	if e := run(12); e.Reason != ExitFault || e.Fault.Vector != 14 || e.Fault.Addr != gateAddr || !e.Fault.User {
+		t.Errorf("write to the gate: %v, want a user page fault at %#x", e, gateAddr)
+	}
+	if e := run(0); e.Reason != ExitExited || e.Status != 0 {
+		t.Errorf("after the attacks: %v, want exit 0", e)
+	}
+}
+
 func TestResetIsolation(t *testing.T) {
 	requireKVM(t)
 	h := &testHandler{arg: 1}

@@ -81,7 +81,7 @@ func (v *VM) Snapshot() (*Snapshot, error) {
 	return s, nil
 }
 
-// completeIO lets KVM finish an OUT the vCPU stopped on, so that its state
+// completeIO lets KVM finish an OUT or MMIO access the vCPU stopped on, so that its state
 // is architecturally complete: KVM_RUN with immediate_exit set does that
 // and returns EINTR without running the guest.
 func (v *VM) completeIO() error {
@@ -272,6 +272,12 @@ func (v *VM) Reset() error {
 	v.emu.st = s.emu.clone()
 	v.emu.oom, v.emu.status, v.emu.signal, v.emu.callErr = false, 0, 0, nil
 	if v.needFull {
+		// An access the vCPU stopped on must be finished first: KVM would
+		// finish an MMIO read at the next KVM_RUN by emulating the rest of
+		// the instruction over the registers restored here.
+		if err := v.completeIO(); err != nil {
+			return err
+		}
 		if err := v.setState(&s.regs, &s.sregs, nil, &s.xsave, &s.events); err != nil {
 			return err
 		}

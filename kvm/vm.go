@@ -415,8 +415,8 @@ func (v *VM) Run(ctx context.Context) (Exit, error) {
 			return v.fault(&Fault{Kind: "halted", Vector: -1, RIP: v.regs().RIP}), nil
 		case exitMMIO:
 			addr := binary.LittleEndian.Uint64(v.run[runExitData:])
+			v.pendingIO = true
 			if addr&^(pageSize-1) == gateGPA && v.run[runMMIOIsWrite] != 0 {
-				v.pendingIO = true
 				if e, done, err := v.syscall(true); done {
 					return e, err
 				}

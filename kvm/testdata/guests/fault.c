@@ -40,6 +40,24 @@ int main(void)
 		break;
 	case 10:
 		return (int)deep(0);
+	case 11: /* reading the syscall doorbell: outside guest memory */
+		return *(volatile int *)0x10000;
+	case 12: /* the syscall gate is read-only */
+		*(volatile char *)0xf000 = 0;
+		break;
+	case 13: { /* jump to the gate with hostile flags in R11: a plain call
+		    * whose return keeps CF and drops IOPL and NT */
+		long rax = EH_NOP, flags;
+		__asm__ volatile("lea 1f(%%rip), %%rcx\n\t"
+				 "mov $0x7003, %%r11\n\t"
+				 "jmp *%[gate]\n"
+				 "1:\tpushfq\n\t"
+				 "pop %[flags]"
+				 : "+a"(rax), [flags] "=r"(flags)
+				 : "D"(41L), [gate] "r"(0xf000L)
+				 : "rcx", "r11", "memory", "cc");
+		return rax == 42 && (flags & 0x7000) == 0 && (flags & 1) ? 0 : 1;
+	}
 	case 9: /* handler given pointers outside memory: it must refuse */
 		return eh_call(EH_WRITE, 0x7ff000000000L, 100, 0) == -14 &&
 		       eh_call(EH_WRITE, -4096L, 8192, 0) == -14 ? 0 : 1;
