@@ -18,6 +18,19 @@ import (
 // thread, so telling the scheduler about it buys nothing.
 type rawIO struct {
 	rc syscall.RawConn
+
+	// The callbacks handed to the RawConn are bound once, and a call's
+	// arguments and results pass through these fields: a closure per call
+	// would capture them and escape to the heap (two allocations per
+	// request on the hit path). Read and Write may run concurrently, so
+	// each has its own.
+	readFn, writeFn func(fd uintptr) bool
+	rp              []byte
+	rn              int
+	rerr            error
+	wa, wb          []byte
+	wn              int
+	werr            error
 }
 
 func newRawIO(c net.Conn) *rawIO {
@@ -29,37 +42,46 @@ func newRawIO(c net.Conn) *rawIO {
 	if err != nil {
 		return nil
 	}
-	return &rawIO{rc: rc}
+	r := &rawIO{rc: rc}
+	r.readFn, r.writeFn = r.read, r.write
+	return r
 }
 
-func (r *rawIO) Read(p []byte) (n int, err error) {
+func (r *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	rerr := r.rc.Read(func(fd uintptr) bool {
-		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(m)
-				if n == 0 {
-					err = io.EOF
-				}
-				return true
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			default:
-				err = e
-				return true
-			}
-		}
-	})
-	if rerr != nil {
-		return 0, rerr
+	r.rp, r.rn, r.rerr = p, 0, nil
+	err := r.rc.Read(r.readFn)
+	n, rerr := r.rn, r.rerr
+	r.rp, r.rerr = nil, nil
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	return n, rerr
+}
+
+// read is the RawConn callback of Read: false means "not ready, wait".
+func (r *rawIO) read(fd uintptr) bool {
+	p := r.rp
+	for {
+		m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+			r.rn = int(m)
+			if m == 0 {
+				r.rerr = io.EOF
+			}
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.rerr = e
+			return true
+		}
+	}
 }
 
 func (r *rawIO) Write(p []byte) (int, error) {
@@ -68,43 +90,48 @@ func (r *rawIO) Write(p []byte) (int, error) {
 
 // writev writes a then b completely.
 func (r *rawIO) writev(a, b []byte) (int, error) {
-	total := 0
-	var err error
-	werr := r.rc.Write(func(fd uintptr) bool {
-		for len(a)+len(b) > 0 {
-			var iov [2]syscall.Iovec
-			cnt := 0
-			for _, s := range [][]byte{a, b} {
-				if len(s) > 0 {
-					iov[cnt].Base = &s[0]
-					iov[cnt].SetLen(len(s))
-					cnt++
-				}
-			}
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
-			switch e {
-			case 0:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			default:
-				err = e
-				return true
-			}
-			n := int(m)
-			total += n
-			if n >= len(a) {
-				n -= len(a)
-				a, b = nil, b[n:]
-			} else {
-				a = a[n:]
+	r.wa, r.wb, r.wn, r.werr = a, b, 0, nil
+	err := r.rc.Write(r.writeFn)
+	n, werr := r.wn, r.werr
+	r.wa, r.wb, r.werr = nil, nil, nil
+	if err != nil {
+		return n, err
+	}
+	return n, werr
+}
+
+// write is the RawConn callback of writev: it writes until both buffers are
+// out, or the socket is full (false: wait and call again).
+func (r *rawIO) write(fd uintptr) bool {
+	for len(r.wa)+len(r.wb) > 0 {
+		var iov [2]syscall.Iovec
+		cnt := 0
+		for _, s := range [2][]byte{r.wa, r.wb} {
+			if len(s) > 0 {
+				iov[cnt].Base = &s[0]
+				iov[cnt].SetLen(len(s))
+				cnt++
 			}
 		}
-		return true
-	})
-	if werr != nil {
-		return total, werr
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.werr = e
+			return true
+		}
+		n := int(m)
+		r.wn += n
+		if n >= len(r.wa) {
+			n -= len(r.wa)
+			r.wa, r.wb = nil, r.wb[n:]
+		} else {
+			r.wa = r.wa[n:]
+		}
 	}
-	return total, err
+	return true
 }

@@ -8,7 +8,7 @@ import (
 // startFileBench runs a server with a 4 KiB reader behind /file4k and the
 // demo origin behind /, the reader's table loaded as the watch consumer
 // would (the request path never calls a plugin).
-func startFileBench(b *testing.B) string {
+func startFileBench(b testing.TB) string {
 	b.Helper()
 	s, addr := startFileServer(b, `
 listen {
