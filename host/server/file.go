@@ -58,7 +58,6 @@ import (
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/httpcache"
 	"github.com/edgehost/edgehost/host/observe"
-	"github.com/edgehost/edgehost/plugins/file/reader"
 	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
@@ -313,8 +312,8 @@ func (s *Server) followFiles(ctx context.Context, plugin string, h pluginapi.Fil
 // applyFileState takes one message of a watch stream.
 func (s *Server) applyFileState(plugin string, h pluginapi.File, st *pluginv1.ReaderState) {
 	t := &s.files
-	switch {
-	case st.GetReader() == "" && st.GetMessage() == reader.SyncMarker:
+	switch pluginapi.KindOfFileState(st.GetReader(), st.GetMessage()) {
+	case pluginapi.FileStateSync:
 		t.mu.Lock()
 		t.syncs[plugin]++
 		n := t.syncs[plugin]
@@ -326,7 +325,7 @@ func (s *Server) applyFileState(plugin string, h pluginapi.File, st *pluginv1.Re
 			// A new plugin instance: it tracks no static file yet.
 			s.recheckStatic(plugin, h)
 		}
-	case strings.Contains(st.GetReader(), "/"):
+	case pluginapi.FileStateStatic:
 		s.staticChanged(st)
 	default:
 		s.updateReader(h, st)
@@ -345,7 +344,7 @@ func (s *Server) updateReader(h pluginapi.File, st *pluginv1.ReaderState) {
 	rl.Lock()
 	defer rl.Unlock()
 	old := t.get(name)
-	if st.GetError() == reader.ErrCodeMissing && old != nil && old.loaded {
+	if st.GetError() == pluginapi.FileErrMissing && old != nil && old.loaded {
 		// The file is gone and the plugin has no mapping of it (it was
 		// relaunched after the deletion): the host's copy of the last
 		// contents serves on, as the mapping would have.
@@ -670,7 +669,7 @@ func (s *Server) fetchStatic(tx *txn, r *http.Request, key string, stale *cache.
 		return nil, http.StatusServiceUnavailable, err
 	}
 	rel := staticPath(tx.route, r.URL.Path)
-	name := st.Name + "/" + rel
+	name := pluginapi.StaticFileName(st.Name, rel)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 	defer cancel()
 	s.metrics.OriginFetches.Add(1)
@@ -789,7 +788,7 @@ func (s *Server) recheckStatic(plugin string, h pluginapi.File) {
 			st, err := h.Check(ctx, n)
 			cancel()
 			if err != nil {
-				st = &pluginv1.ReaderState{Reader: n, Deleted: true, Error: reader.ErrCodeMissing, Message: err.Error()}
+				st = &pluginv1.ReaderState{Reader: n, Deleted: true, Error: pluginapi.FileErrMissing, Message: err.Error()}
 			}
 			s.staticChanged(st)
 		}

@@ -313,7 +313,7 @@ func TestReaderTable(t *testing.T) {
 		t.Errorf("deleted state = %v", st)
 	}
 	st = check(newPlugin())
-	if st.GetError() != reader.ErrCodeMissing {
+	if st.GetError() != pluginapi.FileErrMissing {
 		t.Fatalf("new instance's state = %v, want missing", st)
 	}
 	e = s.files.get("page")
