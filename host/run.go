@@ -20,9 +20,11 @@ import (
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/demoorigin"
+	"github.com/edgehost/edgehost/host/files"
 	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/host/slicing"
 	"github.com/edgehost/edgehost/host/store"
 )
 
@@ -113,16 +115,23 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	metrics.Extra(plugins.Metrics)
 
-	srv, err := server.New(cfg, server.Options{Logger: log, Cache: c, Metrics: metrics, TxLog: txlog, Plugins: plugins})
+	// The features attach to the server's routes (host/server feature.go).
+	flights := &cache.Flights{}
+	fileFeature := files.New(files.Options{Logger: log, Cache: c, Metrics: metrics, TxLog: txlog, Plugins: plugins})
+	defer fileFeature.Close()
+	sliceFeature := slicing.New(slicing.Options{Logger: log, Cache: c, Flights: flights, Metrics: metrics, TxLog: txlog, Plugins: plugins})
+	defer sliceFeature.Close()
+	srv, err := server.New(cfg, server.Options{Logger: log, Cache: c, Metrics: metrics, TxLog: txlog, Flights: flights,
+		Features: []server.Feature{fileFeature, sliceFeature}})
 	if err != nil {
 		return err
 	}
 	// File readers: follow the file plugins and wait for their first state.
-	if err := srv.WatchFiles(5 * time.Second); err != nil {
+	if err := fileFeature.Watch(cfg, 5*time.Second); err != nil {
 		log.Warn("file readers", "err", err)
 	}
-	metrics.Gauge("edgehost_file_readers", func() float64 { n, _ := srv.FileCounts(); return float64(n) })
-	metrics.Gauge("edgehost_file_readers_failing", func() float64 { _, n := srv.FileCounts(); return float64(n) })
+	metrics.Gauge("edgehost_file_readers", func() float64 { n, _ := fileFeature.FileCounts(); return float64(n) })
+	metrics.Gauge("edgehost_file_readers_failing", func() float64 { _, n := fileFeature.FileCounts(); return float64(n) })
 	public, self, err := srv.Listen()
 	if err != nil {
 		return err
@@ -158,7 +167,7 @@ func cmdRun(ctx context.Context, args []string) error {
 			log.Error("reload failed; the old config keeps serving", "err", err)
 			return err
 		}
-		if err := srv.WatchFiles(5 * time.Second); err != nil {
+		if err := fileFeature.Watch(next, 5*time.Second); err != nil {
 			log.Warn("file readers", "err", err)
 		}
 		log.Info("config reloaded", "config", *path)
@@ -170,7 +179,7 @@ func cmdRun(ctx context.Context, args []string) error {
 			Token: cfg.Admin.Token, Cache: c, Metrics: metrics, TxLog: txlog, Logger: log.With("component", "admin"),
 			Reload:  reload,
 			Plugins: plugins.AdminHandler(cfg.Admin.Token),
-			Extra:   srv.FileAdminHandlers(), // GET /files, POST /files/NAME/check
+			Extra:   fileFeature.AdminHandlers(), // GET /files, POST /files/NAME/check
 			Status: func() map[string]any {
 				objs, bytes := c.Stats()
 				return map[string]any{

@@ -33,7 +33,6 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/observe"
-	"github.com/edgehost/edgehost/host/pluginhost"
 )
 
 // Headers owned by the host: stripped from client input on the public
@@ -49,9 +48,15 @@ type Server struct {
 	cache   *cache.Cache
 	metrics *observe.Metrics
 	txlog   *observe.TxLog
-	flights cache.Flights
-	plugins *pluginhost.Manager
-	files   fileTable // file readers and cached static files (file.go)
+	flights *cache.Flights
+
+	// What features add at fixed points (feature.go), found once in New.
+	features []Feature
+	pages    []ErrorPages
+	fast     FastResponder
+	vars     RequestVars
+	kinds    map[uint8]Delivery
+	subs     []subrequests
 
 	rt atomic.Pointer[runtime]
 
@@ -65,16 +70,30 @@ type Server struct {
 	mu     sync.Mutex // guards public and self
 	public *h1.Server
 	self   *http.Server
-	// selfClient sends subrequests (slicer segments) to the self socket.
-	selfClient *http.Client
+}
+
+// subrequests is a feature's kind of subrequest with its header.
+type subrequests struct {
+	Subrequests
+	header, kind string
 }
 
 // runtime is one configuration compiled for serving: immutable, swapped
 // atomically on reload.
 type runtime struct {
 	cfg      *config.Config
-	routes   []*config.Route
+	routes   []*route
 	backends map[string]*backend.Backend
+}
+
+// route is a config route compiled: its handler and the steps that
+// features attach to it.
+type route struct {
+	*config.Route
+	backend *backend.Backend
+	handle  func(*Txn, *http.Request) error
+	source  Source    // a feature's source of whole objects (a static root)
+	fetch   FetchStep // a feature's part in the backend's fetch (the slicer)
 }
 
 // Options construct a Server.
@@ -83,12 +102,18 @@ type Options struct {
 	Cache   *cache.Cache
 	Metrics *observe.Metrics
 	TxLog   *observe.TxLog
-	Plugins *pluginhost.Manager // nil: no plugins
+	Flights *cache.Flights // fetches in progress, shared with features; nil: the server's own
+	// Features attach to the routes (host/files, host/slicing …).
+	Features []Feature
 }
 
 // New returns a server for cfg; nothing listens until Serve.
 func New(cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog, plugins: opts.Plugins}
+	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog, flights: opts.Flights}
+	if s.flights == nil {
+		s.flights = &cache.Flights{}
+	}
+	s.useFeatures(opts.Features)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -108,8 +133,32 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// useFeatures finds what each feature adds at the fixed points.
+func (s *Server) useFeatures(fs []Feature) {
+	s.features = fs
+	s.kinds = map[uint8]Delivery{}
+	for _, f := range fs {
+		if p, ok := f.(ErrorPages); ok {
+			s.pages = append(s.pages, p)
+		}
+		if p, ok := f.(FastResponder); ok {
+			s.fast = p
+		}
+		if p, ok := f.(RequestVars); ok {
+			s.vars = p
+		}
+		if p, ok := f.(KindDelivery); ok {
+			s.kinds[p.Kind()] = p
+		}
+		if p, ok := f.(Subrequests); ok {
+			h, kind := p.Subrequest()
+			s.subs = append(s.subs, subrequests{Subrequests: p, header: h, kind: kind})
+		}
+	}
+}
+
 func (s *Server) compile(cfg *config.Config) (*runtime, error) {
-	rt := &runtime{cfg: cfg, routes: cfg.Routes, backends: map[string]*backend.Backend{}}
+	rt := &runtime{cfg: cfg, backends: map[string]*backend.Backend{}}
 	for name, bc := range cfg.Backends {
 		c := backend.Config{
 			Name: name, URL: bc.URL, HostHeader: bc.HostHeader,
@@ -128,6 +177,16 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 			return nil, fmt.Errorf("backend %q: %w", name, err)
 		}
 		rt.backends[name] = b
+	}
+	for _, c := range cfg.Routes {
+		r, err := s.compileRoute(rt, c)
+		if err != nil {
+			for _, b := range rt.backends {
+				b.Close()
+			}
+			return nil, err
+		}
+		rt.routes = append(rt.routes, r)
 	}
 	for _, b := range rt.backends {
 		b.Start(s.ctx)
@@ -202,13 +261,6 @@ func (s *Server) Listen() (public, self net.Listener, err error) {
 		public.Close()
 		return nil, nil, fmt.Errorf("listen.self: %w", err)
 	}
-	s.selfClient = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		MaxIdleConnsPerHost: 256,
-		DisableCompression:  true,
-	}}
 	return public, self, nil
 }
 
