@@ -60,13 +60,15 @@ var synthTxCache = httpcache.CacheStatus{Detail: "synthetic"}.String()
 // a GET or HEAD without conditional or range fields: the same bytes as
 // respondFile, from header lines built once per version and route.
 // Anything else returns false (the full state machine).
-func (f *Files) ServeFast(cfg *config.Config, r *h1.Request, w *h1.Writer, host []byte, isHead bool) bool {
+func (f *Files) ServeFast(cfg *config.Config, r *h1.Request, w *h1.Writer, isHead bool) bool {
 	// One If-None-Match is answered here (browsers revalidating); other
 	// conditionals and ranges take the full path (respond).
 	inm, ok := server.FastConditional(r)
 	if !ok {
 		return false
 	}
+	var hb [256]byte
+	host := server.AppendHost(hb[:0], r.Host)
 	var route *config.Route
 	for _, c := range cfg.Routes {
 		if !bytes.HasPrefix(r.Path, []byte(c.Prefix)) || !server.HostMatchBytes(c.Hosts, host) {

@@ -33,15 +33,12 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	}
 	var kb [512]byte
 	key := appendLower(kb[:0], r.Host)
-	host := key
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
-	}
+	host := stripPort(key)
 	key = append(key, r.Target...)
 	rt := s.rt.Load()
 	if fastRoute(rt.routes, host, r.Path) == nil {
 		if s.fast != nil { // a reader-backed respond route (host/files)
-			return s.fast.ServeFast(rt.cfg, r, w, host, isHead)
+			return s.fast.ServeFast(rt.cfg, r, w, isHead)
 		}
 		return false
 	}
@@ -138,6 +135,18 @@ func hostMatchBytes(hosts []string, host []byte) bool {
 		}
 	}
 	return false
+}
+
+// AppendHost appends the host of a Host field to dst as routes match it:
+// lowercased, without its port. (A feature's fast path builds it in a
+// buffer of its own: the server's would escape through the interface.)
+func AppendHost(dst, host []byte) []byte { return stripPort(appendLower(dst, host)) }
+
+func stripPort(host []byte) []byte {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		return host[:i]
+	}
+	return host
 }
 
 func appendLower(dst, s []byte) []byte {

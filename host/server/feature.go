@@ -108,7 +108,7 @@ type ErrorPages interface {
 // takes (a reader's file), or returns false for the full state machine.
 // It must not allocate but the transaction log's record.
 type FastResponder interface {
-	ServeFast(cfg *config.Config, r *h1.Request, w *h1.Writer, host []byte, isHead bool) bool
+	ServeFast(cfg *config.Config, r *h1.Request, w *h1.Writer, isHead bool) bool
 }
 
 // RequestVars provides the `file` variable of request-time conditions.
