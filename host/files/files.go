@@ -117,7 +117,7 @@ func (f *Files) Close() {
 func (f *Files) Attach(cfg *config.Config, route *config.Route) (server.Steps, error) {
 	switch {
 	case route.Respond != nil && route.Respond.File != "":
-		return server.Steps{Synth: &respondFile{f: f, rs: route.Respond, contentType: contentType(cfg, route.Respond.File)}}, nil
+		return server.Steps{Synth: &respondFile{f: f, rs: route.Respond, contentType: contentTypeField(cfg, route.Respond.File)}}, nil
 	case route.Static != nil:
 		return server.Steps{Source: &staticRoot{f: f, route: route}}, nil
 	}
@@ -130,6 +130,15 @@ func contentType(cfg *config.Config, name string) string {
 		return fc.ContentType
 	}
 	return ""
+}
+
+// contentTypeField is the Content-Type field of a reader's answer: the
+// file block's content_type, nil without a block.
+func contentTypeField(cfg *config.Config, name string) []string {
+	if fc := cfg.Files[name]; fc != nil {
+		return []string{fc.ContentType}
+	}
+	return nil
 }
 
 // ErrFileUnavailable is the error of a request whose reader cannot serve

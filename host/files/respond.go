@@ -18,7 +18,7 @@ import (
 type respondFile struct {
 	f           *Files
 	rs          *config.Respond
-	contentType string // the file block's
+	contentType []string // the file block's; nil without one
 }
 
 func (rf *respondFile) Serve(tx *server.Txn, r *http.Request) error {
@@ -36,12 +36,12 @@ func (rf *respondFile) Serve(tx *server.Txn, r *http.Request) error {
 }
 
 // fileHeader sets the header of a reader's answer on a respond route.
-func fileHeader(h http.Header, rs *config.Respond, contentType string, e *fileEntry) {
+func fileHeader(h http.Header, rs *config.Respond, contentType []string, e *fileEntry) {
 	for k, v := range rs.Headers {
 		h.Set(k, v)
 	}
-	if _, set := h["Content-Type"]; !set && contentType != "" {
-		h["Content-Type"] = []string{contentType}
+	if _, set := h["Content-Type"]; !set && contentType != nil {
+		h["Content-Type"] = contentType
 	}
 	h["Last-Modified"] = []string{e.lastMod}
 	h["Etag"] = []string{e.etag}
@@ -140,7 +140,7 @@ func (e *fileEntry) wireFor(route *config.Route, cfg *config.Config) *wireLines 
 		return wl.(*wireLines)
 	}
 	h := http.Header{}
-	fileHeader(h, route.Respond, contentType(cfg, route.Respond.File), e)
+	fileHeader(h, route.Respond, contentTypeField(cfg, route.Respond.File), e)
 	h["Content-Length"] = []string{strconv.Itoa(len(e.body))}
 	wl := &wireLines{}
 	for k, vs := range h {
