@@ -10,18 +10,28 @@ import (
 
 // pass forwards the request as is and streams the answer, storing nothing.
 func (s *Server) pass(tx *Txn, r *http.Request) error {
+	resp, err := s.forwardRequest(tx, r)
+	if resp == nil {
+		return err
+	}
+	s.stream(tx, r, resp)
+	return nil
+}
+
+// forwardRequest sends the client's request as is to the route's backend.
+// A nil response with a nil error: the client went away.
+func (s *Server) forwardRequest(tx *Txn, r *http.Request) (*http.Response, error) {
 	s.metrics.OriginFetches.Add(1)
 	resp, err := tx.route.backend.Do(r.Context(), r)
 	if err != nil {
 		s.metrics.OriginErrors.Add(1)
 		if r.Context().Err() != nil {
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
 	tx.status.FwdStatus = resp.StatusCode
-	s.stream(tx, r, resp)
-	return nil
+	return resp, nil
 }
 
 // unsafe passes a non-GET/HEAD request; a successful answer invalidates the
@@ -30,20 +40,13 @@ func (s *Server) pass(tx *Txn, r *http.Request) error {
 func (s *Server) unsafe(tx *Txn, r *http.Request) error {
 	tx.status.Fwd = httpcache.FwdMethod
 	s.metrics.Passes.Add(1)
-	be := tx.route.backend
-	if be == nil {
+	if tx.route.backend == nil {
 		return NewStatusError(http.StatusMethodNotAllowed, errString(r.Method+" is not allowed on a synthetic route"))
 	}
-	s.metrics.OriginFetches.Add(1)
-	resp, err := be.Do(r.Context(), r)
-	if err != nil {
-		s.metrics.OriginErrors.Add(1)
-		if r.Context().Err() != nil {
-			return nil
-		}
+	resp, err := s.forwardRequest(tx, r)
+	if resp == nil {
 		return err
 	}
-	tx.status.FwdStatus = resp.StatusCode
 	if resp.StatusCode < 400 && r.Method != http.MethodOptions && r.Method != "TRACE" {
 		s.cache.Purge(cacheKey(r))
 		for _, h := range []string{"Location", "Content-Location"} {
