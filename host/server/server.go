@@ -3,16 +3,23 @@
 // machine, with requests marked as subrequests) and the plumbing to swap a
 // new configuration in without dropping a connection.
 //
-// A request's way (DESIGN §2):
+// A request's way (DESIGN §2), one file per step:
 //
-//	recv ─ route ─┬─ pass ─────────────────────────► fetch ─► deliver
-//	              ├─ respond (synthetic) ─────────────────────► deliver
-//	              └─ lookup ─┬─ hit ─────────────────────────► deliver
-//	                         ├─ stale in grace ─ (background revalidation) ─► deliver
-//	                         └─ miss / expired ─ coalesce ─► fetch ─► store ─► deliver
+//	recv (request.go) ─ route (route.go) ─┬─ synth ───────────────────────────► deliver
+//	                                      ├─ pass, unsafe (pass.go) ─────────► stream
+//	                                      ├─ source ─ lookup ─ miss ─ source ─ store ─► deliver
+//	                                      └─ lookup (lookup.go) ─┬─ hit ─────► deliver
+//	                                                             ├─ grace ─ (background revalidation) ─► deliver
+//	                                                             └─ miss ─ coalesce ─► fetch ─► store ─► deliver (fetch.go)
 //
-// deliver = conditional (304) → range (206/416) → client. The hit path makes
-// no plugin call and no bbolt write.
+// deliver (deliver.go) = conditional (304) → range (206/416) → client; a
+// fresh hit takes the h1 fast path (fast.go). The hit path makes no plugin
+// call and no bbolt write. Every handler returns an error, which fail
+// (errors.go) turns into the response.
+//
+// Features (host/files, host/slicing) attach through the interfaces of
+// feature.go, compiled into each route once per config: this package
+// imports none of them. docs/architecture.md draws the whole map.
 package server
 
 import (
