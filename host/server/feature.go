@@ -127,13 +127,14 @@ type Subrequests interface {
 	ServeSubrequest(tx *Txn, r *http.Request, value string) error
 }
 
-// StatusError is an error that knows the client's status.
+// StatusError is an error that knows the client's status; it reads as
+// the error it wraps.
 type StatusError struct {
 	Status int
 	Err    error
 }
 
-// Errorf-style constructor: an error answered with status.
+// NewStatusError returns err, answered with status.
 func NewStatusError(status int, err error) error { return &StatusError{Status: status, Err: err} }
 
 func (e *StatusError) Error() string { return e.Err.Error() }
@@ -147,6 +148,8 @@ type StartOver struct{ Err error }
 
 func (e *StartOver) Error() string { return e.Err.Error() }
 func (e *StartOver) Unwrap() error { return e.Err }
+
+// What a transaction offers a feature.
 
 // Header is the response header.
 func (tx *Txn) Header() http.Header { return tx.w.Header() }
@@ -240,3 +243,5 @@ func (fx *Fetch) FillFlight(obj *cache.Object, length int64, mismatch error) {
 
 // ResponseWriter is where the response goes (an error page writes to it).
 func (tx *Txn) ResponseWriter() http.ResponseWriter { return tx.w }
+
+var _ error = (*StatusError)(nil)
