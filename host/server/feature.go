@@ -177,24 +177,24 @@ func (tx *Txn) SetTransit(n int) { tx.transit = n }
 // body, applying the request's conditionals and ranges. The header is
 // already set.
 func (tx *Txn) Respond(r *http.Request, status int, etag string, lastModified time.Time, size int64, body io.ReaderAt) {
-	tx.s.respond(tx, r, status, etag, lastModified, size, body)
+	tx.rt.s.respond(tx, r, status, etag, lastModified, size, body)
 }
 
 // Deliver sends a stored object.
 func (tx *Txn) Deliver(r *http.Request, o *cache.Object, now time.Time) error {
-	return tx.s.deliver(tx, r, o, now)
+	return tx.rt.s.deliver(tx, r, o, now)
 }
 
 // DeliverStream sends flight f's response while its body arrives.
 func (tx *Txn) DeliverStream(r *http.Request, f *cache.Flight) error {
-	return tx.s.deliverStream(tx, r, f)
+	return tx.rt.s.deliverStream(tx, r, f)
 }
 
 // FetchAndDeliver fetches key from the route's backend for flight f with
 // step taking part, and delivers the answer.
 func (tx *Txn) FetchAndDeliver(r *http.Request, key string, f *cache.Flight, step FetchStep) error {
 	tx.step = step
-	return tx.s.fetchAndDeliver(tx, r, key, nil, f)
+	return tx.rt.s.fetchAndDeliver(tx, r, key, nil, f)
 }
 
 // Fetch is a miss's fetch from the route's backend, as a FetchStep sees it.
@@ -228,7 +228,7 @@ func (fx *Fetch) Do(req *http.Request) (*http.Response, error) {
 // unless length < 0; otherwise f's readers get mismatch). done runs when
 // f takes no more waiters. f's head is published (Ready) first.
 func (fx *Fetch) Fill(f *cache.Flight, resp *http.Response, obj *cache.Object, length int64, mismatch error, done func()) {
-	s := fx.Tx.s
+	s := fx.Tx.rt.s
 	f.Status, f.Header = resp.StatusCode, resp.Header
 	f.Shareable, f.TTL = true, obj.TTL(fx.RespTime)
 	f.Ready()

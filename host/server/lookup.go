@@ -148,7 +148,7 @@ func (s *Server) revalidateInBackground(tx *Txn, r *http.Request, key string, st
 		stale.DoneRevalidate()
 		return
 	}
-	bg := &Txn{s: s, rt: tx.rt, route: tx.route, depth: tx.depth}
+	bg := &Txn{rt: tx.rt, route: tx.route, depth: tx.depth}
 	bg.ID, bg.Parent, bg.Root, bg.Kind = observe.NewID(), tx.ID, tx.Root, "bgfetch"
 	bg.Start, bg.Method, bg.Host, bg.URL, bg.Route = time.Now(), http.MethodGet, r.Host, r.RequestURI, tx.Route
 	req := r.Clone(context.Background())

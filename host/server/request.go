@@ -15,7 +15,6 @@ import (
 // see it through the methods of feature.go.
 type Txn struct {
 	observe.Tx
-	s      *Server
 	rt     *runtime
 	route  *route
 	depth  int
@@ -100,7 +99,7 @@ type errString string
 func (e errString) Error() string { return string(e) }
 
 func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, kind string) *Txn {
-	tx := &Txn{s: s, rt: s.rt.Load(), depth: depth}
+	tx := &Txn{rt: s.rt.Load(), depth: depth}
 	tx.ID = observe.NewID()
 	tx.Parent = parent
 	tx.Root = tx.ID

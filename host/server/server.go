@@ -88,6 +88,7 @@ type subrequests struct {
 // runtime is one configuration compiled for serving: immutable, swapped
 // atomically on reload.
 type runtime struct {
+	s        *Server // the transactions' way back to their server
 	cfg      *config.Config
 	routes   []*route
 	backends map[string]*backend.Backend
@@ -165,7 +166,7 @@ func (s *Server) useFeatures(fs []Feature) {
 }
 
 func (s *Server) compile(cfg *config.Config) (*runtime, error) {
-	rt := &runtime{cfg: cfg, backends: map[string]*backend.Backend{}}
+	rt := &runtime{s: s, cfg: cfg, backends: map[string]*backend.Backend{}}
 	for name, bc := range cfg.Backends {
 		c := backend.Config{
 			Name: name, URL: bc.URL, HostHeader: bc.HostHeader,
