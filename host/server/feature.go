@@ -154,6 +154,9 @@ func (e *StartOver) Unwrap() error { return e.Err }
 // Header is the response header.
 func (tx *Txn) Header() http.Header { return tx.w.Header() }
 
+// ResponseWriter is where the response goes (an error page writes to it).
+func (tx *Txn) ResponseWriter() http.ResponseWriter { return tx.w }
+
 // Config is the configuration that the transaction runs on.
 func (tx *Txn) Config() *config.Config { return tx.rt.cfg }
 
@@ -240,8 +243,5 @@ func (fx *Fetch) Fill(f *cache.Flight, resp *http.Response, obj *cache.Object, l
 func (fx *Fetch) FillFlight(obj *cache.Object, length int64, mismatch error) {
 	fx.Fill(fx.Flight, fx.Resp, obj, length, mismatch, fx.done)
 }
-
-// ResponseWriter is where the response goes (an error page writes to it).
-func (tx *Txn) ResponseWriter() http.ResponseWriter { return tx.w }
 
 var _ error = (*StatusError)(nil)
