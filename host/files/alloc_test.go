@@ -19,17 +19,7 @@ func TestFastPathAllocatesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			do := benchloop.Requester(t, startFileBench(t), tt.path, "")
-			for range 50 { // warm pools and buffers
-				if got := do(); got != tt.status {
-					t.Fatalf("status %s, want %s", got, tt.status)
-				}
-			}
-			allocs := testing.AllocsPerRun(500, func() {
-				if got := do(); got != tt.status {
-					t.Fatalf("status %s, want %s", got, tt.status)
-				}
-			})
+			allocs := benchloop.Allocs(t, startFileBench(t), tt.path, "", tt.status)
 			if allocs != 0 {
 				t.Errorf("%v allocations per request, want 0 (go test -run x -bench File -benchmem -memprofile shows where)", allocs)
 			}

@@ -10,7 +10,7 @@ import (
 // the h1 fast path gives: a fresh hit and a 304 to a matching
 // If-None-Match, each through a real socket, allocate nothing in the whole
 // process (the client side allocates nothing either; see
-// benchloop.Requester). host/files guards a file response the same way.
+// benchloop.Allocs). host/files guards a file response the same way.
 // The slow path is out of scope here: it runs the state machine over
 // net/http types.
 func TestHitPathAllocatesNothing(t *testing.T) {
@@ -24,17 +24,7 @@ func TestHitPathAllocatesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			do := benchloop.Requester(t, tt.start(t), tt.path, tt.extra)
-			for range 50 { // warm pools and buffers
-				if got := do(); got != tt.status {
-					t.Fatalf("status %s, want %s", got, tt.status)
-				}
-			}
-			allocs := testing.AllocsPerRun(500, func() {
-				if got := do(); got != tt.status {
-					t.Fatalf("status %s, want %s", got, tt.status)
-				}
-			})
+			allocs := benchloop.Allocs(t, tt.start(t), tt.path, tt.extra, tt.status)
 			if allocs != 0 {
 				t.Errorf("%v allocations per request, want 0 (go test -run x -bench Hit -benchmem -memprofile shows where)", allocs)
 			}

@@ -85,3 +85,21 @@ func Requester(tb testing.TB, addr, path, extra string) func() string {
 		return st
 	}
 }
+
+// Allocs sends GET path (with the extra header lines) to addr, warmed
+// first, and returns the allocations per request in the whole process
+// (the client side allocates nothing), checking each status.
+func Allocs(t *testing.T, addr, path, extra, want string) float64 {
+	t.Helper()
+	do := Requester(t, addr, path, extra)
+	for range 50 { // warm pools and buffers
+		if got := do(); got != want {
+			t.Fatalf("status %s, want %s", got, want)
+		}
+	}
+	return testing.AllocsPerRun(500, func() {
+		if got := do(); got != want {
+			t.Fatalf("status %s, want %s", got, want)
+		}
+	})
+}
