@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgehost/edgehost/host/node"
 	"github.com/edgehost/edgehost/host/observe"
 )
 
@@ -26,7 +27,7 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{}
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := node.LoadConfig(*path)
 	if err != nil {
 		return err
 	}

@@ -19,18 +19,38 @@ import (
 	"github.com/edgehost/edgehost/host/store"
 )
 
-// Store is what the cache needs of the persistent tier (*store.Store).
+// Store is what the cache needs of the persistent tier (*store.Store):
+// the parts below, each sized to the part of the cache that uses it.
 type Store interface {
-	Put(r *store.Record) error
-	PutAll(rs ...*store.Record) error
-	Get(key, variant string) (*store.Record, error)
+	Reader
+	Writer
+	BanStore
+	Scanner
+}
+
+// Reader answers the lookups that miss the memory tier (loadFromDisk).
+type Reader interface {
 	Variants(key string) ([]string, error)
+	Get(key, variant string) (*store.Record, error)
+}
+
+// Writer applies the writer goroutine's batches (write).
+type Writer interface {
+	PutAll(rs ...*store.Record) error
 	DeleteKey(key string) (int, error)
 	Delete(key, variant string) error
 	PurgeTag(tag string) ([]string, error)
+}
+
+// BanStore keeps the bans across restarts (Start, Ban, pruneBans).
+type BanStore interface {
 	AddBan(expr string, created time.Time) (store.Ban, error)
 	Bans() ([]store.Ban, error)
 	DeleteBansBefore(t time.Time) error
+}
+
+// Scanner walks the stored objects' headers (the lurker).
+type Scanner interface {
 	Scan(fn func(h *store.Header) bool) error
 }
 
@@ -319,7 +339,7 @@ func matchVariant(o *Object, reqHeader http.Header) bool {
 // loadFromDisk reads the variant matching the request from the store and
 // promotes it to memory.
 func (c *Cache) loadFromDisk(key string, reqHeader http.Header) *Object {
-	st := c.opts.Store
+	var st Reader = c.opts.Store
 	variants, err := st.Variants(key)
 	if err != nil || len(variants) == 0 {
 		return nil
@@ -700,7 +720,7 @@ func (c *Cache) writer(ctx context.Context) {
 // the first other operation found is returned, to be applied next, in
 // order.
 func (c *Cache) apply(w *op) *op {
-	st := c.opts.Store
+	var st Writer = c.opts.Store
 	if w.put != nil {
 		var batch []*store.Record
 		var next *op
@@ -766,3 +786,5 @@ func (c *Cache) sweepTombs(before time.Time) {
 		}
 	}
 }
+
+var _ Store = (*store.Store)(nil)

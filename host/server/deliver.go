@@ -15,10 +15,9 @@ import (
 )
 
 // deliver sends a stored object: conditional (304), range (206/416), HEAD.
-func (s *Server) deliver(tx *txn, r *http.Request, o *cache.Object, now time.Time) {
-	if o.Kind == store.KindSegmentMeta {
-		s.deliverSliced(tx, r, o, now)
-		return
+func (s *Server) deliver(tx *Txn, r *http.Request, o *cache.Object, now time.Time) error {
+	if o.Kind != store.KindNormal {
+		return s.deliverKind(tx, r, o, now)
 	}
 	h := tx.w.Header()
 	for k, v := range o.Header {
@@ -29,12 +28,38 @@ func (s *Server) deliver(tx *txn, r *http.Request, o *cache.Object, now time.Tim
 	var cb [128]byte
 	h["Cache-Status"] = []string{string(tx.status.AppendTo(cb[:0]))}
 	s.respond(tx, r, o.Status, o.ETag, o.LastModified, int64(len(o.Body)), bytes.NewReader(o.Body))
+	return nil
+}
+
+// deliverKind sends an object of a feature's own kind (a sliced object)
+// through that feature. When the feature asks to start over (the origin
+// changed under it before anything was sent), the lookup runs again,
+// once.
+func (s *Server) deliverKind(tx *Txn, r *http.Request, o *cache.Object, now time.Time) error {
+	d := s.kinds[o.Kind]
+	if d == nil {
+		return NewStatusError(http.StatusBadGateway, errString("no feature delivers objects of kind "+strconv.Itoa(int(o.Kind))))
+	}
+	err := d.Deliver(tx, r, o, now)
+	var again *StartOver
+	if !errors.As(err, &again) {
+		return err
+	}
+	if tx.retried {
+		return again.Err
+	}
+	tx.retried = true
+	h := tx.w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	return s.lookup(tx, r)
 }
 
 // respond writes a complete representation of size bytes readable from
 // body, applying the request's conditionals and ranges. The header is
 // already set.
-func (s *Server) respond(tx *txn, r *http.Request, status int, etag string, lastModified time.Time, size int64, body io.ReaderAt) {
+func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, lastModified time.Time, size int64, body io.ReaderAt) {
 	h := tx.w.Header()
 	if status == http.StatusOK {
 		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lastModified); st != 0 {
@@ -83,7 +108,7 @@ func (s *Server) respond(tx *txn, r *http.Request, status int, etag string, last
 }
 
 // deliverStream sends a response while its body is still arriving.
-func (s *Server) deliverStream(tx *txn, r *http.Request, f *cache.Flight) {
+func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error {
 	h := tx.w.Header()
 	for k, v := range f.Header {
 		h[k] = v
@@ -106,26 +131,26 @@ func (s *Server) deliverStream(tx *txn, r *http.Request, f *cache.Flight) {
 		if r.Method == http.MethodGet && tx.w.status == http.StatusOK {
 			f.Body.Next(r.Context(), int(size))
 		}
-		return
+		return nil
 	}
 	// Unknown length: conditionals still apply; a range cannot be cut
 	// before the end is known, so the whole body follows.
 	if f.Status == http.StatusOK && r.Header.Get("Range") == "" {
 		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lm); st != 0 {
 			tx.w.WriteHeader(st)
-			return
+			return nil
 		}
 	}
 	tx.w.WriteHeader(f.Status)
 	if r.Method == http.MethodHead {
-		return
+		return nil
 	}
 	off := 0
 	for {
 		p, end, err := f.Body.Next(r.Context(), off)
 		if len(p) > 0 {
 			if _, werr := tx.w.Write(p); werr != nil {
-				return
+				return nil
 			}
 			off += len(p)
 			tx.w.Flush()
@@ -135,7 +160,7 @@ func (s *Server) deliverStream(tx *txn, r *http.Request, f *cache.Flight) {
 				tx.Error = err.Error()
 				tx.w.abort()
 			}
-			return
+			return nil
 		}
 	}
 }
@@ -166,7 +191,7 @@ func (sr *streamReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // synth answers from the route's respond block.
-func (s *Server) synth(tx *txn, r *http.Request) {
+func (s *Server) synth(tx *Txn, r *http.Request) error {
 	rs := tx.route.Respond
 	h := tx.w.Header()
 	for k, v := range rs.Headers {
@@ -177,5 +202,7 @@ func (s *Server) synth(tx *txn, r *http.Request) {
 	}
 	tx.status.Detail = "synthetic"
 	h.Set("Cache-Status", httpcache.CacheName+"; fwd=bypass; detail=synthetic")
+	s.metrics.Synth.Add(1)
 	s.respond(tx, r, rs.Status, "", time.Time{}, int64(len(rs.Body)), bytes.NewReader([]byte(rs.Body)))
+	return nil
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/edgehost/edgehost/host/pluginhost"
 )
 
-// fail is the one place where an error becomes a response: the built-in
-// error page (or an error page from the config), the transaction id to find
-// it in the log, and Retry-After where retrying makes sense.
-func (s *Server) fail(tx *txn, r *http.Request, status int, err error) {
+// fail is the one place where an error becomes a response: its status
+// (statusFor), the log line, the built-in error page (or an error page
+// from the config), the transaction id to find it in the log, and
+// Retry-After where retrying makes sense.
+func (s *Server) fail(tx *Txn, r *http.Request, err error) {
+	status := statusFor(err)
 	tx.Error = err.Error()
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client left; nobody to answer
@@ -42,8 +44,10 @@ func (s *Server) fail(tx *txn, r *http.Request, status int, err error) {
 		tx.status.Fwd = "miss"
 	}
 	h.Set("Cache-Status", tx.status.String())
-	if s.errorPage(tx, r, status) { // an error_page block (file.go)
-		return
+	for _, p := range s.pages {
+		if p.ErrorPage(tx, r, status) { // an error_page block (host/files)
+			return
+		}
 	}
 	text := http.StatusText(status)
 	body := fmt.Sprintf("<!doctype html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n<p>%s</p>\n<hr><p>edgehost · transaction %s · %s</p>\n",
@@ -55,14 +59,15 @@ func (s *Server) fail(tx *txn, r *http.Request, status int, err error) {
 	}
 }
 
-// statusFor maps an error of the fetch path to the client's status.
+// statusFor maps an error to the client's status: its own (StatusError),
+// a plugin's that is not there (503), or the backend's.
 func statusFor(err error) int {
+	var se *StatusError
 	switch {
-	case errors.Is(err, errNotSliceable), errors.Is(err, pluginhost.ErrUnavailable),
-		errors.Is(err, pluginhost.ErrUnknownPlugin), errors.Is(err, pluginhost.ErrNoService):
+	case errors.As(err, &se):
+		return se.Status
+	case errors.Is(err, pluginhost.ErrUnavailable), errors.Is(err, pluginhost.ErrUnknownPlugin), errors.Is(err, pluginhost.ErrNoService):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, errSegmentMismatch):
-		return http.StatusBadGateway
 	}
 	return backend.StatusFor(err)
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/httpcache"
 	"github.com/edgehost/edgehost/host/observe"
@@ -28,32 +27,20 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	if len(r.Target) == 0 || r.Target[0] != '/' {
 		return false
 	}
-	var inm []byte
-	for i := 0; i < r.NumFields(); i++ {
-		name, value := r.Field(i)
-		if len(name) >= 3 && (name[0]|0x20) == 'i' && (name[1]|0x20) == 'f' && name[2] == '-' {
-			// If-None-Match alone is common (browsers revalidating) and
-			// cheap; If-Modified-Since, If-Match, If-Range… take the
-			// slow path.
-			if !h1.EqualFold(name, "if-none-match") || inm != nil {
-				return false
-			}
-			inm = value
-		}
-		if h1.EqualFold(name, "range") {
-			return false
-		}
+	inm, ok := FastConditional(r)
+	if !ok {
+		return false
 	}
 	var kb [512]byte
 	key := appendLower(kb[:0], r.Host)
-	host := key
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
-	}
+	host := stripPort(key)
 	key = append(key, r.Target...)
 	rt := s.rt.Load()
 	if fastRoute(rt.routes, host, r.Path) == nil {
-		return s.fastFile(r, w, rt, host, isHead) // a reader-backed respond route (file.go)
+		if s.fast != nil { // a reader-backed respond route (host/files)
+			return s.fast.ServeFast(rt.cfg, r, w, isHead)
+		}
+		return false
 	}
 	now := time.Now()
 	o := s.cache.LookupFast(key, now)
@@ -82,7 +69,7 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	head = append(head, "\r\nCache-Status: "...)
 	head = cs.AppendTo(head)
 	head = append(head, "\r\n"...)
-	body = s.sendFast(r, w, head, body, isHead, status)
+	body = SendFast(s.metrics, r, w, head, body, isHead, status)
 	s.metrics.Hits.Add(1)
 	// The record reuses strings that exist already: the object's request
 	// URL and host are this request's (same cache key).
@@ -97,9 +84,31 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	return true
 }
 
+// FastConditional reads the fields of a request that the fast path may
+// answer: one If-None-Match (returned, nil when absent) and no other
+// conditional or range field; ok is false otherwise.
+func FastConditional(r *h1.Request) (inm []byte, ok bool) {
+	for i := 0; i < r.NumFields(); i++ {
+		name, value := r.Field(i)
+		if len(name) >= 3 && (name[0]|0x20) == 'i' && (name[1]|0x20) == 'f' && name[2] == '-' {
+			// If-None-Match alone is common (browsers revalidating) and
+			// cheap; If-Modified-Since, If-Match, If-Range… take the
+			// slow path.
+			if !h1.EqualFold(name, "if-none-match") || inm != nil {
+				return nil, false
+			}
+			inm = value
+		}
+		if h1.EqualFold(name, "range") {
+			return nil, false
+		}
+	}
+	return inm, true
+}
+
 // fastRoute is the route of a request when it is a plain cache route that
 // needs no condition evaluated; nil otherwise.
-func fastRoute(routes []*config.Route, host, path []byte) *config.Route {
+func fastRoute(routes []*route, host, path []byte) *route {
 	for _, rt := range routes {
 		if !bytes.HasPrefix(path, []byte(rt.Prefix)) || !hostMatchBytes(rt.Hosts, host) {
 			continue
@@ -111,6 +120,10 @@ func fastRoute(routes []*config.Route, host, path []byte) *config.Route {
 	}
 	return nil
 }
+
+// HostMatchBytes says whether a route's hosts take host (lowercased, no
+// port).
+func HostMatchBytes(hosts []string, host []byte) bool { return hostMatchBytes(hosts, host) }
 
 func hostMatchBytes(hosts []string, host []byte) bool {
 	if len(hosts) == 0 {
@@ -124,6 +137,18 @@ func hostMatchBytes(hosts []string, host []byte) bool {
 	return false
 }
 
+// AppendHost appends the host of a Host field to dst as routes match it:
+// lowercased, without its port. (A feature's fast path builds it in a
+// buffer of its own: the server's would escape through the interface.)
+func AppendHost(dst, host []byte) []byte { return stripPort(appendLower(dst, host)) }
+
+func stripPort(host []byte) []byte {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		return host[:i]
+	}
+	return host
+}
+
 func appendLower(dst, s []byte) []byte {
 	for _, c := range s {
 		if 'A' <= c && c <= 'Z' {
@@ -134,9 +159,9 @@ func appendLower(dst, s []byte) []byte {
 	return dst
 }
 
-// sendFast ends a fast-path head (persistence, blank line), sends it with
+// SendFast ends a fast-path head (persistence, blank line), sends it with
 // body (none for HEAD) and counts the response; it returns the body sent.
-func (s *Server) sendFast(r *h1.Request, w *h1.Writer, head, body []byte, isHead bool, status int) []byte {
+func SendFast(m *observe.Metrics, r *h1.Request, w *h1.Writer, head, body []byte, isHead bool, status int) []byte {
 	if !r.KeepAlive && r.Minor == 1 {
 		head = append(head, "Connection: close\r\n"...)
 	} else if r.KeepAlive && r.Minor == 0 {
@@ -147,7 +172,6 @@ func (s *Server) sendFast(r *h1.Request, w *h1.Writer, head, body []byte, isHead
 		body = nil
 	}
 	w.WriteResponse(head, body)
-	m := s.metrics
 	m.Requests.Add(1)
 	m.Status(status)
 	m.BytesOut.Add(int64(len(body)))

@@ -1,11 +1,16 @@
 package server
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/edgehost/edgehost/host/internal/benchloop"
+)
 
 // TestHitPathAllocatesNothing guards DESIGN §2's promise for the answers
-// the h1 fast path gives: a fresh hit, a 304 to a matching If-None-Match
-// and a file response, each through a real socket, allocate nothing in the
-// whole process (the client side allocates nothing either; see requester).
+// the h1 fast path gives: a fresh hit and a 304 to a matching
+// If-None-Match, each through a real socket, allocate nothing in the whole
+// process (the client side allocates nothing either; see
+// benchloop.Allocs). host/files guards a file response the same way.
 // The slow path is out of scope here: it runs the state machine over
 // net/http types.
 func TestHitPathAllocatesNothing(t *testing.T) {
@@ -16,22 +21,10 @@ func TestHitPathAllocatesNothing(t *testing.T) {
 		{"hit 1 KiB", "/bytes/1k", "", "200", startBench},
 		{"hit 28 KiB", "/bytes/28k", "", "200", startBench},
 		{"304 hit", "/bytes/1k", "If-None-Match: \"bytes-1024-0\"\r\n", "304", startBench},
-		{"file response", "/file4k", "", "200", startFileBench},
-		{"hit beside a file reader", "/bytes/4k", "", "200", startFileBench},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			do := requester(t, tt.start(t), tt.path, tt.extra)
-			for range 50 { // warm pools and buffers
-				if got := do(); got != tt.status {
-					t.Fatalf("status %s, want %s", got, tt.status)
-				}
-			}
-			allocs := testing.AllocsPerRun(500, func() {
-				if got := do(); got != tt.status {
-					t.Fatalf("status %s, want %s", got, tt.status)
-				}
-			})
+			allocs := benchloop.Allocs(t, tt.start(t), tt.path, tt.extra, tt.status)
 			if allocs != 0 {
 				t.Errorf("%v allocations per request, want 0 (go test -run x -bench Hit -benchmem -memprofile shows where)", allocs)
 			}

@@ -11,27 +11,29 @@ import (
 	"github.com/edgehost/edgehost/host/observe"
 )
 
-// txn is one transaction: a client request or a subrequest.
-type txn struct {
+// Txn is one transaction: a client request or a subrequest. Features
+// see it through the methods of feature.go.
+type Txn struct {
 	observe.Tx
 	rt     *runtime
-	route  *config.Route
+	route  *route
 	depth  int
 	w      *respWriter
 	status httpcache.CacheStatus
 
-	seg     *segReq // a segment subrequest
-	retry   bool    // fetching unsliced after the slicer said no (on_failure = "retry")
-	retried bool    // a sliced delivery already started over once
-	transit int     // pass: copy buffer size (slice transit_buffer)
+	step    FetchStep // a subrequest's own fetch step (a slicer segment)
+	retried bool      // the lookup already started over once (ErrStartOver)
+	transit int       // pass: copy buffer size (slice transit_buffer)
 }
 
 func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
 	// The depth and parent headers belong to the host: a client cannot set
-	// them (DESIGN §5).
+	// them (DESIGN §5), nor a subrequest's marker.
 	r.Header.Del(HeaderDepth)
 	r.Header.Del(HeaderParent)
-	r.Header.Del(HeaderSegment)
+	for _, sub := range s.subs {
+		r.Header.Del(sub.header)
+	}
 	s.metrics.Requests.Add(1)
 	s.serve(w, r, 0, 0, "client")
 }
@@ -50,42 +52,45 @@ func (s *Server) serveSelf(w http.ResponseWriter, r *http.Request) {
 	limits := s.rt.Load().cfg.Limits
 	if depth > limits.MaxDepth {
 		s.metrics.LoopRejects.Add(1)
-		s.reject(w, r, depth, parent, http.StatusLoopDetected, "self-request depth "+strconv.Itoa(depth)+" exceeds limits.max_depth "+strconv.Itoa(limits.MaxDepth))
+		s.reject(w, r, depth, parent, "self-request depth "+strconv.Itoa(depth)+" exceeds limits.max_depth "+strconv.Itoa(limits.MaxDepth))
 		return
 	}
-	// Slicer segments are the host's own subrequests, paced by their
+	// The host's own subrequests (slicer segments) are paced by their
 	// client and bounded by depth: they do not take the slots that stop
 	// plugins and programs from looping.
-	if r.Header.Get(HeaderSegment) == "" {
-		select {
-		case s.selfSem <- struct{}{}:
-			defer func() { <-s.selfSem }()
-		default:
-			s.metrics.LoopRejects.Add(1)
-			s.reject(w, r, depth, parent, http.StatusLoopDetected, "too many concurrent self-requests (limits.self_concurrency)")
+	for _, sub := range s.subs {
+		if v := r.Header.Get(sub.header); v != "" {
+			r.Header.Del(sub.header)
+			s.serveSubrequest(w, r, depth, parent, sub, v)
 			return
 		}
 	}
-	if v := r.Header.Get(HeaderSegment); v != "" {
-		r.Header.Del(HeaderSegment)
-		gen, idx, ok := parseSegment(v)
-		tx := s.newTxn(w, r, depth, parent, "segment")
-		defer s.finish(tx)
-		tx.route = s.match(tx, r)
-		if !ok || tx.route == nil || tx.route.Slice == nil {
-			s.fail(tx, r, http.StatusBadRequest, errString("invalid segment subrequest"))
-			return
-		}
-		tx.Route = tx.route.Prefix
-		s.segment(tx, r, gen, idx)
+	select {
+	case s.selfSem <- struct{}{}:
+		defer func() { <-s.selfSem }()
+	default:
+		s.metrics.LoopRejects.Add(1)
+		s.reject(w, r, depth, parent, "too many concurrent self-requests (limits.self_concurrency)")
 		return
 	}
 	s.serve(w, r, depth, parent, "self")
 }
 
-func (s *Server) reject(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, status int, why string) {
+func (s *Server) serveSubrequest(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, sub subrequests, v string) {
+	tx := s.newTxn(w, r, depth, parent, sub.kind)
+	defer s.finish(tx)
+	tx.route = s.match(tx, r)
+	if tx.route == nil {
+		s.fail(tx, r, NewStatusError(http.StatusBadRequest, errString("invalid "+sub.kind+" subrequest")))
+		return
+	}
+	tx.Route = tx.route.Prefix
+	s.run(tx, r, func(tx *Txn, r *http.Request) error { return sub.ServeSubrequest(tx, r, v) })
+}
+
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, why string) {
 	tx := s.newTxn(w, r, depth, parent, "self")
-	s.fail(tx, r, status, errString(why))
+	s.fail(tx, r, NewStatusError(http.StatusLoopDetected, errString(why)))
 	s.finish(tx)
 }
 
@@ -93,8 +98,8 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, kind string) *txn {
-	tx := &txn{rt: s.rt.Load(), depth: depth}
+func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, kind string) *Txn {
+	tx := &Txn{rt: s.rt.Load(), depth: depth}
 	tx.ID = observe.NewID()
 	tx.Parent = parent
 	tx.Root = tx.ID
@@ -111,7 +116,7 @@ func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, paren
 	return tx
 }
 
-func (s *Server) finish(tx *txn) {
+func (s *Server) finish(tx *Txn) {
 	tx.Duration = time.Since(tx.Start)
 	tx.Status = tx.w.status
 	tx.Bytes = tx.w.bytes
@@ -123,37 +128,29 @@ func (s *Server) finish(tx *txn) {
 	s.txlog.Publish(tx.Tx)
 }
 
+// serve is recv → route → the route's handler (compiled with the config:
+// synth, a source's lookup, pass, or the cache's lookup).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, depth int, parent observe.TxID, kind string) {
 	tx := s.newTxn(w, r, depth, parent, kind)
 	defer s.finish(tx)
 	tx.route = s.match(tx, r)
 	if tx.route == nil {
-		s.fail(tx, r, http.StatusNotFound, errString("no route matches "+r.Host+r.URL.Path))
+		s.fail(tx, r, NewStatusError(http.StatusNotFound, errString("no route matches "+r.Host+r.URL.Path)))
 		return
 	}
 	tx.Route = tx.route.Prefix
-	switch {
-	case tx.route.Respond != nil && tx.route.Respond.File != "":
-		s.metrics.Synth.Add(1)
-		s.synthFile(tx, r) // file.go
-	case tx.route.Respond != nil:
-		s.metrics.Synth.Add(1)
-		s.synth(tx, r)
-	case tx.route.Static != nil:
-		s.serveStatic(tx, r) // file.go
-	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		s.unsafe(tx, r)
-	case tx.route.Pass:
-		tx.status.Fwd = "bypass"
-		s.metrics.Passes.Add(1)
-		s.pass(tx, r)
-	default:
-		s.lookup(tx, r)
+	s.run(tx, r, tx.route.handle)
+}
+
+// run runs a handler; its error becomes the response (fail).
+func (s *Server) run(tx *Txn, r *http.Request, h func(*Txn, *http.Request) error) {
+	if err := h(tx, r); err != nil {
+		s.fail(tx, r, err)
 	}
 }
 
 // match finds the route: host, longest prefix, then the condition.
-func (s *Server) match(tx *txn, r *http.Request) *config.Route {
+func (s *Server) match(tx *Txn, r *http.Request) *route {
 	host := hostOnly(r.Host)
 	var creq *config.Request
 	for _, rt := range tx.rt.routes {
@@ -163,7 +160,9 @@ func (s *Server) match(tx *txn, r *http.Request) *config.Route {
 		if rt.When != nil {
 			if creq == nil {
 				creq = conditionRequest(r, host, tx.depth)
-				creq.Files = s.fileVars()
+				if s.vars != nil {
+					creq.Files = s.vars.FileVars()
+				}
 			}
 			ok, err := config.EvalCondition(rt.When, creq)
 			if err != nil {
@@ -178,6 +177,11 @@ func (s *Server) match(tx *txn, r *http.Request) *config.Route {
 	return nil
 }
 
+// ConditionRequest is the `request` variable of a request-time condition.
+func ConditionRequest(r *http.Request, depth int) *config.Request {
+	return conditionRequest(r, hostOnly(r.Host), depth)
+}
+
 func conditionRequest(r *http.Request, host string, depth int) *config.Request {
 	q := map[string]string{}
 	for k, v := range r.URL.Query() {
@@ -190,6 +194,9 @@ func conditionRequest(r *http.Request, host string, depth int) *config.Request {
 	return &config.Request{Method: r.Method, Path: r.URL.Path, URL: r.RequestURI, Host: host,
 		Remote: r.RemoteAddr, Query: q, Headers: h, Depth: depth}
 }
+
+// HostOnly is a Host header without its port, lowercased.
+func HostOnly(h string) string { return hostOnly(h) }
 
 func hostOnly(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
@@ -213,6 +220,12 @@ func hostMatch(hosts []string, host string) bool {
 // cacheKey is host (lowercased, port kept) + the request target as
 // received (the fast path builds the same key from raw bytes).
 func cacheKey(r *http.Request) string {
+	return CacheKey(r)
+}
+
+// CacheKey is the cache key of a request: host (lowercased, port kept) +
+// the request target as received.
+func CacheKey(r *http.Request) string {
 	if strings.HasPrefix(r.RequestURI, "/") {
 		return strings.ToLower(r.Host) + r.RequestURI
 	}
@@ -222,7 +235,7 @@ func cacheKey(r *http.Request) string {
 // respWriter records what was sent for the transaction log.
 type respWriter struct {
 	http.ResponseWriter
-	tx     *txn
+	tx     *Txn
 	status int
 	bytes  int64
 	wrote  bool

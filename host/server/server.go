@@ -3,16 +3,23 @@
 // machine, with requests marked as subrequests) and the plumbing to swap a
 // new configuration in without dropping a connection.
 //
-// A request's way (DESIGN §2):
+// A request's way (DESIGN §2), one file per step:
 //
-//	recv ─ route ─┬─ pass ─────────────────────────► fetch ─► deliver
-//	              ├─ respond (synthetic) ─────────────────────► deliver
-//	              └─ lookup ─┬─ hit ─────────────────────────► deliver
-//	                         ├─ stale in grace ─ (background revalidation) ─► deliver
-//	                         └─ miss / expired ─ coalesce ─► fetch ─► store ─► deliver
+//	recv (request.go) ─ route (route.go) ─┬─ synth ───────────────────────────► deliver
+//	                                      ├─ pass, unsafe (pass.go) ─────────► stream
+//	                                      ├─ source ─ lookup ─ miss ─ source ─ store ─► deliver
+//	                                      └─ lookup (lookup.go) ─┬─ hit ─────► deliver
+//	                                                             ├─ grace ─ (background revalidation) ─► deliver
+//	                                                             └─ miss ─ coalesce ─► fetch ─► store ─► deliver (fetch.go)
 //
-// deliver = conditional (304) → range (206/416) → client. The hit path makes
-// no plugin call and no bbolt write.
+// deliver (deliver.go) = conditional (304) → range (206/416) → client; a
+// fresh hit takes the h1 fast path (fast.go). The hit path makes no plugin
+// call and no bbolt write. Every handler returns an error, which fail
+// (errors.go) turns into the response.
+//
+// Features (host/files, host/slicing) attach through the interfaces of
+// feature.go, compiled into each route once per config: this package
+// imports none of them. docs/architecture.md draws the whole map.
 package server
 
 import (
@@ -33,7 +40,6 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/observe"
-	"github.com/edgehost/edgehost/host/pluginhost"
 )
 
 // Headers owned by the host: stripped from client input on the public
@@ -49,9 +55,15 @@ type Server struct {
 	cache   *cache.Cache
 	metrics *observe.Metrics
 	txlog   *observe.TxLog
-	flights cache.Flights
-	plugins *pluginhost.Manager
-	files   fileTable // file readers and cached static files (file.go)
+	flights *cache.Flights
+
+	// What features add at fixed points (feature.go), found once in New.
+	features []Feature
+	pages    []ErrorPages
+	fast     FastResponder
+	vars     RequestVars
+	kinds    map[uint8]Delivery
+	subs     []subrequests
 
 	rt atomic.Pointer[runtime]
 
@@ -65,16 +77,31 @@ type Server struct {
 	mu     sync.Mutex // guards public and self
 	public *h1.Server
 	self   *http.Server
-	// selfClient sends subrequests (slicer segments) to the self socket.
-	selfClient *http.Client
+}
+
+// subrequests is a feature's kind of subrequest with its header.
+type subrequests struct {
+	Subrequests
+	header, kind string
 }
 
 // runtime is one configuration compiled for serving: immutable, swapped
 // atomically on reload.
 type runtime struct {
+	s        *Server // the transactions' way back to their server
 	cfg      *config.Config
-	routes   []*config.Route
+	routes   []*route
 	backends map[string]*backend.Backend
+}
+
+// route is a config route compiled: its handler and the steps that
+// features attach to it.
+type route struct {
+	*config.Route
+	backend *backend.Backend
+	handle  func(*Txn, *http.Request) error
+	source  Source    // a feature's source of whole objects (a static root)
+	fetch   FetchStep // a feature's part in the backend's fetch (the slicer)
 }
 
 // Options construct a Server.
@@ -83,12 +110,18 @@ type Options struct {
 	Cache   *cache.Cache
 	Metrics *observe.Metrics
 	TxLog   *observe.TxLog
-	Plugins *pluginhost.Manager // nil: no plugins
+	Flights *cache.Flights // fetches in progress, shared with features; nil: the server's own
+	// Features attach to the routes (host/files, host/slicing …).
+	Features []Feature
 }
 
 // New returns a server for cfg; nothing listens until Serve.
 func New(cfg *config.Config, opts Options) (*Server, error) {
-	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog, plugins: opts.Plugins}
+	s := &Server{log: opts.Logger, cache: opts.Cache, metrics: opts.Metrics, txlog: opts.TxLog, flights: opts.Flights}
+	if s.flights == nil {
+		s.flights = &cache.Flights{}
+	}
+	s.useFeatures(opts.Features)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -108,8 +141,32 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// useFeatures finds what each feature adds at the fixed points.
+func (s *Server) useFeatures(fs []Feature) {
+	s.features = fs
+	s.kinds = map[uint8]Delivery{}
+	for _, f := range fs {
+		if p, ok := f.(ErrorPages); ok {
+			s.pages = append(s.pages, p)
+		}
+		if p, ok := f.(FastResponder); ok {
+			s.fast = p
+		}
+		if p, ok := f.(RequestVars); ok {
+			s.vars = p
+		}
+		if p, ok := f.(KindDelivery); ok {
+			s.kinds[p.Kind()] = p
+		}
+		if p, ok := f.(Subrequests); ok {
+			h, kind := p.Subrequest()
+			s.subs = append(s.subs, subrequests{Subrequests: p, header: h, kind: kind})
+		}
+	}
+}
+
 func (s *Server) compile(cfg *config.Config) (*runtime, error) {
-	rt := &runtime{cfg: cfg, routes: cfg.Routes, backends: map[string]*backend.Backend{}}
+	rt := &runtime{s: s, cfg: cfg, backends: map[string]*backend.Backend{}}
 	for name, bc := range cfg.Backends {
 		c := backend.Config{
 			Name: name, URL: bc.URL, HostHeader: bc.HostHeader,
@@ -128,6 +185,16 @@ func (s *Server) compile(cfg *config.Config) (*runtime, error) {
 			return nil, fmt.Errorf("backend %q: %w", name, err)
 		}
 		rt.backends[name] = b
+	}
+	for _, c := range cfg.Routes {
+		r, err := s.compileRoute(rt, c)
+		if err != nil {
+			for _, b := range rt.backends {
+				b.Close()
+			}
+			return nil, err
+		}
+		rt.routes = append(rt.routes, r)
 	}
 	for _, b := range rt.backends {
 		b.Start(s.ctx)
@@ -202,13 +269,6 @@ func (s *Server) Listen() (public, self net.Listener, err error) {
 		public.Close()
 		return nil, nil, fmt.Errorf("listen.self: %w", err)
 	}
-	s.selfClient = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		MaxIdleConnsPerHost: 256,
-		DisableCompression:  true,
-	}}
 	return public, self, nil
 }
 

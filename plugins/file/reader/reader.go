@@ -49,6 +49,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
 
@@ -61,12 +62,12 @@ const (
 	DefaultSettle = 100 * time.Millisecond
 )
 
-// Error codes of ReaderState.error; ReaderState.message says more.
+// Error codes of ReaderState.error: the protocol's, from pluginapi.
 const (
-	ErrCodeMissing    = "missing"     // no file at the path, nothing served before
-	ErrCodeUnreadable = "unreadable"  // stat, open, mmap or read failed
-	ErrCodeNotRegular = "not_regular" // a directory, a device, a socket …
-	ErrCodeTooLarge   = "too_large"   // larger than max_size
+	ErrCodeMissing    = pluginapi.FileErrMissing
+	ErrCodeUnreadable = pluginapi.FileErrUnreadable
+	ErrCodeNotRegular = pluginapi.FileErrNotRegular
+	ErrCodeTooLarge   = pluginapi.FileErrTooLarge
 )
 
 // Config is one reader's settings.

@@ -12,12 +12,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
 
 // SyncMarker is the message of the state with an empty reader name that
-// follows the full state at the start of every watch stream.
-const SyncMarker = "synced"
+// follows the full state at the start of every watch stream (the
+// protocol's, from pluginapi).
+const SyncMarker = pluginapi.FileSyncMarker
 
 // Errors of the Set.
 var (

@@ -1,8 +1,10 @@
-package server
+package files
 
 import (
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/host/internal/benchloop"
 )
 
 // startFileBench runs a server with a 4 KiB reader behind /file4k and the
@@ -37,5 +39,5 @@ route "/file4k" {
 // file = … }); BenchmarkFileCacheHit4K a 4 KiB cache hit on the same
 // server, for comparison (issue 4: both answer from memory, on the same
 // h1 fast path).
-func BenchmarkFileResponse4K(b *testing.B) { hitLoop(b, startFileBench(b), "/file4k") }
-func BenchmarkFileCacheHit4K(b *testing.B) { hitLoop(b, startFileBench(b), "/bytes/4k") }
+func BenchmarkFileResponse4K(b *testing.B) { benchloop.Hit(b, startFileBench(b), "/file4k") }
+func BenchmarkFileCacheHit4K(b *testing.B) { benchloop.Hit(b, startFileBench(b), "/bytes/4k") }

@@ -1,4 +1,4 @@
-package server
+package files
 
 import (
 	"fmt"
@@ -17,6 +17,7 @@ import (
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/demoorigin"
+	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/plugins/file/reader"
 	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
@@ -25,7 +26,7 @@ import (
 // newFileServer builds a server on src (with {{SELF}} and {{ORIGIN}}
 // replaced) in front of the demo origin, without a plugin manager: the
 // test loads the reader table itself, as the watch consumer would.
-func newFileServer(tb testing.TB, src string) *Server {
+func newFileServer(tb testing.TB, src string) (*server.Server, *Files) {
 	tb.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	origin := httptest.NewServer(demoorigin.New(quiet))
@@ -37,29 +38,32 @@ func newFileServer(tb testing.TB, src string) *Server {
 		tb.Fatal(diags)
 	}
 	c := cache.New(cache.Options{MemoryBytes: 64 << 20, Logger: quiet})
-	s, err := New(cfg, Options{Logger: quiet, Cache: c})
+	f := New(Options{Logger: quiet, Cache: c})
+	tb.Cleanup(f.Close)
+	s, err := server.New(cfg, server.Options{Logger: quiet, Cache: c, Features: []server.Feature{f}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return s
+	f.cfg.Store(cfg)
+	return s, f
 }
 
 // startFileServer is newFileServer, listening; it returns the public
 // address.
-func startFileServer(tb testing.TB, src string) (*Server, string) {
+func startFileServer(tb testing.TB, src string) (*Files, string) {
 	tb.Helper()
-	s := newFileServer(tb, src)
+	s, f := newFileServer(tb, src)
 	pub, self, err := s.Listen()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	go s.Serve(pub, self)
 	tb.Cleanup(func() { s.Shutdown(tb.Context()) })
-	return s, pub.Addr().String()
+	return f, pub.Addr().String()
 }
 
 // loadReader puts a loaded version of a reader in the table.
-func loadReader(s *Server, name string, body []byte, mtime time.Time, id, sha string) {
+func loadReader(s *Files, name string, body []byte, mtime time.Time, id, sha string) {
 	e := &fileEntry{
 		state: &pluginv1.ReaderState{Reader: name, Size: int64(len(body)), IdDigest: id, Sha256: sha, MtimeUnixNano: mtime.UnixNano()},
 		body:  body, bodyID: id, bodySHA: sha, loaded: true, mtime: mtime.UTC(),
@@ -68,12 +72,12 @@ func loadReader(s *Server, name string, body []byte, mtime time.Time, id, sha st
 	if sha != "" {
 		e.etag = `"sha256-` + sha + `"`
 	}
-	s.files.put(name, e)
+	s.put(name, e)
 }
 
 // failReader records a failed check of a reader.
-func failReader(s *Server, name, code, msg string) {
-	s.files.put(name, &fileEntry{state: &pluginv1.ReaderState{Reader: name, Error: code, Message: msg}})
+func failReader(s *Files, name, code, msg string) {
+	s.put(name, &fileEntry{state: &pluginv1.ReaderState{Reader: name, Error: code, Message: msg}})
 }
 
 const fileTestConfig = `
@@ -257,8 +261,8 @@ func TestFilesValue(t *testing.T) {
 // TestReaderTable feeds the table from the real file plugin, in process
 // (reader.Plugin implements pluginapi.File), as the watch consumer does.
 func TestReaderTable(t *testing.T) {
-	s := newFileServer(t, fileTestConfig)
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	srv, s := newFileServer(t, fileTestConfig)
+	t.Cleanup(func() { srv.Shutdown(t.Context()) })
 	dir := t.TempDir()
 	path := filepath.Join(dir, "page.html")
 	if err := os.WriteFile(path, []byte("v1"), 0o644); err != nil {
@@ -285,7 +289,7 @@ func TestReaderTable(t *testing.T) {
 	}
 	p := newPlugin()
 	st := check(p)
-	e := s.files.get("page")
+	e := s.get("page")
 	if ok, why := e.usable(); !ok || string(e.body) != "v1" || e.etag != `"`+st.GetIdDigest()+`"` {
 		t.Fatalf("after the first state: usable %v (%s), body %q, etag %s", ok, why, e.body, e.etag)
 	}
@@ -293,7 +297,7 @@ func TestReaderTable(t *testing.T) {
 	// A state naming a version the plugin no longer has: not loaded, the
 	// previous version serves on.
 	s.updateReader(p, &pluginv1.ReaderState{Reader: "page", Size: 2, IdDigest: "ffffffffffffffffffffffff"})
-	e = s.files.get("page")
+	e = s.get("page")
 	if ok, _ := e.usable(); !ok || string(e.body) != "v1" || !strings.Contains(e.loadErr, "no longer current") {
 		t.Errorf("after a vanished version: body %q, load error %q", e.body, e.loadErr)
 	}
@@ -301,7 +305,7 @@ func TestReaderTable(t *testing.T) {
 	os.Remove(path)
 	os.WriteFile(path, []byte("version two"), 0o644)
 	check(p)
-	if e := s.files.get("page"); string(e.body) != "version two" || e.loadErr != "" {
+	if e := s.get("page"); string(e.body) != "version two" || e.loadErr != "" {
 		t.Errorf("after an update: body %q, load error %q", e.body, e.loadErr)
 	}
 
@@ -309,18 +313,18 @@ func TestReaderTable(t *testing.T) {
 	// file: the host's copy serves on, marked deleted.
 	os.Remove(path)
 	check(p)
-	if st := s.files.get("page").state; !st.GetDeleted() || st.GetError() != "" {
+	if st := s.get("page").state; !st.GetDeleted() || st.GetError() != "" {
 		t.Errorf("deleted state = %v", st)
 	}
 	st = check(newPlugin())
-	if st.GetError() != reader.ErrCodeMissing {
+	if st.GetError() != pluginapi.FileErrMissing {
 		t.Fatalf("new instance's state = %v, want missing", st)
 	}
-	e = s.files.get("page")
+	e = s.get("page")
 	if ok, why := e.usable(); !ok || !e.state.GetDeleted() || string(e.body) != "version two" {
 		t.Errorf("after a relaunch: usable %v (%s), state %v, body %q", ok, why, e.state, e.body)
 	}
-	if v := s.fileVars().GetAttr("page"); !v.GetAttr("deleted").True() || v.GetAttr("contents").AsString() != "version two" {
+	if v := s.FileVars().GetAttr("page"); !v.GetAttr("deleted").True() || v.GetAttr("contents").AsString() != "version two" {
 		t.Errorf("file.page = %#v", v)
 	}
 }

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/edgehost/edgehost/host/httpcache"
+)
+
+// pass forwards the request as is and streams the answer, storing nothing.
+func (s *Server) pass(tx *Txn, r *http.Request) error {
+	resp, err := s.forwardRequest(tx, r)
+	if resp == nil {
+		return err
+	}
+	s.stream(tx, r, resp)
+	return nil
+}
+
+// forwardRequest sends the client's request as is to the route's backend.
+// A nil response with a nil error: the client went away.
+func (s *Server) forwardRequest(tx *Txn, r *http.Request) (*http.Response, error) {
+	s.metrics.OriginFetches.Add(1)
+	resp, err := tx.route.backend.Do(r.Context(), r)
+	if err != nil {
+		s.metrics.OriginErrors.Add(1)
+		if r.Context().Err() != nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	tx.status.FwdStatus = resp.StatusCode
+	return resp, nil
+}
+
+// unsafe passes a non-GET/HEAD request; a successful answer invalidates the
+// stored URL and the one in Location / Content-Location on the same host
+// (RFC 9111 §4.4).
+func (s *Server) unsafe(tx *Txn, r *http.Request) error {
+	tx.status.Fwd = httpcache.FwdMethod
+	s.metrics.Passes.Add(1)
+	if tx.route.backend == nil {
+		return NewStatusError(http.StatusMethodNotAllowed, errString(r.Method+" is not allowed on a synthetic route"))
+	}
+	resp, err := s.forwardRequest(tx, r)
+	if resp == nil {
+		return err
+	}
+	if resp.StatusCode < 400 && r.Method != http.MethodOptions && r.Method != "TRACE" {
+		s.cache.Purge(cacheKey(r))
+		for _, h := range []string{"Location", "Content-Location"} {
+			if loc := resp.Header.Get(h); loc != "" {
+				if u, err := r.URL.Parse(loc); err == nil && (u.Host == "" || strings.EqualFold(u.Host, r.Host)) {
+					s.cache.Purge(strings.ToLower(r.Host) + u.RequestURI())
+				}
+			}
+		}
+	}
+	s.stream(tx, r, resp)
+	return nil
+}
+
+// stream copies an uncached origin response to the client.
+func (s *Server) stream(tx *Txn, r *http.Request, resp *http.Response) {
+	defer resp.Body.Close()
+	h := tx.w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	h.Set("Cache-Status", tx.status.String())
+	tx.w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return
+	}
+	size := 32 << 10
+	if tx.transit > 0 {
+		size = tx.transit
+	}
+	n, err := io.CopyBuffer(writerOnly{tx.w}, resp.Body, make([]byte, size))
+	s.metrics.BytesIn.Add(n)
+	if err != nil && r.Context().Err() == nil {
+		s.metrics.OriginErrors.Add(1)
+		s.log.Warn("origin body failed mid-stream", "tx", tx.ID, "err", err)
+		tx.Error = err.Error()
+		tx.w.abort()
+	}
+}
+
+// writerOnly hides ReadFrom so that io.CopyBuffer uses the given buffer
+// (the transit buffer bounds memory per pass-through transfer).
+type writerOnly struct{ io.Writer }
