@@ -137,6 +137,8 @@ type Route struct {
 	Static       *Static // a directory served through the file plugin (file.go)
 	Index        int
 	DeclRange    hcl.Range
+
+	Processors *Processors // body transforms (processors.go); nil: none
 }
 
 // Slice makes a route fetch and cache large objects as segments (DESIGN §6).
@@ -488,6 +490,11 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, c.buildRouteFile(rt, r)...)
+	if r.Processors != nil {
+		var d hcl.Diagnostics
+		rt.Processors, d = buildProcessors(r.Processors)
+		diags = append(diags, d...)
+	}
 	switch {
 	case rt.Respond != nil && rt.Backend != "":
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Conflicting route",

@@ -109,6 +109,8 @@ type routeSchema struct {
 	Slice           *sliceSchema   `hcl:"slice,block"`
 	Static          *staticSchema  `hcl:"static,block"` // file.go
 	DeclRange       hcl.Range      `hcl:",def_range"`
+
+	Processors *processorsSchema `hcl:"processors,block"` // processors.go
 }
 
 type sliceSchema struct {

@@ -31,6 +31,7 @@ import (
 	"github.com/edgehost/edgehost/host/files"
 	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/host/pluginhost"
+	"github.com/edgehost/edgehost/host/processors"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/slicing"
 	"github.com/edgehost/edgehost/host/store"
@@ -66,6 +67,8 @@ type node struct {
 	files   *files.Files
 	slicing *slicing.Slicing
 	srv     *server.Server
+
+	processors *processors.Processors // body transforms per route (issue 16)
 
 	reloadMu sync.Mutex
 }
@@ -153,6 +156,8 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.flights = &cache.Flights{}
 	n.slicing = slicing.New(slicing.Options{Logger: n.log, Cache: n.cache, Flights: n.flights, Metrics: n.metrics, TxLog: n.txlog, Plugins: n.plugins})
 	closers = append(closers, n.slicing.Close)
+	n.processors = processors.New(processors.Options{Logger: n.log})
+	closers = append(closers, n.processors.Close)
 	return closeAll, nil
 }
 
@@ -161,7 +166,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 func (n *node) wire(cfg *config.Config) error {
 	var err error
 	n.srv, err = server.New(cfg, server.Options{Logger: n.log, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog,
-		Flights: n.flights, Features: []server.Feature{n.files, n.slicing}})
+		Flights: n.flights, Features: []server.Feature{n.files, n.slicing, n.processors}})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ const (
 var esiFetch = Spec{Name: "esi", In: []Format{Text}, Out: ESIText, placed: esiWithGzip}
 
 // On delivery ESI expands includes: any text in, text out.
-var esiDeliver = Spec{Name: "esi", In: []Format{Text, ESIText, BufferText}, Out: Text}
+var esiDeliverSpec = Spec{Name: "esi", In: []Format{Text, ESIText, BufferText}, Out: Text}
 
 // regex substitutes on a whole body.
 var regexSpec = Spec{Name: "regex", In: []Format{BufferText}, Out: Text}
@@ -40,7 +40,7 @@ func Lookup(name string, side Side) (Spec, bool) {
 		if side == FetchSide {
 			return esiFetch, true
 		}
-		return esiDeliver, true
+		return esiDeliverSpec, true
 	case "regex":
 		return regexSpec, true
 	}

@@ -146,8 +146,8 @@ func (c Chain) Explain() string {
 	return b.String()
 }
 
-// Options of a build.
-type Options struct {
+// BuildOptions are the options of a build.
+type BuildOptions struct {
 	// Sink is the content codings that the end of the chain must have
 	// (a client's Accept-Encoding on delivery); nil: any (storage).
 	Sink []string
@@ -199,7 +199,7 @@ type queued struct {
 }
 
 type builder struct {
-	opt   Options
+	opt   BuildOptions
 	cur   Format
 	queue []queued
 	chain Chain
@@ -239,7 +239,7 @@ func rank(p Position) int {
 // always first and last; when none fits, built-ins fill the gap towards
 // the first candidate they can reach and the placement is tried again,
 // until nothing more can be placed. What is left is Unplaced.
-func Build(start Format, candidates []Spec, opt Options) Chain {
+func Build(start Format, candidates []Spec, opt BuildOptions) Chain {
 	b := &builder{opt: opt, cur: start, chain: Chain{Start: start}}
 	for _, c := range candidates {
 		b.queue = append(b.queue, queued{Spec: c})

@@ -10,19 +10,19 @@ var myvfp = Spec{Name: "myvfp", In: []Format{Text}, Out: Text}
 // The seed's examples (issue 16) are golden: the chain printed as the
 // proposal writes it.
 func TestBuildGolden(t *testing.T) {
-	keep := Options{KeepEncoding: true}
+	keep := BuildOptions{KeepEncoding: true}
 	avif := Spec{Name: "avif", In: []Format{"image/jpeg"}, Out: "image/avif"}
 	fetchFirst := Spec{Name: "first", In: []Format{Gzip}, Out: Gzip, Pos: FetchPos}
 	for _, tc := range []struct {
 		name  string
 		start Format
 		cands []Spec
-		opt   Options
+		opt   BuildOptions
 		want  string
 	}{
 		{"gzip myvfp esi", Gzip, []Spec{myvfp, esiFetch}, keep,
 			"beresp(gzip) > gunzip > myvfp > esi+gzip"},
-		{"gzip myvfp esi, stored plain", Gzip, []Spec{myvfp, esiFetch}, Options{},
+		{"gzip myvfp esi, stored plain", Gzip, []Spec{myvfp, esiFetch}, BuildOptions{},
 			"beresp(gzip) > gunzip > myvfp > esi"},
 		{"brotli", Br, []Spec{myvfp}, keep,
 			"beresp(br) > unbrotli > myvfp > brotli"},
@@ -38,13 +38,13 @@ func TestBuildGolden(t *testing.T) {
 			"beresp(text) > gzip"},
 		{"nothing fits: never dropped", Text, []Spec{avif, myvfp}, keep,
 			"beresp(text) > myvfp [unplaced: avif]"},
-		{"gzip to a client without gzip", Gzip, nil, Options{Sink: []string{"identity"}},
+		{"gzip to a client without gzip", Gzip, nil, BuildOptions{Sink: []string{"identity"}},
 			"beresp(gzip) > gunzip"},
-		{"brotli to a gzip client", Br, nil, Options{Sink: []string{"gzip", "identity"}},
+		{"brotli to a gzip client", Br, nil, BuildOptions{Sink: []string{"gzip", "identity"}},
 			"beresp(br) > unbrotli"},
-		{"esi on delivery of gzip", Gzip, []Spec{esiDeliver}, Options{Sink: []string{"gzip", "identity"}},
+		{"esi on delivery of gzip", Gzip, []Spec{esiDeliverSpec}, BuildOptions{Sink: []string{"gzip", "identity"}},
 			"beresp(gzip) > gunzip > esi"},
-		{"client takes the stored encoding", Gzip, nil, Options{Sink: []string{"gzip", "identity"}},
+		{"client takes the stored encoding", Gzip, nil, BuildOptions{Sink: []string{"gzip", "identity"}},
 			"beresp(gzip)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +58,7 @@ func TestBuildGolden(t *testing.T) {
 
 // Every built-in says why it is there; an unplaced candidate says why not.
 func TestBuildExplains(t *testing.T) {
-	c := Build(Gzip, []Spec{regexSpec}, Options{KeepEncoding: true})
+	c := Build(Gzip, []Spec{regexSpec}, BuildOptions{KeepEncoding: true})
 	out := c.Explain()
 	for _, want := range []string{
 		"gunzip          gzip → text  (built-in: regex takes buffertext, the chain has gzip)",
@@ -70,7 +70,7 @@ func TestBuildExplains(t *testing.T) {
 			t.Errorf("explain lacks %q:\n%s", want, out)
 		}
 	}
-	c = Build("image/png", []Spec{myvfp}, Options{})
+	c = Build("image/png", []Spec{myvfp}, BuildOptions{})
 	if len(c.Unplaced) != 1 || !strings.Contains(c.Unplaced[0].Why, "takes text; the chain has image/png") {
 		t.Errorf("unplaced = %+v", c.Unplaced)
 	}

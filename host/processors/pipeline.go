@@ -1,0 +1,346 @@
+package processors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgehost/edgehost/host/httpcache"
+	"github.com/edgehost/edgehost/host/server"
+)
+
+// fetchStep runs the fetch chain over the origin's body before the
+// server stores it. The body's length is unknown afterwards, so the
+// server stores it only once the whole chain ended cleanly: a corrupt
+// or truncated input never becomes a stored object.
+type fetchStep struct{ rp *Route }
+
+func (f fetchStep) Prepare(*server.Fetch) bool { return true }
+
+func (f fetchStep) Fetched(fx *server.Fetch) (server.Verdict, error) {
+	resp := fx.Resp
+	if resp.StatusCode != http.StatusOK {
+		return server.Store, nil
+	}
+	c := f.rp.Chain(FetchSide, FormatOf(resp.Header), nil)
+	if len(c.Unplaced) > 0 {
+		f.rp.log.Warn("processors not placed", "tx", fx.Tx.ID, "key", fx.Key, "side", "fetch", "chain", c.String(), "why", c.Unplaced[0].Why)
+	}
+	if len(c.Steps) == 0 {
+		return server.Store, nil
+	}
+	body := f.rp.pipeline(fx.Ctx, fx.Tx, fx.Req, c, resp.Body)
+	resp.Body = &chainBody{Reader: body, c: resp.Body}
+	setCoding(resp.Header, c.Out())
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	weakETag(resp.Header)
+	return server.Store, nil
+}
+
+type chainBody struct {
+	io.Reader
+	c io.Closer
+}
+
+func (b *chainBody) Close() error { return b.c.Close() }
+
+// pipeline opens the chain's steps over src.
+func (rp *Route) pipeline(ctx context.Context, tx *server.Txn, r *http.Request, c Chain, src io.Reader) io.Reader {
+	max := rp.cfg.BufferMax
+	for _, s := range c.Steps {
+		switch s.Name {
+		case "gunzip":
+			src = gunzipStage(src)
+		case "unbrotli":
+			src = unbrotliStage(src)
+		case "gzip", "esi+gzip":
+			src = gzipStage(src)
+		case "brotli":
+			src = brotliStage(src)
+		case "buffer":
+			src = bufferStage(max)(src)
+		case "regex":
+			src = regexStage(rp.subs, max)(src)
+		case "esi":
+			if s.Out == Text { // on delivery; on the fetch side a mark only
+				src = esiStage(ctx, rp.include(tx, r), max)(src)
+			}
+		}
+	}
+	return src
+}
+
+// include fetches an ESI fragment as a self-request of tx: its own
+// transaction, cache lookup and route; limits.max_depth bounds nesting.
+func (rp *Route) include(tx *server.Txn, r *http.Request) Include {
+	return func(ctx context.Context, src string) ([]byte, error) {
+		u, err := r.URL.Parse(src)
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://edgehost-self"+u.RequestURI(), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Host = r.Host
+		if u.Host != "" {
+			req.Host = u.Host
+		}
+		for _, k := range []string{"Cookie", "User-Agent", "Authorization"} {
+			if v := r.Header.Values(k); len(v) > 0 {
+				req.Header[k] = v
+			}
+		}
+		req.Header.Set("Accept-Encoding", "gzip, br")
+		req.Header.Set(server.HeaderDepth, strconv.Itoa(tx.Depth()))
+		req.Header.Set(server.HeaderParent, tx.ID.String())
+		resp, err := rp.p.client().Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		var body io.Reader = resp.Body
+		switch FormatOf(resp.Header) {
+		case Gzip:
+			body = gunzipStage(body)
+		case Br:
+			body = unbrotliStage(body)
+		}
+		return readWhole(body, rp.cfg.BufferMax)
+	}
+}
+
+// Wrap puts the delivery chain between the route's handler and the
+// client. The chain is chosen when the header is written: it starts
+// from the response's format and ends in what the client takes.
+func (rp *Route) Wrap(tx *server.Txn, r *http.Request, w http.ResponseWriter) (http.ResponseWriter, func()) {
+	dw := &deliverWriter{w: w, rp: rp, tx: tx, r: r, sink: Sink(r.Header.Get("Accept-Encoding"))}
+	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet {
+		// Range applies to the representation delivered: with delivery
+		// processors the server sends it whole and the chain's output
+		// is cut here.
+		dw.rangeHdr, dw.ifRange = rh, r.Header.Get("If-Range")
+		if len(rp.deliver) > 0 {
+			r.Header.Del("Range")
+			r.Header.Del("If-Range")
+		}
+	}
+	return dw, dw.end
+}
+
+// deliverWriter is the response writer of a route with processors.
+type deliverWriter struct {
+	w    http.ResponseWriter
+	rp   *Route
+	tx   *server.Txn
+	r    *http.Request
+	sink []string
+
+	rangeHdr, ifRange string
+
+	wrote bool
+	pass  bool // no chain: straight to w
+	pw    *io.PipeWriter
+	done  chan struct{}
+	sent  bool  // bytes went out (an error after that aborts)
+	err   error // the chain's
+}
+
+func (d *deliverWriter) Header() http.Header { return d.w.Header() }
+
+func (d *deliverWriter) Flush() {
+	if f, ok := d.w.(http.Flusher); ok && d.pass {
+		f.Flush()
+	}
+}
+
+func (d *deliverWriter) WriteHeader(code int) {
+	if d.wrote {
+		return
+	}
+	d.wrote = true
+	h := d.w.Header()
+	if code != http.StatusOK {
+		d.pass = true
+		d.w.WriteHeader(code)
+		return
+	}
+	start := FormatOf(h)
+	c := d.rp.Chain(DeliverSide, start, d.sink)
+	if len(c.Unplaced) > 0 {
+		d.rp.log.Warn("processors not placed", "tx", d.tx.ID, "url", d.r.RequestURI, "side", "deliver", "chain", c.String(), "why", c.Unplaced[0].Why)
+		markUnplaced(h, c)
+	}
+	if start.Coding() != "identity" {
+		// What is delivered depends on the client's Accept-Encoding.
+		addVary(h, "Accept-Encoding")
+	}
+	if len(c.Steps) == 0 {
+		d.pass = true
+		d.w.WriteHeader(code)
+		return
+	}
+	setCoding(h, c.Out())
+	h.Del("Content-Length")
+	h.Del("Accept-Ranges")
+	weakETag(h)
+	if d.r.Method == http.MethodHead {
+		d.pass = true
+		d.w.WriteHeader(code)
+		return
+	}
+	pr, pw := io.Pipe()
+	d.pw, d.done = pw, make(chan struct{})
+	out := d.rp.pipeline(d.r.Context(), d.tx, d.r, c, pr)
+	go d.run(pr, out, c)
+}
+
+// run sends the chain's output. The status goes out with the first byte:
+// a chain that fails before it (an ESI include without onerror, a
+// corrupt body) is a 502, not a truncated 200.
+func (d *deliverWriter) run(pr *io.PipeReader, out io.Reader, c Chain) {
+	defer close(d.done)
+	defer pr.Close()
+	if d.rangeHdr != "" && c.Out().Coding() == "identity" {
+		d.err = d.serveRange(out)
+		pr.CloseWithError(d.err)
+		return
+	}
+	buf := make([]byte, chunk)
+	for {
+		n, err := out.Read(buf)
+		if n > 0 {
+			if !d.sent {
+				d.sent = true
+				d.w.WriteHeader(http.StatusOK)
+			}
+			if _, werr := d.w.Write(buf[:n]); werr != nil {
+				pr.CloseWithError(werr)
+				return
+			}
+		}
+		if err == io.EOF {
+			if !d.sent {
+				d.w.WriteHeader(http.StatusOK)
+			}
+			return
+		}
+		if err != nil {
+			d.err = err
+			pr.CloseWithError(err)
+			if !d.sent {
+				d.badGateway(err)
+			}
+			return
+		}
+	}
+}
+
+func (d *deliverWriter) badGateway(err error) {
+	h := d.w.Header()
+	for _, k := range []string{"Content-Encoding", "Etag", "Last-Modified", "Vary", "Content-Type"} {
+		h.Del(k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	d.w.WriteHeader(http.StatusBadGateway)
+	io.WriteString(d.w, "502 processors failed\n")
+	d.rp.log.Warn("delivery chain failed", "tx", d.tx.ID, "url", d.r.RequestURI, "err", err)
+	d.err = nil
+	d.sent = true
+}
+
+func (d *deliverWriter) Write(p []byte) (int, error) {
+	if !d.wrote {
+		d.WriteHeader(http.StatusOK)
+	}
+	if d.pass {
+		return d.w.Write(p)
+	}
+	return d.pw.Write(p)
+}
+
+// end closes the chain's input and waits for its output; a chain that
+// failed after bytes went out ends the connection uncleanly (RFC 9112 §8).
+func (d *deliverWriter) end() {
+	if d.pw == nil {
+		return
+	}
+	d.pw.Close()
+	<-d.done
+	if d.err != nil && d.sent && d.r.Context().Err() == nil {
+		d.tx.Error = d.err.Error()
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// markUnplaced says in Cache-Status that a processor found no place.
+func markUnplaced(h http.Header, c Chain) {
+	cs := h.Get("Cache-Status")
+	if cs == "" || strings.Contains(cs, "detail=") {
+		return
+	}
+	names := make([]string, len(c.Unplaced))
+	for i, u := range c.Unplaced {
+		names[i] = u.Name
+	}
+	h.Set("Cache-Status", cs+`; detail="processor not placed: `+strings.Join(names, " ")+`"`)
+}
+
+func addVary(h http.Header, field string) {
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); strings.EqualFold(f, field) || f == "*" {
+				return
+			}
+		}
+	}
+	h.Add("Vary", field)
+}
+
+// serveRange cuts the client's Range out of the chain's whole output
+// (at most buffer_max; past that the whole representation is sent, as
+// a server may ignore Range, RFC 9110 §14.2).
+func (d *deliverWriter) serveRange(out io.Reader) error {
+	b, err := io.ReadAll(io.LimitReader(out, d.rp.cfg.BufferMax+1))
+	h := d.w.Header()
+	if err != nil {
+		d.badGateway(err)
+		return nil
+	}
+	d.sent = true
+	if int64(len(b)) > d.rp.cfg.BufferMax {
+		d.w.WriteHeader(http.StatusOK)
+		if _, err := d.w.Write(b); err != nil {
+			return err
+		}
+		_, err = io.Copy(d.w, out)
+		return err
+	}
+	rh := http.Header{"If-Range": {d.ifRange}}
+	if d.ifRange == "" || httpcache.IfRangeMatches(rh, h.Get("Etag"), time.Time{}) {
+		ranges, perr := httpcache.ParseRange(d.rangeHdr, int64(len(b)))
+		switch {
+		case perr == nil:
+			h.Set("Accept-Ranges", "bytes")
+			return httpcache.ServeRanges(d.w, h, ranges, int64(len(b)), h.Get("Content-Type"), bytes.NewReader(b), false)
+		case errors.Is(perr, httpcache.ErrUnsatisfiable):
+			httpcache.WriteUnsatisfiable(d.w, int64(len(b)))
+			return nil
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	d.w.WriteHeader(http.StatusOK)
+	_, err = d.w.Write(b)
+	return err
+}
