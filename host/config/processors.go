@@ -137,6 +137,11 @@ func processorList(a *hcl.Attribute) ([]ProcessorRef, hcl.Diagnostics) {
 				fmt.Sprintf("%q is not a position; use one of %s", pos, strings.Join(ProcessorPositions, ", "))))
 			continue
 		}
+		if slices.ContainsFunc(refs, func(r ProcessorRef) bool { return r.Name == name }) {
+			diags = append(diags, rangeErr(e.Range(), "Processor listed twice",
+				fmt.Sprintf("%q is already in this list: a side runs each processor once", name)))
+			continue
+		}
 		refs = append(refs, ref)
 	}
 	return refs, diags

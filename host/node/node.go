@@ -41,6 +41,9 @@ import (
 // file, line, column and the offending source) to stderr.
 func LoadConfig(path string) (*config.Config, error) {
 	cfg, diags := config.Load(path)
+	if !diags.HasErrors() {
+		diags = append(diags, processors.Diagnose(cfg)...)
+	}
 	if diags.HasErrors() {
 		cfg.WriteDiagnostics(os.Stderr, diags)
 		return nil, fmt.Errorf("%s: %d error(s)", path, len(diags.Errs()))

@@ -93,7 +93,23 @@ type Step struct {
 type Unplaced struct {
 	Name string
 	Why  string
+	// NotNeeded: a decoder asked for on a body not in its encoding
+	// (gunzip on plain text); said, but not a warning.
+	NotNeeded bool
 }
+
+// Warnings are the unplaced candidates that are worth a warning.
+func (c Chain) Warnings() []Unplaced {
+	var w []Unplaced
+	for _, u := range c.Unplaced {
+		if !u.NotNeeded {
+			w = append(w, u)
+		}
+	}
+	return w
+}
+
+func decoder(name string) bool { return name == "gunzip" || name == "unbrotli" }
 
 // Chain is the chain built for one start format.
 type Chain struct {
@@ -255,8 +271,11 @@ func Build(start Format, candidates []Spec, opt BuildOptions) Chain {
 			if group(q.Pos) != g {
 				return false
 			}
-			b.chain.Unplaced = append(b.chain.Unplaced, Unplaced{Name: q.Name,
-				Why: fmt.Sprintf("takes %s; the chain has %s and no built-in converts it", formats(q.In), b.cur)})
+			u := Unplaced{Name: q.Name, Why: fmt.Sprintf("takes %s; the chain has %s and no built-in converts it", formats(q.In), b.cur)}
+			if decoder(q.Name) {
+				u.Why, u.NotNeeded = fmt.Sprintf("not needed: the chain has %s, not %s", b.cur, formats(q.In)), true
+			}
+			b.chain.Unplaced = append(b.chain.Unplaced, u)
 			return true
 		})
 	}
@@ -289,6 +308,11 @@ func (b *builder) placeOne(g int) bool {
 	}
 	for _, i := range order {
 		q := b.queue[i]
+		if decoder(q.Name) {
+			// A decoder asked for decodes what comes in that encoding;
+			// the host does not encode a body to decode it again.
+			continue
+		}
 		path := b.path(q.accepts)
 		if path == nil {
 			continue

@@ -29,8 +29,8 @@ func (f fetchStep) Fetched(fx *server.Fetch) (server.Verdict, error) {
 		return server.Store, nil
 	}
 	c := f.rp.Chain(FetchSide, FormatOf(resp.Header), nil)
-	if len(c.Unplaced) > 0 {
-		f.rp.log.Warn("processors not placed", "tx", fx.Tx.ID, "key", fx.Key, "side", "fetch", "chain", c.String(), "why", c.Unplaced[0].Why)
+	if w := c.Warnings(); len(w) > 0 {
+		f.rp.log.Warn("processor not placed", "tx", fx.Tx.ID, "key", fx.Key, "side", "fetch", "chain", c.String(), "processor", w[0].Name, "why", w[0].Why)
 	}
 	if len(c.Steps) == 0 {
 		return server.Store, nil
@@ -177,9 +177,9 @@ func (d *deliverWriter) WriteHeader(code int) {
 	}
 	start := FormatOf(h)
 	c := d.rp.Chain(DeliverSide, start, d.sink)
-	if len(c.Unplaced) > 0 {
-		d.rp.log.Warn("processors not placed", "tx", d.tx.ID, "url", d.r.RequestURI, "side", "deliver", "chain", c.String(), "why", c.Unplaced[0].Why)
-		markUnplaced(h, c)
+	if w := c.Warnings(); len(w) > 0 {
+		d.rp.log.Warn("processor not placed", "tx", d.tx.ID, "url", d.r.RequestURI, "side", "deliver", "chain", c.String(), "processor", w[0].Name, "why", w[0].Why)
+		markUnplaced(h, w)
 	}
 	if start.Coding() != "identity" {
 		// What is delivered depends on the client's Accept-Encoding.
@@ -285,13 +285,13 @@ func (d *deliverWriter) end() {
 }
 
 // markUnplaced says in Cache-Status that a processor found no place.
-func markUnplaced(h http.Header, c Chain) {
+func markUnplaced(h http.Header, unplaced []Unplaced) {
 	cs := h.Get("Cache-Status")
 	if cs == "" || strings.Contains(cs, "detail=") {
 		return
 	}
-	names := make([]string, len(c.Unplaced))
-	for i, u := range c.Unplaced {
+	names := make([]string, len(unplaced))
+	for i, u := range unplaced {
 		names[i] = u.Name
 	}
 	h.Set("Cache-Status", cs+`; detail="processor not placed: `+strings.Join(names, " ")+`"`)
