@@ -75,3 +75,11 @@ func TestBuildExplains(t *testing.T) {
 		t.Errorf("unplaced = %+v", c.Unplaced)
 	}
 }
+
+func TestDecoderNotNeeded(t *testing.T) {
+	gunzip, _ := Builtin("gunzip")
+	c := Build(Text, []Spec{gunzip}, BuildOptions{KeepEncoding: true})
+	if c.String() != "beresp(text) [unplaced: gunzip]" || len(c.Warnings()) != 0 || !c.Unplaced[0].NotNeeded {
+		t.Errorf("got %s %+v", c, c.Unplaced)
+	}
+}
