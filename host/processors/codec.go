@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -73,12 +74,13 @@ func (w *wrapErr) Read(p []byte) (int, error) {
 
 // encoder compresses src as it is read.
 type encoder struct {
-	src  io.Reader
-	w    io.WriteCloser
-	out  bytes.Buffer
-	in   []byte
-	done bool
-	err  error
+	src     io.Reader
+	w       io.WriteCloser
+	out     bytes.Buffer
+	in      *[chunk]byte
+	done    bool
+	err     error
+	release func() // returns w to its pool once closed
 }
 
 func newEncoder(src io.Reader, mk func(io.Writer) io.WriteCloser) *encoder {
@@ -96,9 +98,9 @@ func (e *encoder) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if e.in == nil {
-			e.in = make([]byte, chunk)
+			e.in = inBuffers.Get().(*[chunk]byte)
 		}
-		n, err := e.src.Read(e.in)
+		n, err := e.src.Read(e.in[:])
 		if n > 0 {
 			e.w.Write(e.in[:n]) // into a bytes.Buffer: cannot fail
 		}
@@ -106,6 +108,11 @@ func (e *encoder) Read(p []byte) (int, error) {
 		case err == io.EOF:
 			e.w.Close()
 			e.done = true
+			inBuffers.Put(e.in)
+			e.in = nil
+			if e.release != nil {
+				e.release()
+			}
 		case err != nil:
 			e.err = err
 		}
@@ -113,15 +120,36 @@ func (e *encoder) Read(p []byte) (int, error) {
 	return e.out.Read(p)
 }
 
+// The encoders' state is large (about 1 MiB for gzip): it is reused.
+var (
+	gzipWriters   sync.Pool
+	brotliWriters sync.Pool
+	inBuffers     = sync.Pool{New: func() any { return new([chunk]byte) }}
+)
+
 func gzipStage(src io.Reader) io.Reader {
-	return newEncoder(src, func(w io.Writer) io.WriteCloser {
+	e := newEncoder(src, func(w io.Writer) io.WriteCloser {
+		if zw, ok := gzipWriters.Get().(*gzip.Writer); ok {
+			zw.Reset(w)
+			return zw
+		}
 		zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 		return zw
 	})
+	e.release = func() { gzipWriters.Put(e.w) }
+	return e
 }
 
 func brotliStage(src io.Reader) io.Reader {
-	return newEncoder(src, func(w io.Writer) io.WriteCloser { return brotli.NewWriterLevel(w, 4) })
+	e := newEncoder(src, func(w io.Writer) io.WriteCloser {
+		if bw, ok := brotliWriters.Get().(*brotli.Writer); ok {
+			bw.Reset(w)
+			return bw
+		}
+		return brotli.NewWriterLevel(w, 4)
+	})
+	e.release = func() { brotliWriters.Put(e.w) }
+	return e
 }
 
 // whole is a body read into one buffer (buffertext).
