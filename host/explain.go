@@ -18,12 +18,27 @@ func cmdExplain(args []string) error {
 	fs.StringVar(&o.Encoding, "encoding", "", "the origin's Content-Encoding (default: gzip, br and identity in turn)")
 	fs.StringVar(&o.ContentType, "type", "text/html", "the origin's Content-Type")
 	fs.StringVar(&o.AcceptEncoding, "accept-encoding", "", "the client's Accept-Encoding")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+	// The URL may come before or after the flags.
+	var rawURL string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return usageError{}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if rawURL != "" {
+			rawURL = ""
+			break
+		}
+		rawURL, args = fs.Arg(0), fs.Args()[1:]
+	}
+	if rawURL == "" {
 		return usageError{"usage: edgehost explain [-config FILE] [-encoding E] [-type T] [-accept-encoding AE] URL"}
 	}
 	cfg, err := node.LoadConfig(*path)
 	if err != nil {
 		return err
 	}
-	return processors.Explain(os.Stdout, cfg, fs.Arg(0), o)
+	return processors.Explain(os.Stdout, cfg, rawURL, o)
 }

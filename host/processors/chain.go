@@ -279,6 +279,15 @@ func Build(start Format, candidates []Spec, opt BuildOptions) Chain {
 			return true
 		})
 	}
+	if len(opt.Sink) > 0 && opt.Sink[0] != "identity" && start.Coding() == opt.Sink[0] &&
+		b.cur.Coding() == "identity" && len(b.chain.Steps) > 0 {
+		// A compressed object that the chain decoded goes to a client
+		// that prefers it compressed: compressed again.
+		path := b.path(func(f Format) bool { return f.Coding() == opt.Sink[0] })
+		for _, s := range path {
+			b.place(queued{Spec: s, builtin: true, why: "the client prefers " + opt.Sink[0] + ", as stored"})
+		}
+	}
 	if opt.Sink != nil && !slices.Contains(opt.Sink, b.cur.Coding()) {
 		path := b.path(func(f Format) bool { return slices.Contains(opt.Sink, f.Coding()) })
 		for _, s := range path {

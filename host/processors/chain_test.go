@@ -43,6 +43,8 @@ func TestBuildGolden(t *testing.T) {
 		{"brotli to a gzip client", Br, nil, BuildOptions{Sink: []string{"gzip", "identity"}},
 			"beresp(br) > unbrotli"},
 		{"esi on delivery of gzip", Gzip, []Spec{esiDeliverSpec}, BuildOptions{Sink: []string{"gzip", "identity"}},
+			"beresp(gzip) > gunzip > esi > gzip"},
+		{"esi on delivery of gzip to a plain client", Gzip, []Spec{esiDeliverSpec}, BuildOptions{Sink: []string{"identity"}},
 			"beresp(gzip) > gunzip > esi"},
 		{"client takes the stored encoding", Gzip, nil, BuildOptions{Sink: []string{"gzip", "identity"}},
 			"beresp(gzip)"},

@@ -259,10 +259,16 @@ func TestProcessorESI(t *testing.T) {
 	e := newEdge(t, baseConfig(o.URL, procConfig))
 	want := "<p>top</p><b>fragment</b> <p>inside</p><p>end</p>"
 	for i := 0; i < 2; i++ {
-		r := e.get("/esi/page", "Accept-Encoding", "gzip")
+		r := e.get("/esi/page")
 		if r.Status != 200 || r.Header.Get("Content-Encoding") != "" || string(r.Body) != want {
 			t.Fatalf("esi #%d: %d %v %q", i, r.Status, r.Header, r.Body)
 		}
+	}
+	// The page is stored gzip: a gzip client gets the expanded page
+	// compressed again.
+	r := e.get("/esi/page", "Accept-Encoding", "gzip")
+	if r.Header.Get("Content-Encoding") != "gzip" || gunzipBody(t, r.Body) != want {
+		t.Fatalf("esi to gzip client: %v", r.Header)
 	}
 	if n := o.count["/esi/frag"].Load(); n != 1 {
 		t.Errorf("fragment fetched %d times, want 1 (cached on its own)", n)
@@ -270,7 +276,7 @@ func TestProcessorESI(t *testing.T) {
 	if r := e.get("/esi/broken"); r.Status != 502 {
 		t.Errorf("include without onerror that fails: %d %q, want 502", r.Status, r.Body)
 	}
-	r := e.get("/esi/loop")
+	r = e.get("/esi/loop")
 	if r.Status != 200 || !strings.HasPrefix(string(r.Body), "xx") || len(r.Body) > 64 {
 		t.Errorf("loop: %d %q", r.Status, r.Body)
 	}
