@@ -29,6 +29,13 @@ route "/" {
   grace       = "1h"
 }
 
+# A gzip page cached as it came and decoded for clients without gzip
+# (issue 16's gunzip row): a processors block negotiates Accept-Encoding.
+route "/page/" {
+  backend    = backend.origin
+  processors {}
+}
+
 # slicer-begin (run.sh drops this part if edgehost will not start with it)
 plugin "slicer" {}
 
