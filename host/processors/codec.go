@@ -43,14 +43,45 @@ func (l *lazy) Read(p []byte) (int, error) {
 	return l.r.Read(p)
 }
 
+var gzipReaders sync.Pool
+
 func gunzipStage(src io.Reader) io.Reader {
 	return &lazy{open: func() (io.Reader, error) {
-		zr, err := gzip.NewReader(src)
+		zr, ok := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if ok {
+			err = zr.Reset(src)
+		} else {
+			zr, err = gzip.NewReader(src)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("gunzip: %w", err)
 		}
-		return &wrapErr{r: zr, name: "gunzip"}, nil
+		return &gunzipReader{zr: zr}, nil
 	}}
+}
+
+// gunzipReader returns its decoder to the pool at the end of a clean
+// stream.
+type gunzipReader struct {
+	zr  *gzip.Reader
+	eof bool
+}
+
+func (g *gunzipReader) Read(p []byte) (int, error) {
+	if g.eof {
+		return 0, io.EOF
+	}
+	n, err := g.zr.Read(p)
+	switch {
+	case err == io.EOF:
+		g.eof = true
+		gzipReaders.Put(g.zr)
+		g.zr = nil
+	case err != nil:
+		err = fmt.Errorf("gunzip: %w", err)
+	}
+	return n, err
 }
 
 func unbrotliStage(src io.Reader) io.Reader {

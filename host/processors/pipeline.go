@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgehost/edgehost/host/httpcache"
@@ -149,8 +150,10 @@ type deliverWriter struct {
 	rangeHdr, ifRange string
 
 	wrote bool
-	pass  bool // no chain: straight to w
-	pw    *io.PipeWriter
+	pass  bool  // no chain: straight to w
+	chain Chain // the chain chosen at WriteHeader
+	in    []byte
+	pw    *io.PipeWriter // the chain's input once it streams
 	done  chan struct{}
 	sent  bool  // bytes went out (an error after that aborts)
 	err   error // the chain's
@@ -199,52 +202,78 @@ func (d *deliverWriter) WriteHeader(code int) {
 		d.w.WriteHeader(code)
 		return
 	}
-	pr, pw := io.Pipe()
-	d.pw, d.done = pw, make(chan struct{})
-	out := d.rp.pipeline(d.r.Context(), d.tx, d.r, c, pr)
-	go d.run(pr, out, c)
+	d.chain = c
 }
 
 // run sends the chain's output. The status goes out with the first byte:
 // a chain that fails before it (an ESI include without onerror, a
-// corrupt body) is a 502, not a truncated 200.
-func (d *deliverWriter) run(pr *io.PipeReader, out io.Reader, c Chain) {
-	defer close(d.done)
-	defer pr.Close()
+// corrupt body) is a 502, not a truncated 200. An output of up to
+// outMax bytes goes out whole, with its Content-Length, in one write.
+func (d *deliverWriter) run(out io.Reader, c Chain) error {
 	if d.rangeHdr != "" && c.Out().Coding() == "identity" {
-		d.err = d.serveRange(out)
-		pr.CloseWithError(d.err)
-		return
+		return d.serveRange(out)
 	}
-	buf := make([]byte, chunk)
+	bp := outBuffers.Get().(*[]byte)
+	defer outBuffers.Put(bp)
+	buf := *bp
+	n, err := 0, error(nil)
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = out.Read(buf[n:])
+		n += m
+	}
+	switch {
+	case err == io.EOF:
+		d.sent = true
+		d.w.Header().Set("Content-Length", strconv.Itoa(n))
+		d.w.WriteHeader(http.StatusOK)
+		_, err := d.w.Write(buf[:n])
+		return ignoreWrite(err)
+	case err != nil:
+		d.badGateway(err)
+		return nil
+	}
+	d.sent = true
+	d.w.WriteHeader(http.StatusOK)
+	if _, err := d.w.Write(buf[:n]); err != nil {
+		return ignoreWrite(err)
+	}
 	for {
-		n, err := out.Read(buf)
+		n, err := out.Read(buf[:chunk])
 		if n > 0 {
-			if !d.sent {
-				d.sent = true
-				d.w.WriteHeader(http.StatusOK)
-			}
 			if _, werr := d.w.Write(buf[:n]); werr != nil {
-				pr.CloseWithError(werr)
-				return
+				return ignoreWrite(werr)
 			}
 		}
 		if err == io.EOF {
-			if !d.sent {
-				d.w.WriteHeader(http.StatusOK)
-			}
-			return
+			return nil
 		}
 		if err != nil {
-			d.err = err
-			pr.CloseWithError(err)
-			if !d.sent {
-				d.badGateway(err)
-			}
-			return
+			return err
 		}
 	}
 }
+
+// errClient is a write to the client that failed: the client went away,
+// nothing to abort.
+var errClient = errors.New("client write failed")
+
+func ignoreWrite(err error) error {
+	if err != nil {
+		return errClient
+	}
+	return nil
+}
+
+// outMax is the largest output sent whole with a Content-Length; inMax
+// the largest input that is run through the chain after the handler
+// wrote it, without a goroutine.
+const (
+	outMax = 256 << 10
+	inMax  = 1 << 20
+)
+
+var outBuffers = sync.Pool{New: func() any { b := make([]byte, outMax); return &b }}
 
 func (d *deliverWriter) badGateway(err error) {
 	h := d.w.Header()
@@ -260,6 +289,10 @@ func (d *deliverWriter) badGateway(err error) {
 	d.sent = true
 }
 
+// Write takes the body the handler sends: up to inMax bytes are kept
+// and run through the chain once the handler is done (a hit's body comes
+// in one write); past that, the chain runs beside the handler, fed
+// through a pipe.
 func (d *deliverWriter) Write(p []byte) (int, error) {
 	if !d.wrote {
 		d.WriteHeader(http.StatusOK)
@@ -267,18 +300,52 @@ func (d *deliverWriter) Write(p []byte) (int, error) {
 	if d.pass {
 		return d.w.Write(p)
 	}
+	if d.pw == nil {
+		if len(d.in)+len(p) <= inMax {
+			d.in = append(d.in, p...)
+			return len(p), nil
+		}
+		d.stream()
+	}
 	return d.pw.Write(p)
 }
 
-// end closes the chain's input and waits for its output; a chain that
-// failed after bytes went out ends the connection uncleanly (RFC 9112 §8).
-func (d *deliverWriter) end() {
-	if d.pw == nil {
-		return
+// stream starts the chain beside the handler and feeds it what was kept.
+func (d *deliverWriter) stream() {
+	pr, pw := io.Pipe()
+	d.pw, d.done = pw, make(chan struct{})
+	out := d.rp.pipeline(d.r.Context(), d.tx, d.r, d.chain, pr)
+	go func() {
+		defer close(d.done)
+		d.err = d.run(out, d.chain)
+		pr.CloseWithError(cmpErr(d.err, io.ErrClosedPipe))
+	}()
+	kept := d.in
+	d.in = nil
+	pw.Write(kept)
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
 	}
-	d.pw.Close()
-	<-d.done
-	if d.err != nil && d.sent && d.r.Context().Err() == nil {
+	return b
+}
+
+// end runs the chain over a kept body, or closes the chain's input and
+// waits for its output; a chain that failed after bytes went out ends
+// the connection uncleanly (RFC 9112 §8).
+func (d *deliverWriter) end() {
+	switch {
+	case d.pass || !d.wrote || d.r.Method == http.MethodHead:
+		return
+	case d.pw == nil:
+		d.err = d.run(d.rp.pipeline(d.r.Context(), d.tx, d.r, d.chain, bytes.NewReader(d.in)), d.chain)
+	default:
+		d.pw.Close()
+		<-d.done
+	}
+	if d.err != nil && d.err != errClient && d.sent && d.r.Context().Err() == nil {
 		d.tx.Error = d.err.Error()
 		panic(http.ErrAbortHandler)
 	}
