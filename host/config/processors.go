@@ -22,7 +22,8 @@ import (
 //	}
 //
 // A name may carry a position: "myproc@front" (default, front, last,
-// fetch, storage).
+// fetch, storage). A plugin's processor is "PLUGIN.PROCESSOR", with the
+// formats that the plugin declares in its Info.
 
 // ProcessorNames are the processors a config may ask for.
 var ProcessorNames = []string{"gzip", "gunzip", "brotli", "unbrotli", "buffer", "esi", "regex"}
@@ -127,7 +128,14 @@ func processorList(a *hcl.Attribute) ([]ProcessorRef, hcl.Diagnostics) {
 		}
 		name, pos, _ := strings.Cut(v.AsString(), "@")
 		ref := ProcessorRef{Name: name, Position: or(pos, "default"), Range: e.Range()}
-		if !slices.Contains(ProcessorNames, name) {
+		if plugin, proc, ok := strings.Cut(name, "."); ok {
+			// A plugin's processor (PLUGIN.PROCESSOR): the plugin declares
+			// its formats; host/processors checks it when it attaches.
+			if plugin == "" || proc == "" {
+				diags = append(diags, rangeErr(e.Range(), "Invalid processor", `a plugin's processor is "PLUGIN.PROCESSOR"`))
+				continue
+			}
+		} else if !slices.Contains(ProcessorNames, name) {
 			diags = append(diags, rangeErr(e.Range(), "Unknown processor",
 				fmt.Sprintf("%q is not a processor; known: %s", name, strings.Join(ProcessorNames, ", "))))
 			continue

@@ -159,7 +159,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.flights = &cache.Flights{}
 	n.slicing = slicing.New(slicing.Options{Logger: n.log, Cache: n.cache, Flights: n.flights, Metrics: n.metrics, TxLog: n.txlog, Plugins: n.plugins})
 	closers = append(closers, n.slicing.Close)
-	n.processors = processors.New(processors.Options{Logger: n.log})
+	n.processors = processors.New(processors.Options{Logger: n.log, Plugins: n.plugins})
 	closers = append(closers, n.processors.Close)
 	return closeAll, nil
 }

@@ -28,6 +28,9 @@ func Diagnose(cfg *config.Config) hcl.Diagnostics {
 		}
 		check := func(side Side, refs []config.ProcessorRef, chain func(Format) Chain) {
 			for _, ref := range refs {
+				if strings.Contains(ref.Name, ".") {
+					continue // a plugin's formats are known once it runs
+				}
 				placed, why := false, ""
 				for _, f := range starts {
 					c := chain(f)

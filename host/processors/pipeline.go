@@ -73,6 +73,10 @@ func (rp *Route) pipeline(ctx context.Context, tx *server.Txn, r *http.Request, 
 			if s.Out == Text { // on delivery; on the fetch side a mark only
 				src = esiStage(ctx, rp.include(tx, r), max)(src)
 			}
+		default:
+			if proc := rp.procs[s.Name]; proc != nil {
+				src = pluginStage(ctx, proc, s.Name)(src)
+			}
 		}
 	}
 	return src

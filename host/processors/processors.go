@@ -27,17 +27,27 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/plugins/pluginapi"
 )
 
 // Options construct the feature.
 type Options struct {
-	Logger *slog.Logger
+	Logger  *slog.Logger
+	Plugins Plugins // nil: no plugin processors
+}
+
+// Plugins gives the plugins' declarations and Processor services
+// (pluginhost.Manager).
+type Plugins interface {
+	Info(name string) (*pluginapi.Info, error)
+	Processor(name string) (pluginapi.Processor, error)
 }
 
 // Processors is the feature. Lifecycle: New (no side effects) →
 // attached by the server to every config → Close.
 type Processors struct {
-	log *slog.Logger
+	log     *slog.Logger
+	plugins Plugins
 
 	mu   sync.Mutex
 	sock string
@@ -49,7 +59,7 @@ func New(o Options) *Processors {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Processors{log: o.Logger}
+	return &Processors{log: o.Logger, plugins: o.Plugins}
 }
 
 // Close ends the self socket's idle connections.
@@ -68,6 +78,9 @@ func (p *Processors) Attach(cfg *config.Config, route *config.Route) (server.Ste
 		return server.Steps{}, nil
 	}
 	rp.p, rp.log = p, p.log
+	if err := rp.resolvePlugins(p.plugins); err != nil {
+		return server.Steps{}, err
+	}
 	p.selfSocket(cfg.Listen.Self)
 	st := server.Steps{Deliver: rp}
 	if len(rp.fetch) > 0 {
@@ -106,6 +119,7 @@ type Route struct {
 	subs []Substitution
 
 	fetch, deliver []Spec
+	procs          map[string]pluginapi.Processor // "PLUGIN.PROCESSOR" → its service
 
 	mu     sync.Mutex
 	chains map[chainKey]Chain
@@ -145,7 +159,12 @@ func NewRoute(route *config.Route) *Route {
 }
 
 func spec(ref config.ProcessorRef, side Side) Spec {
-	s, _ := Lookup(ref.Name, side) // config checked the name
+	s, ok := Lookup(ref.Name, side) // config checked the name
+	if !ok {
+		// A plugin's processor: its formats come with the plugin
+		// (resolvePlugins); until then it takes nothing.
+		s = Spec{Name: ref.Name}
+	}
 	if pos, ok := ParsePosition(ref.Position); ok && ref.Position != "default" {
 		s.Pos = pos
 	}
