@@ -37,11 +37,29 @@ func (f fetchStep) Fetched(fx *server.Fetch) (server.Verdict, error) {
 		return server.Store, nil
 	}
 	body := f.rp.pipeline(fx.Ctx, fx.Tx, fx.Req, c, resp.Body)
-	resp.Body = &chainBody{Reader: body, c: resp.Body}
 	setCoding(resp.Header, c.Out())
 	resp.Header.Del("Content-Length")
-	resp.ContentLength = -1
 	weakETag(resp.Header)
+	if n := resp.ContentLength; n >= 0 && n <= inMax {
+		// A small body is transformed whole before the server sees it:
+		// with its length known, concurrent misses share this fetch, and
+		// a corrupt body is a 502 instead of a truncated 200.
+		max := fx.Tx.Config().Storage.MaxObject
+		b, err := io.ReadAll(io.LimitReader(body, max+1))
+		if err != nil {
+			resp.Body.Close()
+			return server.Store, server.NewStatusError(http.StatusBadGateway, fmt.Errorf("fetch processors: %w", err))
+		}
+		if int64(len(b)) <= max {
+			resp.Body.Close()
+			resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			return server.Store, nil
+		}
+		body = io.MultiReader(bytes.NewReader(b), body)
+	}
+	resp.Body = &chainBody{Reader: body, c: resp.Body}
+	resp.ContentLength = -1
 	return server.Store, nil
 }
 
