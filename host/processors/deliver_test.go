@@ -88,4 +88,3 @@ func TestSink(t *testing.T) {
 		}
 	}
 }
-
