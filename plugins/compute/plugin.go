@@ -41,6 +41,7 @@ import (
 //	    recycle_after    = 0          # process: a new process after N requests
 //	    arguments        = []
 //	    environment      = {}
+//	    hosts            = []         # read by the host: a route "/" for these Host names
 //	  }
 //	}
 //
@@ -71,6 +72,7 @@ func Schema() *pluginapi.Schema {
 		{Name: "recycle_after", Type: cty.Number, Doc: "process backend: a new process after this many requests; 0 = never"},
 		{Name: "arguments", Type: cty.List(cty.String), Doc: "argv after argv[0], which is the tenant's name"},
 		{Name: "environment", Type: cty.Map(cty.String), Doc: "the program's environment"},
+		{Name: "hosts", Type: cty.List(cty.String), Doc: "Host names the host routes to this tenant (read by the host, not the plugin)"},
 	}}
 	return &pluginapi.Schema{
 		Attributes: []pluginapi.Attribute{
