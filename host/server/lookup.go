@@ -122,6 +122,14 @@ func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source, anyMethod bo
 		return s.deliver(tx, r, o, now)
 	}
 	s.metrics.Misses.Add(1)
+	if anyMethod && tx.depth > 0 {
+		// A program's self-request to a program's route does not wait on
+		// a flight: the flight's leader may be its own ancestor, waiting
+		// for it (a program fetching its own URL). Running on its own, a
+		// loop ends at max_depth or a full queue instead of a deadlock.
+		tx.status = httpcache.CacheStatus{Fwd: fwdFor(o)}
+		return s.sourceOnce(tx, r, src, o)
+	}
 	f, leader := s.flights.Join(key)
 	if !leader {
 		s.metrics.CoalescedWaits.Add(1)
