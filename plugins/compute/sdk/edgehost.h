@@ -85,7 +85,7 @@ struct eh_request {
   uint16_t flags;         /* EH_REQ_* */
   uint64_t id;            /* counts requests of this program instance */
   uint64_t body_len;      /* bytes of body, read with EH_CALL_READ(EH_BODY) */
-  uint64_t deadline_ns;   /* CLOCK_MONOTONIC nanoseconds; 0 = none */
+  uint64_t time_left_ns;  /* what the request may still take, in ns, when delivered */
   struct eh_str method, url, path, query, host, tenant;
   uint32_t num_headers;   /* struct eh_header[num_headers] at headers_off */
   uint32_t headers_off;
