@@ -15,8 +15,9 @@ import (
 // program:
 //
 //  1. PR_SET_NO_NEW_PRIVS (required to install a filter unprivileged, and
-//     no set-uid exec afterwards), rlimits (address space = max_memory, no
-//     core files, no file writes, few fds);
+//     no set-uid exec afterwards); everything the next steps need is
+//     allocated, then the rlimits (address space = max_memory, no core
+//     files, no file writes, few fds) are set;
 //  2. every fd above 4 close-on-exec; fds 3 (the program, a sealed memfd)
 //     and 4 (a socket to the plugin) too;
 //  3. the seccomp filter (filter.go) on every thread (TSYNC), with a user
@@ -63,6 +64,33 @@ func StubMain() {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		stubFail(stubExitLimits, "PR_SET_NO_NEW_PRIVS: "+err.Error())
 	}
+	if err := unix.CloseRange(stubProgFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		stubFail(stubExitLimits, "close_range: "+err.Error())
+	}
+	argv, err := cStrings(cfg.Args)
+	if err != nil {
+		stubFail(stubExitConfig, "argv: "+err.Error())
+	}
+	envp, err := cStrings(cfg.Env)
+	if err != nil {
+		stubFail(stubExitConfig, "envp: "+err.Error())
+	}
+	empty, _ := unix.BytePtrFromString("")
+	filter, err := assembleFilter()
+	if err != nil {
+		stubFail(stubExitFilter, err.Error())
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	// The message that carries the listener, built now: nothing may
+	// allocate once the address space is limited (the Go runtime would
+	// die of it, as the program would).
+	rights := unix.UnixRights(0)
+	payload := []byte{'L'}
+	iov := unix.Iovec{Base: &payload[0], Len: 1}
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &rights[0]}
+	msg.SetControllen(len(rights))
+	fdSlot := (*int32)(unsafe.Pointer(&rights[unix.CmsgLen(0)]))
+
 	limits := []struct {
 		res int
 		v   uint64
@@ -84,23 +112,6 @@ func StubMain() {
 			stubFail(stubExitLimits, "setrlimit: "+err.Error())
 		}
 	}
-	if err := unix.CloseRange(stubProgFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		stubFail(stubExitLimits, "close_range: "+err.Error())
-	}
-	argv, err := cStrings(cfg.Args)
-	if err != nil {
-		stubFail(stubExitConfig, "argv: "+err.Error())
-	}
-	envp, err := cStrings(cfg.Env)
-	if err != nil {
-		stubFail(stubExitConfig, "envp: "+err.Error())
-	}
-	empty, _ := unix.BytePtrFromString("")
-	filter, err := assembleFilter()
-	if err != nil {
-		stubFail(stubExitFilter, err.Error())
-	}
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 
 	// From here on the filter is in force: only the calls it lets the stub
 	// make (sendmsg on fd 4, execveat of fd 3) may follow.
@@ -110,8 +121,9 @@ func StubMain() {
 	if errno != 0 {
 		stubFail(stubExitFilter, "seccomp: "+errno.Error())
 	}
-	if err := unix.Sendmsg(stubSockFD, []byte{'L'}, unix.UnixRights(int(lfd)), nil, 0); err != nil {
-		stubFail(stubExitSend, "send listener: "+err.Error())
+	*fdSlot = int32(lfd)
+	if _, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, stubSockFD, uintptr(unsafe.Pointer(&msg)), 0); errno != 0 {
+		stubFail(stubExitSend, "send listener: "+errno.Error())
 	}
 	_, _, errno = unix.RawSyscall6(unix.SYS_EXECVEAT, stubProgFD, uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
