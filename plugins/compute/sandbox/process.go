@@ -26,10 +26,10 @@ import (
 // snapshot point (the first NEXT call) the plugin copies every writable
 // private mapping (data, bss, heap, stack) out of the process; after each
 // request, when the program waits in NEXT again, it checks that the
-// mappings are the same ranges and that the program waits at the same
-// stack pointer as at the snapshot (/proc/PID/syscall),
-// then writes the copy back with process_vm_writev. Only pages written
-// since are written back when the kernel tracks soft-dirty bits. A process
+// address space has the snapshot's size and that NEXT has the same
+// arguments (snapshot.go says why these checks suffice), then writes the
+// copy back with process_vm_writev: only the pages written since, when
+// the kernel tracks soft-dirty bits (it does here), else all. A process
 // whose layout changed (a new mapping, a grown heap), that faulted, timed
 // out or exited is killed and a new one boots: the "kept process recycled
 // on any fault" strategy, with memory restored between requests.
@@ -129,9 +129,11 @@ type proc struct {
 	mem      procMem
 	held     uint64 // the id of the NEXT notification the program waits in
 	snap     *memSnapshot
-	served   int
-	waited   chan struct{}
-	exitMsg  string
+	// the NEXT arguments at the snapshot
+	snapBuf, snapCap uint64
+	served           int
+	waited           chan struct{}
+	exitMsg          string
 }
 
 var (
@@ -198,7 +200,7 @@ func (b *processBackend) boot() (instance, error) {
 			p.held = id
 			break
 		}
-		p.answer(id, ret)
+		p.answer(id, ret, nr != callABI)
 	}
 	if t.cfg.Ephemeral {
 		s, err := takeSnapshot(p.pid)
@@ -206,7 +208,7 @@ func (b *processBackend) boot() (instance, error) {
 			p.kill()
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
-		p.snap = s
+		p.snap, p.snapBuf, p.snapCap = s, p.x.nextBuf, p.x.nextCap
 	}
 	return p, nil
 }
@@ -279,12 +281,16 @@ func (p *proc) recv(deadline time.Time) (id uint64, nr uint64, args [6]uint64, e
 	}
 }
 
-// answer returns ret from the program's call, after checking that the
-// call is still pending (its memory was read for a live caller).
-func (p *proc) answer(id uint64, ret int64) {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(p.listener), ioctlNotifIDValid, uintptr(unsafe.Pointer(&id)))
-	if e != 0 {
-		return
+// answer returns ret from the program's call. After a call whose
+// arguments were read from the program's memory it first checks that the
+// call is still pending (NOTIF_ID_VALID): what was read belongs to the
+// caller. (The pid cannot be another process's meanwhile: see procMem.)
+func (p *proc) answer(id uint64, ret int64, readMemory bool) {
+	if readMemory {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(p.listener), ioctlNotifIDValid, uintptr(unsafe.Pointer(&id)))
+		if e != 0 {
+			return
+		}
 	}
 	r := seccompNotifResp{ID: id}
 	if ret < 0 && ret > -4096 {
@@ -300,7 +306,7 @@ func (p *proc) answer(id uint64, ret int64) {
 // leaves the process ready (restored to its snapshot when ephemeral).
 func (p *proc) serve(j *job) error {
 	t := p.b.t
-	p.answer(p.held, p.x.deliver(p.mem, j))
+	p.answer(p.held, p.x.deliver(p.mem, j), false)
 	p.held = 0
 	for {
 		id, nr, args, err := p.recv(j.deadline)
@@ -323,10 +329,13 @@ func (p *proc) serve(j *job) error {
 			p.held = id
 			break
 		}
-		p.answer(id, ret)
+		p.answer(id, ret, nr != callABI)
 	}
 	p.served++
 	if p.snap != nil {
+		if p.x.nextBuf != p.snapBuf || p.x.nextCap != p.snapCap {
+			return fmt.Errorf("reset: %w: the program waits with other NEXT arguments", errLayout)
+		}
 		if err := p.snap.restore(p.pid); err != nil {
 			return fmt.Errorf("reset: %w", err)
 		}
@@ -343,6 +352,9 @@ var errRecycle = errors.New("recycled after recycle_after requests")
 func (p *proc) kill() {
 	unix.Kill(p.pid, unix.SIGKILL)
 	<-p.waited
+	if p.snap != nil {
+		p.snap.close()
+	}
 	if p.listener >= 0 {
 		unix.Close(p.listener)
 		p.listener = -1
