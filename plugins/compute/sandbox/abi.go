@@ -209,8 +209,8 @@ func decodeResponse(m Memory, addr uint64, maxBody uint64) (*Reply, int64) {
 	r := &Reply{
 		Status:  int(le.Uint16(raw[0:])),
 		NoCache: le.Uint16(raw[2:])&1 != 0,
-		TTLms:   int64(le.Uint64(raw[56:])),
-		GraceMS: int64(le.Uint64(raw[64:])),
+		TTLms:   int64(le.Uint64(raw[48:])),
+		GraceMS: int64(le.Uint64(raw[56:])),
 	}
 	if r.Status < 100 || r.Status > 599 {
 		return nil, -eINVAL

@@ -68,9 +68,9 @@ type exchange struct {
 	backend uint32
 	t       *Tenant
 	job     *job
-	// nextBuf and nextCap are the arguments of the NEXT call the program
-	// waits in.
-	nextBuf, nextCap uint64
+	// nextBuf, nextCap and nextSP are the arguments of the NEXT call the
+	// program waits in.
+	nextBuf, nextCap, nextSP uint64
 	handles          map[uint64][]byte
 	lastHandle       uint64
 	requests         uint64
@@ -91,7 +91,7 @@ func (x *exchange) call(m Memory, nr uint64, a [6]uint64) (ret int64, wait bool)
 			return -eINVAL, false
 		}
 		x.endJob()
-		x.nextBuf, x.nextCap = a[0], a[1]
+		x.nextBuf, x.nextCap, x.nextSP = a[0], a[1], a[2]
 		return 0, true
 	case callRequest:
 		if x.job == nil {

@@ -27,6 +27,14 @@ import (
 //     plugin) and execveat of fd 3 with AT_EMPTY_PATH (the program). Both
 //     fds are close-on-exec and the program can make no fd (open, socket,
 //     dup, memfd_create… fail), so neither call can succeed after exec;
+//   - rseq, for the stub's Go runtime when the plugin is built with cgo: a
+//     thread that the runtime started before the filter registers its
+//     rseq area under it, and glibc aborts when that fails. It only
+//     touches the caller's own memory;
+//   - epoll_wait and epoll_pwait, for the stub's Go runtime, whose network
+//     poller (when something initialized it) dies of an error from them.
+//     They give nothing to the program: it cannot create an epoll fd, and
+//     the stub's is close-on-exec;
 //   - everything else: ENOSYS, the answer the kvm backend gives too.
 
 const (
@@ -99,6 +107,7 @@ func filterRules() []rule {
 		unix.SYS_FUTEX, unix.SYS_RT_SIGACTION, unix.SYS_RT_SIGPROCMASK, unix.SYS_RT_SIGRETURN,
 		unix.SYS_SIGALTSTACK, unix.SYS_SET_TID_ADDRESS, unix.SYS_SET_ROBUST_LIST,
 		unix.SYS_GETPID, unix.SYS_GETTID, unix.SYS_SCHED_YIELD,
+		unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT, unix.SYS_EPOLL_PWAIT2, unix.SYS_RSEQ,
 	)...)
 	return rules
 }

@@ -26,18 +26,21 @@ import (
 // snapshot point (the first NEXT call) the plugin copies every writable
 // private mapping (data, bss, heap, stack) out of the process; after each
 // request, when the program waits in NEXT again, it checks that the
-// address space has the snapshot's size and that NEXT has the same
-// arguments (snapshot.go says why these checks suffice), then writes the
-// copy back with process_vm_writev: only the pages written since, when
-// the kernel tracks soft-dirty bits (it does here), else all. A process
+// address space has the snapshot's size and that the program waits in the
+// same instruction with the same arguments and stack pointer (the SDK's
+// eh_next_request passes it), then writes the copy back with
+// process_vm_writev: the pages written since when the kernel tracks
+// soft-dirty bits, else those present (this machine's kernel has no
+// soft-dirty tracking). eh_next_request keeps the callee-saved registers
+// on the stack across the call, so the restored stack brings the
+// snapshot's registers back when it returns: the reset is exact. A
+// program that waits elsewhere gets a new process instead. A process
 // whose layout changed (a new mapping, a grown heap), that faulted, timed
 // out or exited is killed and a new one boots: the "kept process recycled
 // on any fault" strategy, with memory restored between requests.
 //
-// What is not restored: registers other than those of the NEXT call site
-// (a program that keeps request state in callee-saved registers across
-// eh_next_request would see it; eh_serve keeps none), signal dispositions
-// and the FS base set during a request. The kvm backend restores all.
+// What is not restored: signal dispositions and the FS base changed
+// during a request. The kvm backend restores all.
 
 // notif layouts (linux/seccomp.h).
 type seccompData struct {
@@ -129,8 +132,9 @@ type proc struct {
 	mem      procMem
 	held     uint64 // the id of the NEXT notification the program waits in
 	snap     *memSnapshot
-	// the NEXT arguments at the snapshot
-	snapBuf, snapCap uint64
+	// the NEXT call at the snapshot: its arguments and instruction
+	snapBuf, snapCap, snapSP, snapIP uint64
+	ip                               uint64 // of the call last received
 	served           int
 	waited           chan struct{}
 	exitMsg          string
@@ -208,7 +212,7 @@ func (b *processBackend) boot() (instance, error) {
 			p.kill()
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
-		p.snap, p.snapBuf, p.snapCap = s, p.x.nextBuf, p.x.nextCap
+		p.snap, p.snapBuf, p.snapCap, p.snapSP, p.snapIP = s, p.x.nextBuf, p.x.nextCap, p.x.nextSP, p.ip
 	}
 	return p, nil
 }
@@ -277,6 +281,7 @@ func (p *proc) recv(deadline time.Time) (id uint64, nr uint64, args [6]uint64, e
 		if e != 0 {
 			return 0, 0, args, fmt.Errorf("SECCOMP_IOCTL_NOTIF_RECV: %w", e)
 		}
+		p.ip = n.Data.IP
 		return n.ID, uint64(uint32(n.Data.Nr)), n.Data.Args, nil
 	}
 }
@@ -333,8 +338,8 @@ func (p *proc) serve(j *job) error {
 	}
 	p.served++
 	if p.snap != nil {
-		if p.x.nextBuf != p.snapBuf || p.x.nextCap != p.snapCap {
-			return fmt.Errorf("reset: %w: the program waits with other NEXT arguments", errLayout)
+		if p.x.nextBuf != p.snapBuf || p.x.nextCap != p.snapCap || p.x.nextSP != p.snapSP || p.ip != p.snapIP {
+			return fmt.Errorf("reset: %w: the program waits at another place than at the snapshot", errLayout)
 		}
 		if err := p.snap.restore(p.pid); err != nil {
 			return fmt.Errorf("reset: %w", err)

@@ -26,6 +26,7 @@ type memSnapshot struct {
 
 type region struct {
 	start, end uint64
+	file       bool // a private mapping of a file (the program's .data)
 	data       []byte
 }
 
@@ -44,6 +45,8 @@ func takeSnapshot(pid int) (*memSnapshot, error) {
 	}
 	// Read only the pages that are there: reading the others would map
 	// them (the zero page), and every later restore would write them back.
+	// A file mapping's pages are all read: one not there yet reads as the
+	// file's contents, not zero.
 	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
 	if err != nil {
 		return nil, err
@@ -57,13 +60,16 @@ func takeSnapshot(pid int) (*memSnapshot, error) {
 		if _, err := pm.ReadAt(entries, int64(r.start/pageSize*8)); err != nil {
 			return nil, fmt.Errorf("pagemap: %w", err)
 		}
+		there := func(p uint64) bool {
+			return r.file || binary.LittleEndian.Uint64(entries[p*8:])&(1<<63|1<<62) != 0
+		}
 		for p := uint64(0); p < pages; {
-			if binary.LittleEndian.Uint64(entries[p*8:])&(1<<63|1<<62) == 0 {
+			if !there(p) {
 				p++
 				continue
 			}
 			q := p
-			for q < pages && binary.LittleEndian.Uint64(entries[q*8:])&(1<<63|1<<62) != 0 {
+			for q < pages && there(q) {
 				q++
 			}
 			if _, err := (procMem{pid}).ReadAt(r.data[p*pageSize:q*pageSize], int64(r.start+p*pageSize)); err != nil {
@@ -118,7 +124,8 @@ func (s *memSnapshot) size() (string, error) {
 // The checks are cheap ones (reading /proc/PID/maps costs 40 µs here,
 // /proc/PID/syscall 15 µs, more than the rest of a reset): the total size
 // of the mappings (/proc/PID/statm) must be the snapshot's, and the
-// program must wait with the same NEXT arguments (the caller checks).
+// program must wait in the same instruction with the same NEXT arguments
+// and stack pointer (the caller checks).
 // They guard the program's own correctness, not the sandbox: whatever a
 // restore writes goes only into the program's own memory, so a program
 // that fools them (unmaps a region and maps another of the same size, or
@@ -216,7 +223,7 @@ func writableRegions(pid int) ([]region, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		rs = append(rs, region{start: start, end: end})
+		rs = append(rs, region{start: start, end: end, file: len(f) >= 5 && f[4] != "0"})
 	}
 	return rs, nil
 }

@@ -45,7 +45,7 @@ extern "C" {
 
 /* ---- call numbers ---- */
 #define EH_CALL_ABI 0x10000      /* () -> (backend << 16) | version */
-#define EH_CALL_NEXT 0x10001     /* (struct eh_request *buf, u64 cap) -> 0; buf->size may exceed cap */
+#define EH_CALL_NEXT 0x10001     /* (struct eh_request *buf, u64 cap, u64 sp) -> 0; buf->size may exceed cap */
 #define EH_CALL_REQUEST 0x10002  /* (struct eh_request *buf, u64 cap) -> size: the current request again */
 #define EH_CALL_READ 0x10003     /* (u64 handle, void *dst, u64 len, u64 off) -> bytes (0 = end) */
 #define EH_CALL_RESPOND 0x10004  /* (const struct eh_response *r) -> 0 */
@@ -172,9 +172,35 @@ static inline unsigned eh_backend(void) {
 
 /* eh_next_request waits for the next request and copies it into buf. When
  * it does not fit (buf->size > cap), only cap bytes arrived: fetch it
- * again into a larger buffer with eh_request_again. Returns 0 or -errno. */
-static inline long eh_next_request(struct eh_request *buf, size_t cap) {
-  return eh_call(EH_CALL_NEXT, (long)buf, (long)cap, 0, 0);
+ * again into a larger buffer with eh_request_again. Returns 0 or -errno.
+ *
+ * It is one out-of-line function that keeps the callee-saved registers on
+ * the stack across the call and tells the host its stack pointer (the
+ * third argument). That makes a reset exact on every backend: when the
+ * host puts the program's memory back as it was at the snapshot, the
+ * function returns to the snapshot's caller with the snapshot's registers.
+ * Call it from one place (eh_serve does); a program that waits elsewhere
+ * still works, but the process backend then starts a new process for
+ * every request instead of resetting the one it has. */
+__attribute__((naked, noinline, unused)) static long eh_next_request(struct eh_request *buf __attribute__((unused)),
+                                                                     size_t cap __attribute__((unused))) {
+  __asm__ volatile(
+      "push %rbx\n\t"
+      "push %rbp\n\t"
+      "push %r12\n\t"
+      "push %r13\n\t"
+      "push %r14\n\t"
+      "push %r15\n\t"
+      "mov %rsp, %rdx\n\t"
+      "mov $0x10001, %eax\n\t"
+      "syscall\n\t"
+      "pop %r15\n\t"
+      "pop %r14\n\t"
+      "pop %r13\n\t"
+      "pop %r12\n\t"
+      "pop %rbp\n\t"
+      "pop %rbx\n\t"
+      "ret\n\t");
 }
 
 static inline long eh_request_again(struct eh_request *buf, size_t cap) {
