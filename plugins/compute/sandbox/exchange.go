@@ -71,9 +71,9 @@ type exchange struct {
 	// nextBuf, nextCap and nextSP are the arguments of the NEXT call the
 	// program waits in.
 	nextBuf, nextCap, nextSP uint64
-	handles          map[uint64][]byte
-	lastHandle       uint64
-	requests         uint64
+	handles                  map[uint64][]byte
+	lastHandle               uint64
+	requests                 uint64
 }
 
 func newExchange(t *Tenant, backend uint32) *exchange {

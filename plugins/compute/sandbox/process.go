@@ -135,9 +135,9 @@ type proc struct {
 	// the NEXT call at the snapshot: its arguments and instruction
 	snapBuf, snapCap, snapSP, snapIP uint64
 	ip                               uint64 // of the call last received
-	served           int
-	waited           chan struct{}
-	exitMsg          string
+	served                           int
+	waited                           chan struct{}
+	exitMsg                          string
 }
 
 var (
