@@ -74,6 +74,30 @@ route "/bytes/" {
 #   curl -s -o /dev/null -w '%{http_code} %{size_download}\n' -H 'Range: bytes=100000000-100999999' http://127.0.0.1:18080/big/256m
 plugin "slicer" {}
 
+# Compute (the compute plugin): tenants' programs, static x86-64 ELF built
+# from plugins/compute/examples by make build, booted to their snapshot
+# when the plugin starts. Routes to tenants come with the host's side of
+# compute; meanwhile `bin/edgehost-plugin-compute run bin/programs/hello /x`
+# answers one request.
+plugin "compute" {
+  self_socket = "./var/self.sock"
+  tenant "hello" {
+    program     = "bin/programs/hello"
+    concurrency = 2
+  }
+  tenant "counter" {
+    program   = "bin/programs/counter"
+    ephemeral = false
+  }
+  tenant "png" {
+    program          = "bin/programs/png"
+    max_request_time = "2s"
+  }
+  tenant "fetch" {
+    program = "bin/programs/fetch"
+  }
+}
+
 route "/big" {
   backend = backend.origin
   slice {
