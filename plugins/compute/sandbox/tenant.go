@@ -80,9 +80,13 @@ type Tenant struct {
 	be    backend
 	why   string // why this backend
 
-	queue  chan *job
+	// free holds the instances waiting for a request; a request takes one
+	// and runs it in its own goroutine (no hand-off to a worker: two
+	// goroutine wake-ups cost more than the rest of a hello request).
+	free   chan instance
 	stop   chan struct{}
-	wg     sync.WaitGroup
+	mu     sync.RWMutex // held (read) by requests and boots; Close takes it
+	closed bool
 	booted atomic.Int64 // instances booted, for the status
 	faults atomic.Int64
 
@@ -110,7 +114,7 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	t := &Tenant{name: name, cfg: cfg, log: log, fetch: fetch, queue: make(chan *job), stop: make(chan struct{})}
+	t := &Tenant{name: name, cfg: cfg, log: log, fetch: fetch, free: make(chan instance, cfg.Concurrency), stop: make(chan struct{})}
 	be, why, err := chooseBackend(t, elf)
 	if err != nil {
 		return nil, err
@@ -125,13 +129,9 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 	t.bootTime = time.Since(start)
 	t.booted.Add(1)
 	log.Info("tenant ready", "tenant", name, "backend", be.name(), "why", why, "boot", t.bootTime, "concurrency", cfg.Concurrency)
-	for i := 0; i < cfg.Concurrency; i++ {
-		var inst instance
-		if i == 0 {
-			inst = first
-		}
-		t.wg.Add(1)
-		go t.worker(inst)
+	t.free <- first
+	for i := 1; i < cfg.Concurrency; i++ {
+		go t.replace()
 	}
 	return t, nil
 }
@@ -141,42 +141,31 @@ func (t *Tenant) Status() Status {
 	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime}
 }
 
-// worker owns one slot: it boots an instance when it has none, serves
-// requests from the queue with it, and replaces it when it fails.
-func (t *Tenant) worker(inst instance) {
-	defer t.wg.Done()
+// replace boots an instance for a slot whose instance failed (or for a
+// slot not booted yet), with backoff while booting fails.
+func (t *Tenant) replace() {
 	backoff := 10 * time.Millisecond
 	for {
-		if inst == nil {
-			var err error
-			inst, err = t.be.boot()
-			if err != nil {
-				t.log.Error("program failed to boot", "tenant", t.name, "error", err)
-				select {
-				case <-t.stop:
-					return
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 5*time.Second)
-				continue
-			}
-			t.booted.Add(1)
-			backoff = 10 * time.Millisecond
+		t.mu.RLock()
+		if t.closed {
+			t.mu.RUnlock()
+			return
 		}
+		inst, err := t.be.boot()
+		if err == nil {
+			t.booted.Add(1)
+			t.free <- inst
+			t.mu.RUnlock()
+			return
+		}
+		t.mu.RUnlock()
+		t.log.Error("program failed to boot", "tenant", t.name, "error", err)
 		select {
 		case <-t.stop:
-			inst.close()
 			return
-		case j := <-t.queue:
-			if err := inst.serve(j); err != nil {
-				if !errors.Is(err, errRecycle) {
-					t.faults.Add(1)
-					t.log.Warn("program instance replaced", "tenant", t.name, "error", err)
-				}
-				inst.close()
-				inst = nil
-			}
+		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -193,23 +182,40 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		deadline = d
 	}
 	j := newJob(ctx, info, body, deadline)
-	qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
-	defer qt.Stop()
-	select {
-	case t.queue <- j:
-	case <-qt.C:
-		return nil, &Failure{503, "no free slot within max_queue_time"}
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-t.stop:
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
 		return nil, ErrClosed
 	}
+	var inst instance
 	select {
-	case <-j.done:
-	case <-ctx.Done():
-		// The slot goes on to its deadline; the caller is gone.
-		return nil, ctx.Err()
+	case inst = <-t.free:
+	default:
+		qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
+		select {
+		case inst = <-t.free:
+			qt.Stop()
+		case <-qt.C:
+			return nil, &Failure{503, "no free slot within max_queue_time"}
+		case <-ctx.Done():
+			qt.Stop()
+			return nil, ctx.Err()
+		case <-t.stop:
+			qt.Stop()
+			return nil, ErrClosed
+		}
 	}
+	if err := inst.serve(j); err != nil {
+		if !errors.Is(err, errRecycle) {
+			t.faults.Add(1)
+			t.log.Warn("program instance replaced", "tenant", t.name, "error", err)
+		}
+		inst.close()
+		go t.replace()
+	} else {
+		t.free <- inst
+	}
+	<-j.done
 	if j.err != nil {
 		var f *Failure
 		if errors.As(j.err, &f) {
@@ -228,7 +234,18 @@ func (t *Tenant) Close() {
 	default:
 	}
 	close(t.stop)
-	t.wg.Wait()
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	for {
+		select {
+		case inst := <-t.free:
+			inst.close()
+			continue
+		default:
+		}
+		break
+	}
 	t.be.close()
 }
 
