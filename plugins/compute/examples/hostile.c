@@ -5,7 +5,8 @@
  *   /crash    writes through a null pointer
  *   /loop     never answers
  *   /exit     exits the program
- *   /stdout   prints a line and answers "ok"               */
+ *   /stdout   prints a line and answers "ok"
+ *   /env      answers "argv=A,B,… X=$X"                    */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +20,8 @@
 
 static char buf[16384];
 static char out[256];
+static int argc_;
+static char **argv_;
 
 static void answer(const char *name, long r) {
   int n = snprintf(out, sizeof out, "%s=%ld errno=%d", name, r, r < 0 ? errno : 0);
@@ -55,6 +58,14 @@ static void handle(const struct eh_request *req) {
     for (;;) __asm__ volatile("");
   } else if (eh_str_eq(req, req->path, "/exit")) {
     exit(3);
+  } else if (eh_str_eq(req, req->path, "/env")) {
+    int n = snprintf(out, sizeof out, "argv=");
+    for (int i = 0; i < argc_ && n < (int)sizeof out; i++)
+      n += snprintf(out + n, sizeof out - n, "%s%s", i ? "," : "", argv_[i]);
+    const char *x = getenv("X");
+    if (n < (int)sizeof out) n += snprintf(out + n, sizeof out - n, " X=%s", x ? x : "");
+    if (n > (int)sizeof out) n = sizeof out;
+    eh_respond_simple(200, "text/plain", out, (size_t)n);
   } else if (eh_str_eq(req, req->path, "/stdout")) {
     printf("hostile: a line on stdout\n");
     fflush(stdout);
@@ -64,7 +75,9 @@ static void handle(const struct eh_request *req) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  argc_ = argc;
+  argv_ = argv;
   if (eh_abi() == 0) return 0;
   eh_serve(handle, (struct eh_request *)buf, sizeof buf, 0, 0);
   return 1;

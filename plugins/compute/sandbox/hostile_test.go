@@ -82,3 +82,17 @@ func TestQueueFull(t *testing.T) {
 		t.Errorf("503 after %v", d)
 	}
 }
+
+// arguments and environment reach the program; argv[0] is the tenant.
+func TestArgumentsProcess(t *testing.T) { testArguments(t, "process") }
+
+func testArguments(t *testing.T, backend string) {
+	tn := newTenant(t, "shop", "hostile", Settings{Backend: backend, Arguments: []string{"a1", "a 2"}, Environment: []string{"X=y=z"}})
+	r, err := get(t, tn, "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(r.Body), "argv=shop,a1,a 2 X=y=z"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

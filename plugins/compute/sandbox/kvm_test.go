@@ -58,3 +58,8 @@ func TestBackendsAgree(t *testing.T) {
 		}
 	}
 }
+
+func TestArgumentsKVM(t *testing.T) {
+	kvmUsable(t)
+	testArguments(t, "kvm")
+}
