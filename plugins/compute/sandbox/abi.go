@@ -19,7 +19,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 )
@@ -382,5 +381,3 @@ func errnoName(e int64) string {
 	}
 	return fmt.Sprintf("errno %d", -e)
 }
-
-var _ = io.EOF

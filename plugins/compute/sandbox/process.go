@@ -1,14 +1,13 @@
 package sandbox
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -389,7 +388,7 @@ type logLines struct {
 func (l *logLines) Write(p []byte) (int, error) {
 	l.buf = append(l.buf, p...)
 	for {
-		i := strings.IndexByte(string(l.buf), '\n')
+		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			if len(l.buf) > 4096 {
 				l.t.programLog(string(l.buf))
@@ -403,4 +402,3 @@ func (l *logLines) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*logLines)(nil)
-var _ = bufio.ScanLines
