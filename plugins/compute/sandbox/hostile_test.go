@@ -96,3 +96,18 @@ func testArguments(t *testing.T, backend string) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// A second chance: the program, reset, answers the request that ran out of
+// time, told why.
+func TestSecondChanceProcess(t *testing.T) { testSecondChance(t, "process") }
+
+func testSecondChance(t *testing.T, backend string) {
+	tn := newTenant(t, "spin", "spin", Settings{Backend: backend, SecondChance: true, MaxRequestTime: 200 * time.Millisecond})
+	r, err := get(t, tn, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != 503 || !strings.HasPrefix(string(r.Body), "spin gave up: program ran past max_request_time") {
+		t.Errorf("got %d %q", r.Status, r.Body)
+	}
+}

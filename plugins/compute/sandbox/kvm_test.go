@@ -63,3 +63,8 @@ func TestArgumentsKVM(t *testing.T) {
 	kvmUsable(t)
 	testArguments(t, "kvm")
 }
+
+func TestSecondChanceKVM(t *testing.T) {
+	kvmUsable(t)
+	testSecondChance(t, "kvm")
+}
