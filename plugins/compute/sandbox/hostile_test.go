@@ -15,7 +15,7 @@ func TestHostileProcess(t *testing.T) { testHostile(t, "process") }
 func testHostile(t *testing.T, backend string) {
 	tn := newTenant(t, "hostile", "hostile", Settings{
 		Backend: backend, Ephemeral: true, Concurrency: 1,
-		MaxMemory: 64 << 20, MaxRequestTime: 300 * time.Millisecond,
+		MaxMemory: 32 << 20, MaxRequestTime: time.Second,
 	})
 	for _, tc := range []struct {
 		path       string
