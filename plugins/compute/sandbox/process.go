@@ -16,14 +16,15 @@ import (
 )
 
 // The process backend: each slot is a native process (stub.go, filter.go)
-// whose ABI calls arrive here as seccomp user notifications. A slot's
-// worker goroutine owns its process and answers its calls in turn; nothing
-// else touches it.
+// whose ABI calls arrive here as seccomp user notifications. An idle
+// process waits in the tenant's free list; the request that takes it
+// answers its calls in turn until it waits again, and nothing else touches
+// it meanwhile.
 //
 // Reset (ephemeral = true): fork is 1.6 ms here and a program may not fork
 // itself, so a process is kept and its memory is put back instead. At the
-// snapshot point (the first NEXT call) the plugin copies every writable
-// private mapping (data, bss, heap, stack) out of the process; after each
+// snapshot point (the first NEXT call) the plugin copies the pages present
+// in every writable private mapping (data, bss, heap, stack); after each
 // request, when the program waits in NEXT again, it checks that the
 // address space has the snapshot's size and that the program waits in the
 // same instruction with the same arguments and stack pointer (the SDK's
@@ -32,8 +33,9 @@ import (
 // soft-dirty bits, else those present (this machine's kernel has no
 // soft-dirty tracking). eh_next_request keeps the callee-saved registers
 // on the stack across the call, so the restored stack brings the
-// snapshot's registers back when it returns: the reset is exact. A
-// program that waits elsewhere gets a new process instead. A process
+// snapshot's registers back when it returns: the reset is exact (14–16 µs
+// for hello here, against 3.9 ms for a new process). A program that waits
+// elsewhere gets a new process instead. A process
 // whose layout changed (a new mapping, a grown heap), that faulted, timed
 // out or exited is killed and a new one boots: the "kept process recycled
 // on any fault" strategy, with memory restored between requests.
