@@ -40,6 +40,9 @@ func testHostile(t *testing.T, backend string) {
 				if !errors.As(err, &f) || f.Status != tc.wantStatus {
 					t.Fatalf("got %v %v, want a %d failure", r, err, tc.wantStatus)
 				}
+				if f.Status == 504 && backend == "process" && !strings.Contains(f.Reason, " pc 0x") {
+					t.Errorf("a timeout's reason says not where the program was: %q", f.Reason)
+				}
 			} else {
 				if err != nil {
 					t.Fatal(err)

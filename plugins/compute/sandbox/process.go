@@ -308,7 +308,7 @@ func (p *proc) serve(j *job) error {
 		id, nr, args, err := p.recv(j.deadline)
 		switch {
 		case err == errTimeout:
-			p.x.fail(&Failure{504, fmt.Sprintf("program ran past max_request_time (%v)", t.cfg.MaxRequestTime)})
+			p.x.fail(&Failure{504, fmt.Sprintf("program ran past max_request_time (%v)%s", t.cfg.MaxRequestTime, p.where())})
 			p.kill()
 			return err
 		case err == errExited:
@@ -343,6 +343,31 @@ func (p *proc) serve(j *job) error {
 }
 
 var errRecycle = errors.New("recycled after recycle_after requests")
+
+// where stops the process and says where it was, for the log line of a
+// timeout: /proc/PID/syscall of a stopped task outside a system call is
+// "-1 SP PC" (the kernel shows no registers of a running one).
+func (p *proc) where() string {
+	if unix.Kill(p.pid, unix.SIGSTOP) != nil {
+		return ""
+	}
+	path := fmt.Sprintf("/proc/%d/syscall", p.pid)
+	for i := 0; i < 100; i++ {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return ""
+		}
+		f := bytes.Fields(b)
+		switch {
+		case len(f) == 3 && string(f[0]) == "-1":
+			return " at pc " + string(f[2])
+		case len(f) == 9:
+			return " in a system call at pc " + string(f[8])
+		}
+		time.Sleep(100 * time.Microsecond) // "running": not stopped yet
+	}
+	return ""
+}
 
 // kill ends the process and reaps it. Only kill reaps: until then the pid
 // stays the program's (a zombie at worst), so a write through procMem can
