@@ -86,6 +86,25 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
+// A full queue answers 503 at once.
+func TestQueueLength(t *testing.T) {
+	tn := newTenant(t, "spin", "spin", Settings{Backend: "process", Concurrency: 1, MaxQueue: 1,
+		MaxRequestTime: 2 * time.Second, MaxQueueTime: 2 * time.Second})
+	go get(t, tn, "/") // runs
+	time.Sleep(100 * time.Millisecond)
+	go get(t, tn, "/") // waits
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	_, err := get(t, tn, "/")
+	var f *Failure
+	if !errors.As(err, &f) || f.Status != 503 || !strings.Contains(f.Reason, "queue full") {
+		t.Fatalf("got %v, want 503 queue full", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("503 after %v", d)
+	}
+}
+
 // arguments and environment reach the program; argv[0] is the tenant.
 func TestArgumentsProcess(t *testing.T) { testArguments(t, "process") }
 
