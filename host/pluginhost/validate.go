@@ -1,0 +1,79 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Validate checks specs the way Load does before it would serve them, and
+// keeps nothing running: each plugin's binary is present and matches its
+// pinned sha256, it starts, passes the handshake and the Info checks, and
+// its block decodes against the settings schema it declares. It does not
+// call Configure (a plugin may act on its configuration) and starts no
+// supervisor; every plugin it started is stopped before it returns.
+// `edgehost validate` calls it so that a config that cannot run does not
+// validate (issue 14); give the manager a throwaway StateDir, as pinning
+// copies each binary there.
+func (m *Manager) Validate(ctx context.Context, specs []Spec) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := map[string]bool{}
+	var todo []Spec
+	for _, s := range specs {
+		if seen[s.Name] {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate plugin block",
+				Detail:   fmt.Sprintf("A plugin named %q is already defined.", s.Name),
+				Subject:  s.DefRange.Ptr(),
+			})
+			continue
+		}
+		seen[s.Name] = true
+		todo = append(todo, s)
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, s := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := m.validateOne(ctx, s)
+			mu.Lock()
+			diags = append(diags, d...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return diags
+}
+
+func (m *Manager) validateOne(ctx context.Context, s Spec) hcl.Diagnostics {
+	bin, diags := m.pin(s)
+	if diags.HasErrors() {
+		return diags
+	}
+	failed := func(summary string, err error) hcl.Diagnostics {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  summary,
+			Detail:   fmt.Sprintf("Plugin %q (%s, sha256 %s): %v.", s.Name, bin.source, bin.digest, err),
+			Subject:  s.DefRange.Ptr(),
+		}}
+	}
+	log := m.log.With("plugin", s.Name)
+	inst, err := m.launch(s.Name, bin, s.Env, log)
+	if err != nil {
+		return failed("Plugin failed to start", err)
+	}
+	defer inst.stop(m.opts.ShutdownGrace)
+	if err := m.check(ctx, inst); err != nil {
+		return failed("Plugin failed its checks", err)
+	}
+	_, d := decodeBody(s.Body, inst.info.Schema, m.opts.EvalContext)
+	return append(diags, d...)
+}
