@@ -72,7 +72,8 @@ const DefaultHeuristicMax = 24 * time.Hour
 //   - a request with Authorization only when the response has public,
 //     must-revalidate or s-maxage (§3.5);
 //   - no Set-Cookie unless p.AllowCookies (a cookie handed to every client
-//     is a session leak);
+//     is a session leak), or a qualified private or no-cache names it
+//     (then it is not stored, §5.2.2.4, §5.2.2.7);
 //   - no Vary: * (§4.1: it never matches, storing it only wastes space);
 //   - explicit freshness (Expires, max-age, s-maxage), public, or a status
 //     that is heuristically cacheable (RFC 9110 §15.1). Storable does not
@@ -101,7 +102,7 @@ func (p Policy) Storable(method string, status int, reqHeader, respHeader http.H
 	if _, auth := reqHeader["Authorization"]; auth && !cc.Public && !cc.MustRevalidate && cc.SMaxAge == Absent {
 		return false, ReasonAuthorization
 	}
-	if _, cookie := respHeader["Set-Cookie"]; cookie && !p.AllowCookies {
+	if _, cookie := respHeader["Set-Cookie"]; cookie && !p.AllowCookies && !qualifies(cc, "Set-Cookie") {
 		return false, ReasonSetCookie
 	}
 	if varyStar(respHeader["Vary"]) {
@@ -113,6 +114,22 @@ func (p Policy) Storable(method string, status int, reqHeader, respHeader http.H
 		return true, ""
 	}
 	return false, ReasonStatus
+}
+
+// qualifies reports whether a qualified no-cache or private names field
+// (canonical).
+func qualifies(cc CacheControl, field string) bool {
+	for _, f := range cc.NoCacheFields {
+		if f == field {
+			return true
+		}
+	}
+	for _, f := range cc.PrivateFields {
+		if f == field {
+			return true
+		}
+	}
+	return false
 }
 
 // HeuristicallyCacheable reports whether a status code's responses may be

@@ -56,6 +56,11 @@ func TestStorable(t *testing.T) {
 		// edgehost: Set-Cookie responses are not shared unless configured.
 		{"set-cookie", "GET", 200, none, http.Header{"Set-Cookie": {"sid=1"}}, false, ReasonSetCookie},
 		{"set-cookie allowed", "GET", 200, none, http.Header{"Set-Cookie": {"sid=1"}}, true, ""},
+		// §5.2.2.4, §5.2.2.7: a qualified directive naming Set-Cookie keeps
+		// the cookie out of storage, so the rest may be shared.
+		{"set-cookie no-cache qualified", "GET", 200, none, http.Header{"Set-Cookie": {"sid=1"}, "Cache-Control": {`no-cache="set-cookie", max-age=60`}}, false, ""},
+		{"set-cookie private qualified", "GET", 200, none, http.Header{"Set-Cookie": {"sid=1"}, "Cache-Control": {`private="Set-Cookie"`}}, false, ""},
+		{"set-cookie other qualified", "GET", 200, none, http.Header{"Set-Cookie": {"sid=1"}, "Cache-Control": {`private="X-Other"`}}, false, ReasonSetCookie},
 		// §4.1: Vary: * never matches.
 		{"vary star", "GET", 200, none, http.Header{"Vary": {"Accept, *"}}, false, ReasonVary},
 		{"vary", "GET", 200, none, http.Header{"Vary": {"Accept"}}, false, ""},
