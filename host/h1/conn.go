@@ -419,9 +419,24 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != 101 {
-		// Informational: goes out at once, the real status follows.
-		w.c.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n\r\n")
-		w.c.bw.Flush()
+		// Informational: goes out at once with the header fields set so
+		// far (as net/http does: 103 Early Hints carries Link), the real
+		// status follows. Never to an HTTP/1.0 client (RFC 9110 §15.2).
+		if w.req.Minor == 0 {
+			return
+		}
+		bw := w.c.bw
+		bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n")
+		for k, vs := range w.header {
+			for _, v := range vs {
+				bw.WriteString(k)
+				bw.WriteString(": ")
+				bw.WriteString(headerValue(v))
+				bw.WriteString("\r\n")
+			}
+		}
+		bw.WriteString("\r\n")
+		bw.Flush()
 		return
 	}
 	w.wroteHeader = true
