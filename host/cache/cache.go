@@ -306,6 +306,25 @@ func (c *Cache) Lookup(key string, reqHeader http.Header, now time.Time) *Object
 	return o
 }
 
+// Stored reports whether any response is stored for key, whatever its
+// variant: when Lookup found none for a request, the miss is then a
+// vary-miss rather than a uri-miss (RFC 9211 §2.2). Miss path only: it may
+// ask the store.
+func (c *Cache) Stored(key string) bool {
+	sh := c.shard(key)
+	sh.mu.RLock()
+	n := len(sh.m[key])
+	sh.mu.RUnlock()
+	if n > 0 {
+		return true
+	}
+	if c.opts.Store == nil {
+		return false
+	}
+	vs, err := c.opts.Store.Variants(key)
+	return err == nil && len(vs) > 0
+}
+
 // LookupFast is Lookup for the hit fast path: the memory tier only and
 // only objects without Vary; nil means "ask Lookup". It does not allocate.
 func (c *Cache) LookupFast(key []byte, now time.Time) *Object {

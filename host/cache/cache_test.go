@@ -73,6 +73,10 @@ func TestVariants(t *testing.T) {
 	if c.Lookup("h/v", http.Header{"Accept-Language": {"de"}}, now) != nil {
 		t.Fatal("an absent variant matched")
 	}
+	// The key is known though: a miss on it is a vary-miss.
+	if !c.Stored("h/v") || c.Stored("h/none") {
+		t.Fatalf("Stored(h/v) = %v, Stored(h/none) = %v", c.Stored("h/v"), c.Stored("h/none"))
+	}
 	if c.LookupFast([]byte("h/v"), now) != nil {
 		t.Fatal("LookupFast must leave Vary objects to Lookup")
 	}
@@ -110,7 +114,14 @@ func TestDiskTierAndTombstones(t *testing.T) {
 	if _, err := st.Get("h/d", ""); err != nil {
 		t.Fatalf("store: %v", err)
 	}
+	c.removeMemory(c.Lookup("h/d", nil, time.Now()))
+	if !c.Stored("h/d") {
+		t.Fatal("Stored does not see an object on disk only")
+	}
 	c.Purge("h/d")
+	if c.Stored("h/d") {
+		t.Fatal("Stored after a purge")
+	}
 	if _, err := st.Get("h/d", ""); err == nil {
 		t.Fatal("purge left the object on disk")
 	}
