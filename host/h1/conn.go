@@ -427,14 +427,7 @@ func (w *response) WriteHeader(code int) {
 		}
 		bw := w.c.bw
 		bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n")
-		for k, vs := range w.header {
-			for _, v := range vs {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				bw.WriteString(headerValue(v))
-				bw.WriteString("\r\n")
-			}
-		}
+		writeFields(bw, w.header)
 		bw.WriteString("\r\n")
 		bw.Flush()
 		return
@@ -539,6 +532,17 @@ func (w *response) commit(final bool) {
 	if _, ok := h["Date"]; !ok {
 		bw.Write(appendDate(nil))
 	}
+	writeFields(bw, h)
+	bw.WriteString("\r\n")
+	if len(w.pending) > 0 && !w.head {
+		p := w.pending
+		w.pending = nil
+		w.writeBody(p)
+	}
+}
+
+// writeFields writes the field lines of h.
+func writeFields(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
 		for _, v := range vs {
 			bw.WriteString(k)
@@ -546,12 +550,6 @@ func (w *response) commit(final bool) {
 			bw.WriteString(headerValue(v))
 			bw.WriteString("\r\n")
 		}
-	}
-	bw.WriteString("\r\n")
-	if len(w.pending) > 0 && !w.head {
-		p := w.pending
-		w.pending = nil
-		w.writeBody(p)
 	}
 }
 

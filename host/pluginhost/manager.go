@@ -98,6 +98,28 @@ func (m *Manager) get(name string) (*managed, error) {
 // longer configured. Reload swaps a plugin unconditionally.
 func (m *Manager) Load(ctx context.Context, specs []Spec) hcl.Diagnostics {
 	m.pruneOnce.Do(m.pruneStore)
+	seen, diags := eachSpec(specs, func(s Spec) hcl.Diagnostics { return m.loadOne(ctx, s) })
+	if diags.HasErrors() {
+		return diags
+	}
+	m.mu.Lock()
+	var gone []*managed
+	for name, p := range m.plugins {
+		if !seen[name] {
+			gone = append(gone, p)
+			delete(m.plugins, name)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range gone {
+		p.stop(m.opts.ShutdownGrace)
+	}
+	return diags
+}
+
+// eachSpec runs do for every spec, side by side, after refusing a second
+// spec of one name; it returns the names and every diagnostic.
+func eachSpec(specs []Spec, do func(Spec) hcl.Diagnostics) (map[string]bool, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{}
 	var todo []Spec
@@ -122,29 +144,14 @@ func (m *Manager) Load(ctx context.Context, specs []Spec) hcl.Diagnostics {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := m.loadOne(ctx, s)
+			d := do(s)
 			mu.Lock()
 			diags = append(diags, d...)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if diags.HasErrors() {
-		return diags
-	}
-	m.mu.Lock()
-	var gone []*managed
-	for name, p := range m.plugins {
-		if !seen[name] {
-			gone = append(gone, p)
-			delete(m.plugins, name)
-		}
-	}
-	m.mu.Unlock()
-	for _, p := range gone {
-		p.stop(m.opts.ShutdownGrace)
-	}
-	return diags
+	return seen, diags
 }
 
 func (m *Manager) loadOne(ctx context.Context, s Spec) hcl.Diagnostics {

@@ -3,7 +3,6 @@ package pluginhost
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -18,37 +17,7 @@ import (
 // validate (issue 14); give the manager a throwaway StateDir, as pinning
 // copies each binary there.
 func (m *Manager) Validate(ctx context.Context, specs []Spec) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	seen := map[string]bool{}
-	var todo []Spec
-	for _, s := range specs {
-		if seen[s.Name] {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Duplicate plugin block",
-				Detail:   fmt.Sprintf("A plugin named %q is already defined.", s.Name),
-				Subject:  s.DefRange.Ptr(),
-			})
-			continue
-		}
-		seen[s.Name] = true
-		todo = append(todo, s)
-	}
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for _, s := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := m.validateOne(ctx, s)
-			mu.Lock()
-			diags = append(diags, d...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	_, diags := eachSpec(specs, func(s Spec) hcl.Diagnostics { return m.validateOne(ctx, s) })
 	return diags
 }
 
