@@ -213,36 +213,47 @@ func (m *Manager) loadOne(ctx context.Context, s Spec) hcl.Diagnostics {
 // start pins the spec's binary, launches it and runs every check; the
 // returned instance has passed them all.
 func (m *Manager) start(ctx context.Context, p *managed, s Spec) (*instance, binary, cty.Value, hcl.Diagnostics) {
+	inst, bin, cfg, diags := m.launchChecked(ctx, s, p.log)
+	if diags.HasErrors() {
+		return nil, bin, cty.NilVal, diags
+	}
+	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)}); err != nil {
+		inst.stop(m.opts.ShutdownGrace)
+		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin refused its configuration", err)
+	}
+	return inst, bin, cfg, diags
+}
+
+// launchChecked pins the spec's binary, launches it, checks it and decodes
+// its settings against the schema it declares: everything but Configure.
+func (m *Manager) launchChecked(ctx context.Context, s Spec, log *slog.Logger) (*instance, binary, cty.Value, hcl.Diagnostics) {
 	bin, diags := m.pin(s)
 	if diags.HasErrors() {
 		return nil, bin, cty.NilVal, diags
 	}
-	failed := func(summary string, err error) hcl.Diagnostics {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  summary,
-			Detail:   fmt.Sprintf("Plugin %q (%s, sha256 %s): %v.", s.Name, bin.source, bin.digest, err),
-			Subject:  s.DefRange.Ptr(),
-		}}
-	}
-	inst, err := m.launch(s.Name, bin, s.Env, p.log)
+	inst, err := m.launch(s.Name, bin, s.Env, log)
 	if err != nil {
-		return nil, bin, cty.NilVal, failed("Plugin failed to start", err)
+		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin failed to start", err)
 	}
 	if err := m.check(ctx, inst); err != nil {
 		inst.stop(m.opts.ShutdownGrace)
-		return nil, bin, cty.NilVal, failed("Plugin failed its checks", err)
+		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin failed its checks", err)
 	}
 	cfg, diags := decodeBody(s.Body, inst.info.Schema, m.opts.EvalContext)
 	if diags.HasErrors() {
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, diags
 	}
-	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)}); err != nil {
-		inst.stop(m.opts.ShutdownGrace)
-		return nil, bin, cty.NilVal, failed("Plugin refused its configuration", err)
-	}
 	return inst, bin, cfg, diags
+}
+
+func failedDiag(s Spec, bin binary, summary string, err error) hcl.Diagnostics {
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf("Plugin %q (%s, sha256 %s): %v.", s.Name, bin.source, bin.digest, err),
+		Subject:  s.DefRange.Ptr(),
+	}}
 }
 
 // decodeBody decodes a plugin's settings against the schema it declared;

@@ -2,7 +2,6 @@ package pluginhost
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -22,27 +21,9 @@ func (m *Manager) Validate(ctx context.Context, specs []Spec) hcl.Diagnostics {
 }
 
 func (m *Manager) validateOne(ctx context.Context, s Spec) hcl.Diagnostics {
-	bin, diags := m.pin(s)
-	if diags.HasErrors() {
-		return diags
+	inst, _, _, diags := m.launchChecked(ctx, s, m.log.With("plugin", s.Name))
+	if inst != nil {
+		inst.stop(m.opts.ShutdownGrace)
 	}
-	failed := func(summary string, err error) hcl.Diagnostics {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  summary,
-			Detail:   fmt.Sprintf("Plugin %q (%s, sha256 %s): %v.", s.Name, bin.source, bin.digest, err),
-			Subject:  s.DefRange.Ptr(),
-		}}
-	}
-	log := m.log.With("plugin", s.Name)
-	inst, err := m.launch(s.Name, bin, s.Env, log)
-	if err != nil {
-		return failed("Plugin failed to start", err)
-	}
-	defer inst.stop(m.opts.ShutdownGrace)
-	if err := m.check(ctx, inst); err != nil {
-		return failed("Plugin failed its checks", err)
-	}
-	_, d := decodeBody(s.Body, inst.info.Schema, m.opts.EvalContext)
-	return append(diags, d...)
+	return diags
 }
