@@ -135,8 +135,13 @@ func TestBans(t *testing.T) {
 	keep := object("h/css/1", "2", nil, time.Minute)
 	keep.ReqURL = "/css/1"
 	c.Insert(keep)
+	c.Flush()
 	if err := c.Ban(`req.url ~ "^/img/" && obj.http.content-type == "image/png"`); err != nil {
 		t.Fatal(err)
+	}
+	// A banned object does not count as stored, in memory or on disk.
+	if c.Stored("h/img/1") || !c.Stored("h/css/1") {
+		t.Fatalf("Stored after the ban: img %v, css %v", c.Stored("h/img/1"), c.Stored("h/css/1"))
 	}
 	if c.Lookup("h/img/1", nil, time.Now()) != nil {
 		t.Fatal("banned object served")
