@@ -41,9 +41,12 @@ func (s *Server) lookup(tx *Txn, r *http.Request) error {
 		}
 		// Expired past grace: revalidate it in the foreground if it has
 		// validators, else fetch anew.
+		tx.found = foundExpired
 		if !o.Revalidatable() && !o.UsableOnError(now) {
 			o = nil
 		}
+	} else if s.cache.Stored(key) {
+		tx.found = foundOtherVariants
 	}
 	s.metrics.Misses.Add(1)
 	if until, ok := s.hfm.Load(key); ok && !now.Before(until.(time.Time)) {
@@ -79,7 +82,7 @@ func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Obje
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
 		return s.deliver(tx, r, f.Object, time.Now())
 	}
-	tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdURIMiss, FwdStatus: f.Status, Collapsed: true, Stored: true}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(nil), FwdStatus: f.Status, Collapsed: true, Stored: true}
 	return s.deliverStream(tx, r, f)
 }
 
@@ -136,7 +139,7 @@ func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source) error {
 	if err != nil {
 		return err
 	}
-	tx.status = httpcache.CacheStatus{Fwd: fwdFor(o), Stored: true, TTL: obj.TTL(time.Now())}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o), Stored: true, TTL: obj.TTL(time.Now())}
 	return s.deliver(tx, r, obj, time.Now())
 }
 
