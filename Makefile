@@ -7,11 +7,11 @@ PLUGIN_DIRS := $(patsubst %/main.go,%,$(wildcard plugins/*/main.go))
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-short test-kvm bench proto fuzz clean
+.PHONY: all build programs run test test-short test-kvm bench proto fuzz clean
 
 all: build
 
-build:
+build: programs
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost ./host
 	@for d in $(PLUGIN_DIRS); do \
@@ -19,6 +19,14 @@ build:
 	  echo "$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost-plugin-$$n ./$$d"; \
 	  $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost-plugin-$$n ./$$d || exit 1; \
 	done
+
+# The compute plugin's example programs (static x86-64 ELF) in bin/programs;
+# g++ and static glibc are installed when missing.
+programs:
+	@command -v g++ >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || \
+	  { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -qq && $$sudo apt-get install -y -qq g++ libc6-dev; }
+	$(MAKE) -s -C plugins/compute/examples OUT=$(CURDIR)/$(BIN)/programs
 
 # Runs edgehost on config.hcl with a demo origin beside it (both stop on ^C).
 run: build

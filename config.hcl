@@ -82,6 +82,46 @@ route "/bytes/" {
 #   curl -s -o /dev/null -w '%{http_code} %{size_download}\n' -H 'Range: bytes=100000000-100999999' http://127.0.0.1:18080/big/256m
 plugin "slicer" {}
 
+# Compute (the compute plugin): tenants' programs, static x86-64 ELF built
+# from plugins/compute/examples by make build, booted to their snapshot
+# when the plugin starts, answering the routes below (in tiny VMs where KVM
+# is usable and not slower, else in seccomp-sandboxed processes):
+#   curl http://127.0.0.1:18080/hello/world          # hello from /hello/world
+#   curl http://127.0.0.1:18080/count                # 1, 2, 3… (a kept instance)
+#   curl -o dot.png 'http://127.0.0.1:18080/png?w=64&h=64'
+#   curl 'http://127.0.0.1:18080/fetch?src=/bytes/28k'   # a program's self-request
+#   curl http://127.0.0.1:18080/shout/world          # a chain: hello, then upper
+# A chain may start with "fetch", the route's backend, fetched by the host
+# without holding a program's slot: chain = ["fetch", tenant.upper].
+plugin "compute" {
+  self_socket = "./var/self.sock"
+  tenant "hello" {
+    program     = "bin/programs/hello"
+    concurrency = 2
+  }
+  tenant "counter" {
+    program     = "bin/programs/counter"
+    ephemeral   = false # the instance keeps its memory between requests
+    concurrency = 1     # one instance, so one count
+  }
+  tenant "png" {
+    program          = "bin/programs/png"
+    max_request_time = "2s"
+  }
+  tenant "fetch" {
+    program = "bin/programs/fetch"
+  }
+  tenant "upper" {
+    program = "bin/programs/upper"
+  }
+}
+
+route "/hello/" { compute = tenant.hello }
+route "/count" { compute = tenant.counter }
+route "/png" { compute = tenant.png }
+route "/fetch" { compute = tenant.fetch }
+route "/shout/" { chain = [tenant.hello, tenant.upper] }
+
 route "/big" {
   backend = backend.origin
   slice {

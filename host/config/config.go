@@ -62,6 +62,8 @@ type Config struct {
 	// Routes sorted for matching: longest prefix first, then declaration order.
 	Routes  []*Route
 	Plugins []*Plugin
+	// Tenants are the tenant blocks of the compute plugins, by name.
+	Tenants map[string]*Tenant
 	// Files are the `file` blocks by name, ErrorPages the `error_page`
 	// blocks in order (file.go).
 	Files      map[string]*File
@@ -149,7 +151,8 @@ type Route struct {
 	CacheCookies bool
 	Respond      *Respond
 	Slice        *Slice
-	Static       *Static // a directory served through the file plugin (file.go)
+	Static       *Static  // a directory served through the file plugin (file.go)
+	Compute      *Compute // a tenant or a chain answers (compute.go)
 	// Policy is the caching rules' view of the route (DefaultTTL, Grace,
 	// CacheCookies and the cache block), built once at load.
 	Policy    httpcache.Policy
@@ -363,6 +366,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 	}
 
 	diags = append(diags, c.buildFiles(raw)...)
+	diags = append(diags, c.buildTenants(raw)...)
 	for i, r := range raw.Routes {
 		rt, d := c.buildRoute(i, r)
 		diags = append(diags, d...)
@@ -370,6 +374,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 			c.Routes = append(c.Routes, rt)
 		}
 	}
+	c.Routes = append(c.Routes, c.tenantRoutes()...)
 	// Longest prefix first; for one prefix the more specific route first
 	// (a host list, then a condition), then declaration order.
 	sort.SliceStable(c.Routes, func(i, j int) bool {
@@ -510,13 +515,14 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, c.buildRouteFile(rt, r)...)
+	diags = append(diags, c.buildCompute(r, rt)...)
 	switch {
 	case rt.Respond != nil && rt.Backend != "":
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Conflicting route",
 			Detail: "a route either answers itself (respond) or forwards to a backend, not both", Subject: r.DeclRange.Ptr()})
-	case rt.Respond == nil && r.Backend == nil && rt.Static == nil:
+	case rt.Respond == nil && r.Backend == nil && rt.Static == nil && rt.Compute == nil && r.Compute == nil && r.Chain == nil:
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Route has nothing to do",
-			Detail: fmt.Sprintf("route %q needs a backend (backend = backend.NAME) or a respond block", r.Prefix), Subject: r.DeclRange.Ptr()})
+			Detail: fmt.Sprintf("route %q needs a backend (backend = backend.NAME), a respond block or a tenant (compute = tenant.NAME)", r.Prefix), Subject: r.DeclRange.Ptr()})
 	}
 	return rt, diags
 }

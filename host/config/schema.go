@@ -114,7 +114,9 @@ type routeSchema struct {
 	KeepRange       hcl.Range      `hcl:"keep,attr_value_range"`
 	Respond         *respondSchema `hcl:"respond,block"`
 	Slice           *sliceSchema   `hcl:"slice,block"`
-	Static          *staticSchema  `hcl:"static,block"` // file.go
+	Static          *staticSchema  `hcl:"static,block"`     // file.go
+	Compute         *hcl.Attribute `hcl:"compute,optional"` // compute.go
+	Chain           *hcl.Attribute `hcl:"chain,optional"`
 	DeclRange       hcl.Range      `hcl:",def_range"`
 }
 

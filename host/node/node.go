@@ -28,6 +28,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/admin"
 	"github.com/edgehost/edgehost/host/cache"
+	"github.com/edgehost/edgehost/host/compute"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/files"
 	"github.com/edgehost/edgehost/host/observe"
@@ -94,6 +95,7 @@ type node struct {
 	flights *cache.Flights // fetches in progress: the server's and the slicer's
 	files   *files.Files
 	slicing *slicing.Slicing
+	compute *compute.Compute
 	srv     *server.Server
 
 	reloadMu sync.Mutex
@@ -182,6 +184,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.flights = &cache.Flights{}
 	n.slicing = slicing.New(slicing.Options{Logger: n.log, Cache: n.cache, Flights: n.flights, Metrics: n.metrics, TxLog: n.txlog, Plugins: n.plugins})
 	closers = append(closers, n.slicing.Close)
+	n.compute = compute.New(compute.Options{Logger: n.log, Plugins: n.plugins})
 	return closeAll, nil
 }
 
@@ -190,7 +193,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 func (n *node) wire(cfg *config.Config) error {
 	var err error
 	n.srv, err = server.New(cfg, server.Options{Logger: n.log, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog,
-		Flights: n.flights, Features: []server.Feature{n.files, n.slicing}})
+		Flights: n.flights, Features: []server.Feature{n.files, n.slicing, n.compute}})
 	if err != nil {
 		return err
 	}
