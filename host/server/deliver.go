@@ -16,7 +16,10 @@ import (
 
 // deliver sends a stored object: conditional (304), range (206/416), HEAD.
 func (s *Server) deliver(tx *Txn, r *http.Request, o *cache.Object, now time.Time) error {
-	if o.Kind != store.KindNormal {
+	// A segment is a plain stored response (its 206 and body), delivered
+	// as any; only a meta object, which has no body of its own, needs the
+	// feature that made it.
+	if o.Kind != store.KindNormal && o.Kind != store.KindSegment {
 		return s.deliverKind(tx, r, o, now)
 	}
 	h := tx.w.Header()
