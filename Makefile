@@ -7,18 +7,26 @@ PLUGIN_DIRS := $(patsubst %/main.go,%,$(wildcard plugins/*/main.go))
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-short test-kvm bench proto fuzz clean
+.PHONY: all build programs run test test-short test-kvm bench proto fuzz clean
 
 all: build
 
-build:
+build: programs
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost ./host
 	@for d in $(PLUGIN_DIRS); do \
 	  n=$$(basename $$d); \
-	  echo "$(GO) build -o $(BIN)/edgehost-plugin-$$n ./$$d"; \
-	  $(GO) build -o $(BIN)/edgehost-plugin-$$n ./$$d || exit 1; \
+	  echo "$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost-plugin-$$n ./$$d"; \
+	  $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost-plugin-$$n ./$$d || exit 1; \
 	done
+
+# The compute plugin's example programs (static x86-64 ELF) in bin/programs;
+# g++ and static glibc are installed when missing.
+programs:
+	@command -v g++ >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || \
+	  { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -qq && $$sudo apt-get install -y -qq g++ libc6-dev; }
+	$(MAKE) -s -C plugins/compute/examples OUT=$(CURDIR)/$(BIN)/programs
 
 # Runs edgehost on config.hcl with a demo origin beside it (both stop on ^C).
 run: build
@@ -29,9 +37,9 @@ run: build
 # edgehost and plugin binaries they start (bin/race).
 test: build
 	@mkdir -p $(BIN)/race
-	$(GO) build -race -o $(BIN)/race/edgehost ./host
+	$(GO) build -race -ldflags '$(LDFLAGS)' -o $(BIN)/race/edgehost ./host
 	@for d in $(PLUGIN_DIRS); do \
-	  $(GO) build -race -o $(BIN)/race/edgehost-plugin-$$(basename $$d) ./$$d || exit 1; \
+	  $(GO) build -race -ldflags '$(LDFLAGS)' -o $(BIN)/race/edgehost-plugin-$$(basename $$d) ./$$d || exit 1; \
 	done
 	EDGEHOST_BIN=$(CURDIR)/$(BIN)/race $(GO) test -race -count=1 -timeout 20m ./...
 

@@ -7,6 +7,7 @@
 //	edgehost version
 //	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | stat | plugins
 //	edgehost demo-origin -listen ADDR     a demo origin to try edgehost with
+//	edgehost program run FILE URL         one request through a compute program
 package main
 
 import (
@@ -52,12 +53,13 @@ commands:
   purge URL                purge a URL and all its variants
   ban EXPR                 ban objects matching a Varnish-style expression
   purge-tag TAG            purge objects tagged TAG (Surrogate-Key / xkey)
-  log [-follow] [-group]   show the transaction log
+  log [-group]             follow the transaction log live (-follow=false: print it and exit)
   stat                     live counters
   plugins                  list plugins and their state
   file check NAME          check a file reader now; prints its new state
   file list                every file reader's state
   demo-origin -listen ADDR run the demo origin
+  program run FILE URL     answer one request with a compute program (no proxy)
 
 The admin commands read listen.admin and admin.token from -config (default config.hcl).`
 
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "demo-origin":
 		return cmdDemoOrigin(ctx, rest)
+	case "program":
+		return cmdProgram(ctx, rest)
 	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file":
 		return cmdAdmin(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":

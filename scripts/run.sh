@@ -17,6 +17,10 @@ cat <<MSG
          bin/edgehost explain http://127.0.0.1:18080/page/text        # the processor chains
          curl -si http://127.0.0.1:18080/logo.svg                     # a file reader
          curl -s  http://127.0.0.1:18080/www/                         # a static directory
+         curl -s  http://127.0.0.1:18080/hello/world                  # a tenant's program
+         curl -s  http://127.0.0.1:18080/count                        # 1, 2, 3…: a kept instance
+         curl -s  'http://127.0.0.1:18080/fetch?src=/bytes/28k'       # a program's self-request
+         curl -s  http://127.0.0.1:18080/shout/world                  # a chain of two programs
          bin/edgehost file list
          curl -s  http://127.0.0.1:18090/metrics | grep hits
          bin/edgehost purge http://127.0.0.1:18080/bytes/1k

@@ -14,6 +14,7 @@ type fileSchema struct {
 	Storage  *storageSchema   `hcl:"storage,block"`
 	Limits   *limitsSchema    `hcl:"limits,block"`
 	Log      *logSchema       `hcl:"log,block"`
+	Cache    *cacheSchema     `hcl:"cache,block"`
 	Backends []*backendSchema `hcl:"backend,block"`
 	Routes   []*routeSchema   `hcl:"route,block"`
 	Plugins  []*pluginSchema  `hcl:"plugin,block"`
@@ -63,6 +64,12 @@ type logSchema struct {
 	FormatRange hcl.Range `hcl:"format,attr_value_range"`
 }
 
+type cacheSchema struct {
+	TargetedFields    *hcl.Attribute `hcl:"targeted_fields,optional"`
+	HeuristicMax      string         `hcl:"heuristic_max,optional"`
+	HeuristicMaxRange hcl.Range      `hcl:"heuristic_max,attr_value_range"`
+}
+
 type backendSchema struct {
 	Name                     string       `hcl:"name,label"`
 	URL                      string       `hcl:"url"`
@@ -107,7 +114,9 @@ type routeSchema struct {
 	KeepRange       hcl.Range      `hcl:"keep,attr_value_range"`
 	Respond         *respondSchema `hcl:"respond,block"`
 	Slice           *sliceSchema   `hcl:"slice,block"`
-	Static          *staticSchema  `hcl:"static,block"` // file.go
+	Static          *staticSchema  `hcl:"static,block"`     // file.go
+	Compute         *hcl.Attribute `hcl:"compute,optional"` // compute.go
+	Chain           *hcl.Attribute `hcl:"chain,optional"`
 	DeclRange       hcl.Range      `hcl:",def_range"`
 
 	Processors *processorsSchema `hcl:"processors,block"` // processors.go

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/admin"
 	"github.com/edgehost/edgehost/host/cache"
+	"github.com/edgehost/edgehost/host/compute"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/files"
 	"github.com/edgehost/edgehost/host/observe"
@@ -54,6 +56,34 @@ func LoadConfig(path string) (*config.Config, error) {
 	return cfg, nil
 }
 
+// Validate loads the config at path and checks what Run would refuse (issue
+// 14): besides the config itself, each plugin's binary, pinned digest,
+// start and settings (pluginhost.Manager.Validate). Diagnostics go to
+// stderr with file, line and column. The binaries are pinned into a
+// throwaway directory, never the config's state_dir.
+func Validate(ctx context.Context, path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "edgehost-validate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	plugins := pluginhost.New(pluginhost.Options{StateDir: tmp, Logger: log, EvalContext: config.EvalContext()})
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	diags := plugins.Validate(ctx, pluginSpecs(cfg))
+	plugins.Shutdown(ctx)
+	if diags.HasErrors() {
+		cfg.WriteDiagnostics(os.Stderr, diags)
+		return fmt.Errorf("%s: %d error(s)", path, len(diags.Errs()))
+	}
+	return nil
+}
+
 // node is one running edgehost.
 type node struct {
 	path    string // the config file
@@ -69,6 +99,7 @@ type node struct {
 	flights *cache.Flights // fetches in progress: the server's and the slicer's
 	files   *files.Files
 	slicing *slicing.Slicing
+	compute *compute.Compute
 	srv     *server.Server
 
 	processors *processors.Processors // body transforms per route (issue 16)
@@ -161,6 +192,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	closers = append(closers, n.slicing.Close)
 	n.processors = processors.New(processors.Options{Logger: n.log, Plugins: n.plugins})
 	closers = append(closers, n.processors.Close)
+	n.compute = compute.New(compute.Options{Logger: n.log, Plugins: n.plugins})
 	return closeAll, nil
 }
 
@@ -169,7 +201,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 func (n *node) wire(cfg *config.Config) error {
 	var err error
 	n.srv, err = server.New(cfg, server.Options{Logger: n.log, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog,
-		Flights: n.flights, Features: []server.Feature{n.files, n.slicing, n.processors}})
+		Flights: n.flights, Features: []server.Feature{n.files, n.slicing, n.compute, n.processors}})
 	if err != nil {
 		return err
 	}

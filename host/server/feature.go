@@ -213,6 +213,42 @@ func (tx *Txn) FetchAndDeliver(r *http.Request, key string, f *cache.Flight, ste
 	return tx.rt.s.fetchAndDeliver(tx, r, key, nil, f)
 }
 
+// Origin fetches r's URL from the route's backend as a miss would (GET,
+// the client's conditionals and ranges left out), with ctx: a chain's
+// "fetch" stage. The answer's status is the Cache-Status fwd-status.
+func (tx *Txn) Origin(ctx context.Context, r *http.Request) (*http.Response, error) {
+	if tx.route.backend == nil {
+		return nil, NewStatusError(http.StatusServiceUnavailable, errString("the route has no backend"))
+	}
+	s := tx.rt.s
+	s.metrics.OriginFetches.Add(1)
+	resp, err := tx.route.backend.Do(ctx, originRequest(ctx, r, nil))
+	if err != nil {
+		s.metrics.OriginErrors.Add(1)
+		return nil, err
+	}
+	tx.status.FwdStatus = resp.StatusCode
+	return resp, nil
+}
+
+// Object builds the object of a response that a feature produced whole
+// (status, header and body; received at respTime for a request sent at
+// reqTime), under the rules of an origin's answer: stored (KeepUntil in
+// the future) only when they allow it, and with their lifetime; otherwise
+// an object to deliver once.
+func (tx *Txn) Object(r *http.Request, key string, status int, header http.Header, body []byte, reqTime, respTime time.Time) *cache.Object {
+	resp := &http.Response{StatusCode: status, Header: header, ContentLength: int64(len(body))}
+	o, _ := tx.rt.s.storable(tx.rt.cfg, tx.route.Route, r, resp, key, reqTime, respTime)
+	if o == nil || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		stored, _ := StoredHeader(header, tx.route.Route)
+		o = &cache.Object{Key: key, Status: status, Header: stored, Created: respTime,
+			ReqURL: r.URL.RequestURI(), ReqHost: HostOnly(r.Host)}
+	}
+	o.Body = body
+	o.Finish()
+	return o
+}
+
 // Fetch is a miss's fetch from the route's backend, as a FetchStep sees it.
 type Fetch struct {
 	Ctx   context.Context

@@ -41,9 +41,12 @@ func (s *Server) lookup(tx *Txn, r *http.Request) error {
 		}
 		// Expired past grace: revalidate it in the foreground if it has
 		// validators, else fetch anew.
+		tx.found = foundExpired
 		if !o.Revalidatable() && !o.UsableOnError(now) {
 			o = nil
 		}
+	} else if s.cache.Stored(key) {
+		tx.found = foundOtherVariants
 	}
 	s.metrics.Misses.Add(1)
 	if until, ok := s.hfm.Load(key); ok && !now.Before(until.(time.Time)) {
@@ -79,7 +82,7 @@ func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Obje
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
 		return s.deliver(tx, r, f.Object, time.Now())
 	}
-	tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdURIMiss, FwdStatus: f.Status, Collapsed: true, Stored: true}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(nil), FwdStatus: f.Status, Collapsed: true, Stored: true}
 	return s.deliverStream(tx, r, f)
 }
 
@@ -97,12 +100,21 @@ func (s *Server) variantOK(f *cache.Flight, r *http.Request) bool {
 	return ok && k == f.Variant
 }
 
-// lookupSource is the cacheable path of a route whose objects come whole
-// from a feature's source (a static root): a fresh hit, or a miss
-// coalesced per key, produced by the source, stored and delivered.
-func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source) error {
+// lookupSource is the path of a route whose objects come whole from a
+// feature's source (a static root, a tenant's program): a fresh hit, or a
+// miss coalesced per key, produced by the source and delivered; stored
+// when the object may be kept (a static file always; a program's answer
+// when its header says so, by the same rules as an origin's). A source
+// that answers every method (anyMethod: a program) gets the other methods
+// too, uncached and uncoalesced.
+func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source, anyMethod bool) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return NewStatusError(http.StatusMethodNotAllowed, errString(r.Method+" is not allowed on a static route"))
+		if !anyMethod {
+			return NewStatusError(http.StatusMethodNotAllowed, errString(r.Method+" is not allowed on a static route"))
+		}
+		s.metrics.Passes.Add(1)
+		tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdMethod}
+		return s.sourceOnce(tx, r, src, nil)
 	}
 	key := cacheKey(r)
 	now := time.Now()
@@ -113,30 +125,59 @@ func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source) error {
 		return s.deliver(tx, r, o, now)
 	}
 	s.metrics.Misses.Add(1)
+	if anyMethod && tx.depth > 0 {
+		// A program's self-request to a program's route does not wait on
+		// a flight: the flight's leader may be its own ancestor, waiting
+		// for it (a program fetching its own URL). Running on its own, a
+		// loop ends at max_depth or a full queue instead of a deadlock.
+		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o)}
+		return s.sourceOnce(tx, r, src, o)
+	}
 	f, leader := s.flights.Join(key)
 	if !leader {
 		s.metrics.CoalescedWaits.Add(1)
 		if err := f.Wait(r.Context()); err != nil {
 			return nil
 		}
-		if f.Object == nil {
+		switch {
+		case f.Object != nil:
+			tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
+			return s.deliver(tx, r, f.Object, time.Now())
+		case f.Err != nil:
 			return f.Err
 		}
-		tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
-		return s.deliver(tx, r, f.Object, time.Now())
+		// The leader's answer was not to be kept, so not to be shared
+		// either: this request gets its own.
+		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o)}
+		return s.sourceOnce(tx, r, src, o)
 	}
 	obj, err := src.Fetch(context.WithoutCancel(r.Context()), tx, r, key, o)
-	if err == nil {
+	keep := err == nil && obj.KeepUntil.After(time.Now())
+	if keep {
 		s.cache.Insert(obj)
 		f.Status = http.StatusOK
+		f.Object = obj
 	}
-	f.Object, f.Err, f.Shareable = obj, err, obj != nil
+	f.Err, f.Shareable = err, keep
 	f.Ready()
 	s.flights.Done(f)
 	if err != nil {
 		return err
 	}
-	tx.status = httpcache.CacheStatus{Fwd: fwdFor(o), Stored: true, TTL: obj.TTL(time.Now())}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o), Stored: keep}
+	if keep {
+		tx.status.TTL = obj.TTL(time.Now())
+	}
+	return s.deliver(tx, r, obj, time.Now())
+}
+
+// sourceOnce has src answer r alone: nothing stored, nothing shared, and
+// the work ends when the client leaves.
+func (s *Server) sourceOnce(tx *Txn, r *http.Request, src Source, stale *cache.Object) error {
+	obj, err := src.Fetch(r.Context(), tx, r, "", stale)
+	if err != nil {
+		return err
+	}
 	return s.deliver(tx, r, obj, time.Now())
 }
 

@@ -38,7 +38,13 @@ func (s *Server) compileRoute(rt *runtime, c *config.Route) (*route, error) {
 		if src == nil {
 			return nil, fmt.Errorf("route %q: no feature serves its static block", c.Prefix)
 		}
-		r.handle = func(tx *Txn, req *http.Request) error { return s.lookupSource(tx, req, src) }
+		r.handle = func(tx *Txn, req *http.Request) error { return s.lookupSource(tx, req, src, false) }
+	case c.Compute != nil:
+		src := r.source
+		if src == nil {
+			return nil, fmt.Errorf("route %q: no feature serves its tenant", c.Prefix)
+		}
+		r.handle = func(tx *Txn, req *http.Request) error { return s.lookupSource(tx, req, src, true) }
 	default:
 		r.handle = s.forward
 	}

@@ -88,7 +88,14 @@ type RequestHead struct {
 	ContentLength int64 `protobuf:"varint,5,opt,name=content_length,json=contentLength,proto3" json:"content_length,omitempty"`
 	// txid is the host's transaction id of the request; a plugin passes it
 	// on in self-requests so that they are logged as its children.
-	Txid          string `protobuf:"bytes,6,opt,name=txid,proto3" json:"txid,omitempty"`
+	Txid string `protobuf:"bytes,6,opt,name=txid,proto3" json:"txid,omitempty"`
+	// tenant names the compute tenant whose program answers the request
+	// (Compute.Handle only).
+	Tenant string `protobuf:"bytes,7,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// depth is the request's self-request depth: 0 for a client's request,
+	// the caller's plus one for a self-request. A program's own fetches
+	// carry it on, so loops end at the host's max_depth.
+	Depth         uint32 `protobuf:"varint,8,opt,name=depth,proto3" json:"depth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +170,20 @@ func (x *RequestHead) GetTxid() string {
 		return x.Txid
 	}
 	return ""
+}
+
+func (x *RequestHead) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RequestHead) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
 }
 
 type ResponseHead struct {
@@ -530,14 +551,16 @@ const file_edgehost_plugin_v1_http_proto_rawDesc = "" +
 	"\x1dedgehost/plugin/v1/http.proto\x12\x12edgehost.plugin.v1\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xbc\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xea\x01\n" +
 	"\vRequestHead\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n" +
 	"\x04host\x18\x03 \x01(\tR\x04host\x124\n" +
 	"\aheaders\x18\x04 \x03(\v2\x1a.edgehost.plugin.v1.HeaderR\aheaders\x12%\n" +
 	"\x0econtent_length\x18\x05 \x01(\x03R\rcontentLength\x12\x12\n" +
-	"\x04txid\x18\x06 \x01(\tR\x04txid\"\x83\x01\n" +
+	"\x04txid\x18\x06 \x01(\tR\x04txid\x12\x16\n" +
+	"\x06tenant\x18\a \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05depth\x18\b \x01(\rR\x05depth\"\x83\x01\n" +
 	"\fResponseHead\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x124\n" +
 	"\aheaders\x18\x02 \x03(\v2\x1a.edgehost.plugin.v1.HeaderR\aheaders\x12%\n" +

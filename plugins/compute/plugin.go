@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/edgehost/edgehost/plugins/compute/sandbox"
+	"github.com/edgehost/edgehost/plugins/pluginapi"
+	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
+)
+
+// Plugin is the compute plugin. Its settings:
+//
+//	plugin "compute" {
+//	  self_socket = "./var/self.sock"   # the host's self-request socket (fetch)
+//	  tenant "hello" {
+//	    program          = "bin/programs/hello"   # a static x86-64 ELF
+//	    backend          = "auto"     # auto, process, kvm
+//	    concurrency      = 2          # processes or VMs
+//	    max_boot_time    = "16s"      # to the snapshot point
+//	    max_request_time = "8s"
+//	    max_queue_time   = "1s"       # waiting for a free slot, then 503
+//	    max_queue        = 64         # waiting requests; more get 503 at once
+//	    max_memory       = "256MiB"
+//	    max_response_size = "16MiB"
+//	    ephemeral        = true       # every request from the snapshot
+//	    second_chance    = false      # a timed-out or crashed request: 1 s more, flagged
+//	    recycle_after    = 0          # process: a new process after N requests
+//	    arguments        = []
+//	    environment      = {}
+//	  }
+//	}
+//
+// Lifecycle: Configure loads every tenant's program and boots it to its
+// snapshot (a program that fails to boot fails the configuration); Handle
+// routes by RequestHead.tenant; Shutdown stops every slot.
+type Plugin struct {
+	Version string
+
+	mu      sync.RWMutex
+	tenants map[string]*sandbox.Tenant
+}
+
+var durationDoc = `a duration ("500ms", "8s")`
+
+// Schema is the plugin's block.
+func Schema() *pluginapi.Schema {
+	tenant := &pluginapi.Schema{Attributes: []pluginapi.Attribute{
+		{Name: "program", Type: cty.String, Required: true, Doc: "path of the program, a static x86-64 ELF"},
+		{Name: "backend", Type: cty.String, Doc: `"auto" (default), "process" or "kvm"`},
+		{Name: "concurrency", Type: cty.Number, Doc: "slots (processes or VMs); default 2"},
+		{Name: "max_boot_time", Type: cty.String, Doc: durationDoc + "; default 16s"},
+		{Name: "max_request_time", Type: cty.String, Doc: durationDoc + "; default 8s"},
+		{Name: "max_queue_time", Type: cty.String, Doc: durationDoc + "; default 1s"},
+		{Name: "max_queue", Type: cty.Number, Doc: "requests waiting for a slot; more get 503 at once; default 64"},
+		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
+		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
+		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
+		{Name: "second_chance", Type: cty.Bool, Doc: "a request that timed out or crashed goes to the program again, flagged, to answer within 1s; default false"},
+		{Name: "recycle_after", Type: cty.Number, Doc: "process backend: a new process after this many requests; 0 = never"},
+		{Name: "arguments", Type: cty.List(cty.String), Doc: "argv after argv[0], which is the tenant's name"},
+		{Name: "environment", Type: cty.Map(cty.String), Doc: "the program's environment"},
+		{Name: "hosts", Type: cty.List(cty.String), Doc: "Host names the host routes to this tenant (read by the host, not the plugin)"},
+	}}
+	return &pluginapi.Schema{
+		Attributes: []pluginapi.Attribute{
+			{Name: "self_socket", Type: cty.String, Doc: "the host's self-request Unix socket, for programs' fetches"},
+		},
+		Blocks: []pluginapi.Block{{TypeName: "tenant", Nesting: pluginapi.NestingMap, LabelName: "name", Body: tenant}},
+	}
+}
+
+// Info describes the plugin and its settings.
+func (p *Plugin) Info(context.Context) (*pluginapi.Info, error) {
+	return &pluginapi.Info{Name: "compute", Version: p.Version, Schema: Schema()}, nil
+}
+
+// Configure loads and boots every tenant.
+func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
+	v := cfg.Value
+	var fetch sandbox.Fetcher
+	if s := str(v, "self_socket"); s != "" {
+		fetch = selfFetcher(s)
+	}
+	tenants := map[string]*sandbox.Tenant{}
+	closeAll := func() {
+		for _, t := range tenants {
+			t.Close()
+		}
+	}
+	if attr(v, "tenant") {
+		if tv := v.GetAttr("tenant"); !tv.IsNull() {
+			for it := tv.ElementIterator(); it.Next(); {
+				k, b := it.Element()
+				name := k.AsString()
+				s, err := settings(b)
+				if err != nil {
+					closeAll()
+					return fmt.Errorf("tenant %q: %w", name, err)
+				}
+				elf, err := os.ReadFile(s.Program)
+				if err != nil {
+					closeAll()
+					return fmt.Errorf("tenant %q: %w", name, err)
+				}
+				t, err := sandbox.NewTenant(name, elf, s, fetch, pluginapi.Logger())
+				if err != nil {
+					closeAll()
+					return err
+				}
+				tenants[name] = t
+			}
+		}
+	}
+	p.mu.Lock()
+	old := p.tenants
+	p.tenants = tenants
+	p.mu.Unlock()
+	for _, t := range old {
+		t.Close()
+	}
+	return nil
+}
+
+func attr(v cty.Value, name string) bool {
+	return v.Type().IsObjectType() && v.Type().HasAttribute(name)
+}
+
+func str(v cty.Value, name string) string {
+	if !attr(v, name) || v.GetAttr(name).IsNull() {
+		return ""
+	}
+	return v.GetAttr(name).AsString()
+}
+
+// settings reads a tenant block.
+func settings(v cty.Value) (sandbox.Settings, error) {
+	s := sandbox.Settings{Program: str(v, "program"), Backend: str(v, "backend"), Ephemeral: true}
+	num := func(name string) (int, error) {
+		if !attr(v, name) || v.GetAttr(name).IsNull() {
+			return 0, nil
+		}
+		bf := v.GetAttr(name).AsBigFloat()
+		n, acc := bf.Int64()
+		if acc != 0 || n < 0 || n > 1<<20 {
+			return 0, fmt.Errorf("%s: want a whole number from 0 to %d", name, 1<<20)
+		}
+		return int(n), nil
+	}
+	var err error
+	if s.Concurrency, err = num("concurrency"); err != nil {
+		return s, err
+	}
+	if s.RecycleAfter, err = num("recycle_after"); err != nil {
+		return s, err
+	}
+	if s.MaxQueue, err = num("max_queue"); err != nil {
+		return s, err
+	}
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+	}{{"max_boot_time", &s.MaxBootTime}, {"max_request_time", &s.MaxRequestTime}, {"max_queue_time", &s.MaxQueueTime}} {
+		if t := str(v, d.name); t != "" {
+			if *d.to, err = time.ParseDuration(t); err != nil || *d.to <= 0 {
+				return s, fmt.Errorf("%s: want a positive duration such as \"8s\", got %q", d.name, t)
+			}
+		}
+	}
+	for _, b := range []struct {
+		name string
+		to   *uint64
+	}{{"max_memory", &s.MaxMemory}, {"max_response_size", &s.MaxResponse}} {
+		if t := str(v, b.name); t != "" {
+			if *b.to, err = parseSize(t); err != nil {
+				return s, fmt.Errorf("%s: %w", b.name, err)
+			}
+		}
+	}
+	if s.MaxMemory != 0 && s.MaxMemory < 4<<20 {
+		return s, fmt.Errorf("max_memory: at least 4MiB")
+	}
+	if attr(v, "ephemeral") && !v.GetAttr("ephemeral").IsNull() {
+		s.Ephemeral = v.GetAttr("ephemeral").True()
+	}
+	if attr(v, "second_chance") && !v.GetAttr("second_chance").IsNull() {
+		s.SecondChance = v.GetAttr("second_chance").True()
+	}
+	switch s.Backend {
+	case "", "auto", "process", "kvm":
+	default:
+		return s, fmt.Errorf("backend: want \"auto\", \"process\" or \"kvm\", got %q", s.Backend)
+	}
+	if attr(v, "arguments") && !v.GetAttr("arguments").IsNull() {
+		for it := v.GetAttr("arguments").ElementIterator(); it.Next(); {
+			_, a := it.Element()
+			s.Arguments = append(s.Arguments, a.AsString())
+		}
+	}
+	if attr(v, "environment") && !v.GetAttr("environment").IsNull() {
+		for it := v.GetAttr("environment").ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			if strings.ContainsAny(k.AsString(), "=\x00") {
+				return s, fmt.Errorf("environment: bad name %q", k.AsString())
+			}
+			s.Environment = append(s.Environment, k.AsString()+"="+e.AsString())
+		}
+		sort.Strings(s.Environment)
+	}
+	return s, nil
+}
+
+// parseSize reads "256MiB", "64MB", "1GiB", "4096".
+func parseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	mult := uint64(1)
+	for _, u := range []struct {
+		suffix string
+		m      uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || n == 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("want a size such as \"256MiB\", got %q", s)
+	}
+	return n * mult, nil
+}
+
+// Health is fine while the plugin runs: a tenant's failing instances are
+// replaced by the tenant itself.
+func (p *Plugin) Health(context.Context) error { return nil }
+
+// Shutdown stops every tenant.
+func (p *Plugin) Shutdown(context.Context) error {
+	p.mu.Lock()
+	old := p.tenants
+	p.tenants = nil
+	p.mu.Unlock()
+	for _, t := range old {
+		t.Close()
+	}
+	return nil
+}
+
+// maxRequestBody caps the request body a program is given.
+const maxRequestBody = 16 << 20
+
+// Handle runs a request through its tenant's program. A request the
+// program did not answer (timeout, fault, full queue) is answered here
+// with its status; only a missing tenant is a gRPC error.
+func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi.Response, error) {
+	h := req.Head
+	p.mu.RLock()
+	t := p.tenants[h.GetTenant()]
+	p.mu.RUnlock()
+	if t == nil {
+		return nil, status.Errorf(codes.NotFound, "no tenant %q", h.GetTenant())
+	}
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(req.Body, maxRequestBody+1))
+		if err != nil {
+			return nil, status.Errorf(codes.Aborted, "request body: %v", err)
+		}
+		if len(b) > maxRequestBody {
+			return failure(413, "request body larger than 16MiB"), nil
+		}
+		body = b
+	}
+	info := sandbox.RequestInfo{Method: h.GetMethod(), URL: h.GetUrl(), Host: h.GetHost(), Depth: h.GetDepth(), TxID: h.GetTxid()}
+	for _, hd := range h.GetHeaders() {
+		for _, v := range hd.GetValues() {
+			info.Headers = append(info.Headers, [2]string{hd.GetName(), v})
+		}
+	}
+	r, err := t.Handle(ctx, info, body)
+	if err != nil {
+		var f *sandbox.Failure
+		if errors.As(err, &f) {
+			return failure(f.Status, f.Reason), nil
+		}
+		return nil, err
+	}
+	return reply(r), nil
+}
+
+// reply turns a program's response into a response head and body. The
+// program's caching wish becomes Cache-Control unless it set one itself:
+// a ttl gives max-age (and stale-while-revalidate for a grace); no ttl or
+// EH_RESP_NOCACHE gives no-store, so a program's response is stored only
+// when the program says so.
+func reply(r *sandbox.Reply) *pluginapi.Response {
+	head := &pluginv1.ResponseHead{Status: int32(r.Status), ContentLength: int64(len(r.Body))}
+	hasCC := false
+	for _, h := range r.Headers {
+		if strings.EqualFold(h[0], "Cache-Control") {
+			hasCC = true
+		}
+		if strings.EqualFold(h[0], "Content-Length") || strings.EqualFold(h[0], "Transfer-Encoding") {
+			continue
+		}
+		head.Headers = append(head.Headers, &pluginv1.Header{Name: h[0], Values: []string{h[1]}})
+	}
+	if r.ContentType != "" {
+		head.Headers = append(head.Headers, &pluginv1.Header{Name: "Content-Type", Values: []string{r.ContentType}})
+	}
+	if !hasCC {
+		cc := "no-store"
+		if r.TTLms >= 0 && !r.NoCache {
+			cc = "max-age=" + strconv.FormatInt(r.TTLms/1000, 10)
+			if r.GraceMS > 0 {
+				cc += ", stale-while-revalidate=" + strconv.FormatInt(r.GraceMS/1000, 10)
+			}
+		}
+		head.Headers = append(head.Headers, &pluginv1.Header{Name: "Cache-Control", Values: []string{cc}})
+	}
+	return &pluginapi.Response{Head: head, Body: io.NopCloser(bytes.NewReader(r.Body))}
+}
+
+func failure(code int, why string) *pluginapi.Response {
+	body := http.StatusText(code) + ": " + why + "\n"
+	return &pluginapi.Response{
+		Head: &pluginv1.ResponseHead{Status: int32(code), ContentLength: int64(len(body)), Headers: []*pluginv1.Header{
+			{Name: "Content-Type", Values: []string{"text/plain; charset=utf-8"}},
+			{Name: "Cache-Control", Values: []string{"no-store"}},
+		}},
+		Body: io.NopCloser(strings.NewReader(body)),
+	}
+}
+
+// Header names of the host's self-request socket (host/server).
+const (
+	headerDepth  = "Edgehost-Depth"
+	headerParent = "Edgehost-Parent"
+)
+
+// selfFetcher fetches programs' path-only URLs from the host's
+// self-request socket, with the depth and parent transaction carried on:
+// the host answers 508 past its max_depth.
+func selfFetcher(socket string) sandbox.Fetcher {
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+			MaxIdleConnsPerHost: 64,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return func(ctx context.Context, depth uint32, parent string, f *sandbox.FetchRequest) (*sandbox.FetchResult, error) {
+		req, err := http.NewRequestWithContext(ctx, f.Method, "http://self"+f.URL, bytes.NewReader(f.Body))
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range f.Headers {
+			req.Header.Add(h[0], h[1])
+		}
+		req.Header.Set(headerDepth, strconv.FormatUint(uint64(depth), 10))
+		if parent != "" {
+			req.Header.Set(headerParent, parent)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return nil, err
+		}
+		return &sandbox.FetchResult{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: b}, nil
+	}
+}
+
+var (
+	_ pluginapi.Plugin  = (*Plugin)(nil)
+	_ pluginapi.Compute = (*Plugin)(nil)
+)
