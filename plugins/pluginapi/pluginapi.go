@@ -67,8 +67,8 @@ func ClientPluginSets() map[int]plugin.PluginSet {
 
 // serverPluginSets are the plugin sets of a plugin serving impl under
 // protocol version v.
-func serverPluginSets(impl Plugin, v int) map[int]plugin.PluginSet {
+func serverPluginSets(impl Plugin, v, dataPath int) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		v: {PluginKey: &GRPCPlugin{Impl: impl, Version: v}},
+		v: {PluginKey: &GRPCPlugin{Impl: impl, Version: v, DataPath: dataPath}},
 	}
 }
