@@ -100,6 +100,7 @@ const (
 	callPrefixLen  = 10       // method, has_body, deadline
 	maxFrame       = 4 << 20  // a message frame (head, request); gRPC's default limit
 	connBufSize    = 32 << 10 // bufio buffers of a connection, each way
+	dpChunkSize    = 256 << 10
 	maxIdleConns   = 64
 	drainLimit     = 256 << 10
 	// directWrite is the chunk size from which a chunk is written with
@@ -516,7 +517,7 @@ func (d *dataPath) stream(ctx context.Context, method byte, msg proto.Message, b
 	}
 	if body != nil {
 		go func() {
-			err := sendBody(body, k.c.writeChunk, k.c.writeTrailer)
+			err := sendBody(body, dpChunkSize, k.c.writeChunk, k.c.writeTrailer)
 			k.done(err == nil)
 		}()
 	}
@@ -820,14 +821,14 @@ func (s *dpServer) dispatch(ctx context.Context, st *serverCall, method byte, re
 		} else if err := c.bw.Flush(); err != nil {
 			return wrapWrite(err)
 		}
-		return wrapWrite(sendBody(rbody, c.writeChunk, func(t *pluginv1.Trailer) error {
+		return wrapWrite(sendBody(rbody, dpChunkSize, c.writeChunk, func(t *pluginv1.Trailer) error {
 			return st.last(func() error { return c.writeFrame(frameTrailer, []byte(t.GetError())) })
 		}))
 	case methodRead:
 		if s.file == nil {
 			return unimplemented("file")
 		}
-		err := s.file.Read(ctx, req.(*pluginv1.ReadRequest), chunkWriter{send: func(p []byte) error {
+		err := s.file.Read(ctx, req.(*pluginv1.ReadRequest), &chunkWriter{size: dpChunkSize, send: func(p []byte) error {
 			return wrapWrite(c.writeChunk(p))
 		}})
 		if err != nil {

@@ -275,7 +275,7 @@ func (cc computeClient) Handle(ctx context.Context, req *Request) (*Response, er
 		return nil, recvErr(stream, err)
 	}
 	go func() {
-		err := sendBody(req.Body,
+		err := sendBody(req.Body, ChunkSize,
 			func(b []byte) error {
 				return stream.Send(&pluginv1.RequestPart{Part: &pluginv1.RequestPart_Chunk{Chunk: &pluginv1.Chunk{Data: b}}})
 			},
@@ -303,7 +303,7 @@ func (pc processorClient) Process(ctx context.Context, head *pluginv1.ProcessHea
 		return nil, recvErr(stream, err)
 	}
 	go func() {
-		err := sendBody(body,
+		err := sendBody(body, ChunkSize,
 			func(b []byte) error {
 				return stream.Send(&pluginv1.ProcessPart{Part: &pluginv1.ProcessPart_Chunk{Chunk: &pluginv1.Chunk{Data: b}}})
 			},

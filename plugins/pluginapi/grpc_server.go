@@ -217,7 +217,7 @@ func (s *fileServer) Check(ctx context.Context, req *pluginv1.CheckRequest) (*pl
 }
 
 func (s *fileServer) Read(req *pluginv1.ReadRequest, stream grpc.ServerStreamingServer[pluginv1.Chunk]) error {
-	w := chunkWriter{send: func(b []byte) error { return stream.Send(&pluginv1.Chunk{Data: b}) }}
+	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&pluginv1.Chunk{Data: b}) }}
 	return toStatus(s.impl.Read(stream.Context(), req, w))
 }
 
@@ -271,7 +271,7 @@ func sendResponse(resp *Response, send func(*pluginv1.ResponsePart) error) error
 	if resp.Body != nil {
 		body = resp.Body
 	}
-	return sendBody(body,
+	return sendBody(body, ChunkSize,
 		func(b []byte) error {
 			return send(&pluginv1.ResponsePart{Part: &pluginv1.ResponsePart_Chunk{Chunk: &pluginv1.Chunk{Data: b}}})
 		},
