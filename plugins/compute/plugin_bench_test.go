@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkPluginRoundTrip is one request through the real plugin
-// subprocess over gRPC to the hello program and back, as the host makes
-// it: the sandbox's round trip plus the host→plugin hop.
+// subprocess to the hello program and back, as the host makes it (over
+// the data path): the sandbox's round trip plus the host→plugin hop.
 func BenchmarkPluginRoundTrip(b *testing.B) {
 	for _, tc := range []struct{ name, extra string }{
 		{"process/ephemeral", ""},

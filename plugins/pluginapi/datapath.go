@@ -419,11 +419,27 @@ func (d *dataPath) begin(ctx context.Context, sides int32) (*dpCall, error) {
 	return k, nil
 }
 
-// done is called once by each side; ok false closes the connection.
+// done is called once by the caller's side (the reader); ok false closes
+// the connection at once, which also stops a body sender still writing.
 func (k *dpCall) done(ok bool) {
 	if !ok && !k.bad.Swap(true) {
 		k.c.conn.Close()
 	}
+	k.release()
+}
+
+// senderDone is called once by the body sender. A failed write does not
+// close the connection: the plugin may have answered before it read the
+// whole body (and then closed its end), and the caller reads that answer
+// to its end; the connection is only not reused.
+func (k *dpCall) senderDone(ok bool) {
+	if !ok {
+		k.bad.Store(true)
+	}
+	k.release()
+}
+
+func (k *dpCall) release() {
 	if k.refs.Add(-1) > 0 {
 		return
 	}
@@ -518,7 +534,7 @@ func (d *dataPath) stream(ctx context.Context, method byte, msg proto.Message, b
 	if body != nil {
 		go func() {
 			err := sendBody(body, dpChunkSize, k.c.writeChunk, k.c.writeTrailer)
-			k.done(err == nil)
+			k.senderDone(err == nil)
 		}()
 	}
 	typ, payload, err := k.c.readFrame()
