@@ -6,6 +6,7 @@
 //	edgehost version
 //	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | stat | plugins
 //	edgehost demo-origin -listen ADDR     a demo origin to try edgehost with
+//	edgehost program run FILE URL         one request through a compute program
 package main
 
 import (
@@ -55,6 +56,7 @@ commands:
   file check NAME          check a file reader now; prints its new state
   file list                every file reader's state
   demo-origin -listen ADDR run the demo origin
+  program run FILE URL     answer one request with a compute program (no proxy)
 
 The admin commands read listen.admin and admin.token from -config (default config.hcl).`
 
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "demo-origin":
 		return cmdDemoOrigin(ctx, rest)
+	case "program":
+		return cmdProgram(ctx, rest)
 	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file":
 		return cmdAdmin(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":

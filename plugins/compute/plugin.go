@@ -35,13 +35,14 @@ import (
 //	    max_boot_time    = "16s"      # to the snapshot point
 //	    max_request_time = "8s"
 //	    max_queue_time   = "1s"       # waiting for a free slot, then 503
+//	    max_queue        = 64         # waiting requests; more get 503 at once
 //	    max_memory       = "256MiB"
 //	    max_response_size = "16MiB"
 //	    ephemeral        = true       # every request from the snapshot
+//	    second_chance    = false      # a timed-out or crashed request: 1 s more, flagged
 //	    recycle_after    = 0          # process: a new process after N requests
 //	    arguments        = []
 //	    environment      = {}
-//	    hosts            = []         # read by the host: a route "/" for these Host names
 //	  }
 //	}
 //
@@ -66,9 +67,11 @@ func Schema() *pluginapi.Schema {
 		{Name: "max_boot_time", Type: cty.String, Doc: durationDoc + "; default 16s"},
 		{Name: "max_request_time", Type: cty.String, Doc: durationDoc + "; default 8s"},
 		{Name: "max_queue_time", Type: cty.String, Doc: durationDoc + "; default 1s"},
+		{Name: "max_queue", Type: cty.Number, Doc: "requests waiting for a slot; more get 503 at once; default 64"},
 		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
 		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
 		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
+		{Name: "second_chance", Type: cty.Bool, Doc: "a request that timed out or crashed goes to the program again, flagged, to answer within 1s; default false"},
 		{Name: "recycle_after", Type: cty.Number, Doc: "process backend: a new process after this many requests; 0 = never"},
 		{Name: "arguments", Type: cty.List(cty.String), Doc: "argv after argv[0], which is the tenant's name"},
 		{Name: "environment", Type: cty.Map(cty.String), Doc: "the program's environment"},
@@ -166,6 +169,9 @@ func settings(v cty.Value) (sandbox.Settings, error) {
 	if s.RecycleAfter, err = num("recycle_after"); err != nil {
 		return s, err
 	}
+	if s.MaxQueue, err = num("max_queue"); err != nil {
+		return s, err
+	}
 	for _, d := range []struct {
 		name string
 		to   *time.Duration
@@ -191,6 +197,9 @@ func settings(v cty.Value) (sandbox.Settings, error) {
 	}
 	if attr(v, "ephemeral") && !v.GetAttr("ephemeral").IsNull() {
 		s.Ephemeral = v.GetAttr("ephemeral").True()
+	}
+	if attr(v, "second_chance") && !v.GetAttr("second_chance").IsNull() {
+		s.SecondChance = v.GetAttr("second_chance").True()
 	}
 	switch s.Backend {
 	case "", "auto", "process", "kvm":

@@ -15,7 +15,7 @@ func TestHostileProcess(t *testing.T) { testHostile(t, "process") }
 func testHostile(t *testing.T, backend string) {
 	tn := newTenant(t, "hostile", "hostile", Settings{
 		Backend: backend, Ephemeral: true, Concurrency: 1,
-		MaxMemory: 64 << 20, MaxRequestTime: 300 * time.Millisecond,
+		MaxMemory: 32 << 20, MaxRequestTime: time.Second,
 	})
 	for _, tc := range []struct {
 		path       string
@@ -26,7 +26,7 @@ func testHostile(t *testing.T, backend string) {
 		{"/open", "open=-1 errno=38", 0},
 		{"/socket", "socket=-1 errno=38", 0},
 		{"/exec", "exec=-1 errno=38", 0},
-		{"/kill", "kill=-1 errno=38", 0},
+		{"/kill", "kill=-1 errno=", 0}, // ENOSYS (process), ESRCH (kvm: no other process exists)
 		{"/malloc", "malloc=", 0},
 		{"/crash", "", 500},
 		{"/loop", "", 504},
@@ -39,6 +39,9 @@ func testHostile(t *testing.T, backend string) {
 				var f *Failure
 				if !errors.As(err, &f) || f.Status != tc.wantStatus {
 					t.Fatalf("got %v %v, want a %d failure", r, err, tc.wantStatus)
+				}
+				if f.Status == 504 && backend == "process" && !strings.Contains(f.Reason, " pc 0x") {
+					t.Errorf("a timeout's reason says not where the program was: %q", f.Reason)
 				}
 			} else {
 				if err != nil {
@@ -83,6 +86,25 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
+// A full queue answers 503 at once.
+func TestQueueLength(t *testing.T) {
+	tn := newTenant(t, "spin", "spin", Settings{Backend: "process", Concurrency: 1, MaxQueue: 1,
+		MaxRequestTime: 2 * time.Second, MaxQueueTime: 2 * time.Second})
+	go get(t, tn, "/") // runs
+	time.Sleep(100 * time.Millisecond)
+	go get(t, tn, "/") // waits
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	_, err := get(t, tn, "/")
+	var f *Failure
+	if !errors.As(err, &f) || f.Status != 503 || !strings.Contains(f.Reason, "queue full") {
+		t.Fatalf("got %v, want 503 queue full", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("503 after %v", d)
+	}
+}
+
 // arguments and environment reach the program; argv[0] is the tenant.
 func TestArgumentsProcess(t *testing.T) { testArguments(t, "process") }
 
@@ -94,5 +116,20 @@ func testArguments(t *testing.T, backend string) {
 	}
 	if got, want := string(r.Body), "argv=shop,a1,a 2 X=y=z"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A second chance: the program, reset, answers the request that ran out of
+// time, told why.
+func TestSecondChanceProcess(t *testing.T) { testSecondChance(t, "process") }
+
+func testSecondChance(t *testing.T, backend string) {
+	tn := newTenant(t, "spin", "spin", Settings{Backend: backend, SecondChance: true, MaxRequestTime: 200 * time.Millisecond})
+	r, err := get(t, tn, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != 503 || !strings.HasPrefix(string(r.Body), "spin gave up: program ran past max_request_time") {
+		t.Errorf("got %d %q", r.Status, r.Body)
 	}
 }

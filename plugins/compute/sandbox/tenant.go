@@ -19,9 +19,11 @@ type Settings struct {
 	MaxBootTime    time.Duration // to the snapshot point (default 16 s)
 	MaxRequestTime time.Duration // per request (default 8 s)
 	MaxQueueTime   time.Duration // waiting for a free slot (default 1 s)
+	MaxQueue       int           // requests waiting for a slot; more get 503 at once (default 64)
 	MaxMemory      uint64        // bytes per slot (default 256 MiB)
 	MaxResponse    uint64        // response body bytes (default 16 MiB)
 	Ephemeral      bool          // every request from the snapshot (default true)
+	SecondChance   bool          // a failed request goes to the program again, flagged, for 1 s
 	RecycleAfter   int           // process: a new process after this many requests (0: never)
 	Arguments      []string      // argv after argv[0] = the tenant's name
 	Environment    []string      // NAME=value
@@ -43,6 +45,9 @@ func (s *Settings) Defaults() {
 	}
 	if s.MaxQueueTime <= 0 {
 		s.MaxQueueTime = time.Second
+	}
+	if s.MaxQueue <= 0 {
+		s.MaxQueue = 64
 	}
 	if s.MaxMemory == 0 {
 		s.MaxMemory = 256 << 20
@@ -83,12 +88,13 @@ type Tenant struct {
 	// free holds the instances waiting for a request; a request takes one
 	// and runs it in its own goroutine (no hand-off to a worker: two
 	// goroutine wake-ups cost more than the rest of a hello request).
-	free   chan instance
-	stop   chan struct{}
-	mu     sync.RWMutex // held (read) by requests and boots; Close takes it
-	closed bool
-	booted atomic.Int64 // instances booted, for the status
-	faults atomic.Int64
+	free    chan instance
+	stop    chan struct{}
+	mu      sync.RWMutex // held (read) by requests and boots; Close takes it
+	closed  bool
+	booted  atomic.Int64 // instances booted, for the status
+	waiting atomic.Int64 // requests waiting for a slot
+	faults  atomic.Int64
 
 	logMu     sync.Mutex
 	logWindow time.Time
@@ -141,6 +147,25 @@ func (t *Tenant) Status() Status {
 	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime}
 }
 
+// secondChanceTime is what a second chance may take.
+const secondChanceTime = time.Second
+
+// secondChance gives the program the failed request again, flagged with
+// why it failed, to answer within secondChanceTime (NOTES: on_error). Nil
+// when it does not answer.
+func (t *Tenant) secondChance(ctx context.Context, info RequestInfo, body []byte, f *Failure) *Reply {
+	ctx, cancel := context.WithTimeout(ctx, secondChanceTime)
+	defer cancel()
+	info.Error = f.Reason
+	r, err := t.handle(ctx, info, body)
+	if err != nil {
+		t.log.Warn("program's second chance failed", "tenant", t.name, "error", err)
+		return nil
+	}
+	t.log.Info("program answered a failed request on its second chance", "tenant", t.name, "status", r.Status, "why", f.Reason)
+	return r
+}
+
 // replace boots an instance for a slot whose instance failed (or for a
 // slot not booted yet), with backoff while booting fails.
 func (t *Tenant) replace() {
@@ -175,6 +200,20 @@ var ErrClosed = errors.New("tenant closed")
 // Handle runs a request through the program. A *Failure error carries the
 // status the client should get.
 func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Reply, error) {
+	r, err := t.handle(ctx, info, body)
+	var f *Failure
+	if err != nil && t.cfg.SecondChance && errors.As(err, &f) && (f.Status == 500 || f.Status == 504) {
+		if r := t.secondChance(ctx, info, body, f); r != nil {
+			return r, nil
+		}
+	}
+	if err != nil && errors.As(err, &f) {
+		t.log.Warn("program request failed", "tenant", t.name, "status", f.Status, "why", f.Reason, "url", info.URL)
+	}
+	return r, err
+}
+
+func (t *Tenant) handle(ctx context.Context, info RequestInfo, body []byte) (*Reply, error) {
 	info.Tenant = t.name
 	now := time.Now()
 	deadline := now.Add(t.cfg.MaxRequestTime)
@@ -191,6 +230,11 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 	select {
 	case inst = <-t.free:
 	default:
+		if t.waiting.Add(1) > int64(t.cfg.MaxQueue) {
+			t.waiting.Add(-1)
+			return nil, &Failure{503, "queue full (max_queue)"}
+		}
+		defer t.waiting.Add(-1)
 		qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
 		select {
 		case inst = <-t.free:
@@ -216,14 +260,7 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		t.free <- inst
 	}
 	<-j.done
-	if j.err != nil {
-		var f *Failure
-		if errors.As(j.err, &f) {
-			t.log.Warn("program request failed", "tenant", t.name, "status", f.Status, "why", f.Reason, "url", info.URL)
-		}
-		return nil, j.err
-	}
-	return j.reply, nil
+	return j.reply, j.err
 }
 
 // Close stops the slots and their instances.
