@@ -397,8 +397,8 @@ func (d *dataPath) close() error {
 
 // dpCall is one call on the host side. Its connection goes back to the
 // pool when every side that uses it (the caller reading, and the body
-// sender when there is a request body) is done cleanly; any failure, or
-// the caller's context ending, closes it at once.
+// sender when there is a request body) is done cleanly; the caller's
+// failure or early Close, or its context ending, closes it at once.
 type dpCall struct {
 	d    *dataPath
 	c    *dpConn
@@ -489,21 +489,30 @@ func (d *dataPath) decide(ctx context.Context, req *pluginv1.DecideRequest) (*pl
 		k.done(false)
 		return nil, k.transportErr(err)
 	}
-	typ, payload, err := k.c.readFrame()
+	payload, err := k.answer()
 	if err != nil {
+		return nil, err
+	}
+	resp := &pluginv1.DecideResponse{}
+	err = proto.Unmarshal(payload, resp)
+	k.done(err == nil)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "decide response: %v", err)
+	}
+	return resp, nil
+}
+
+// answer reads the frame that answers a call: the head's payload, or the
+// plugin's error (the call then ended cleanly), or a transport error.
+func (k *dpCall) answer() ([]byte, error) {
+	typ, payload, err := k.c.readFrame()
+	switch {
+	case err != nil:
 		k.done(false)
 		return nil, k.transportErr(err)
-	}
-	switch typ {
-	case frameHead:
-		resp := &pluginv1.DecideResponse{}
-		err := proto.Unmarshal(payload, resp)
-		k.done(err == nil)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "decide response: %v", err)
-		}
-		return resp, nil
-	case frameError:
+	case typ == frameHead:
+		return payload, nil
+	case typ == frameError:
 		err := decodeError(payload)
 		k.done(true)
 		return nil, err
@@ -537,20 +546,9 @@ func (d *dataPath) stream(ctx context.Context, method byte, msg proto.Message, b
 			k.senderDone(err == nil)
 		}()
 	}
-	typ, payload, err := k.c.readFrame()
+	payload, err := k.answer()
 	if err != nil {
-		k.done(false)
-		return nil, k.transportErr(err)
-	}
-	switch typ {
-	case frameHead:
-	case frameError:
-		err := decodeError(payload)
-		k.done(true)
 		return nil, err
-	default:
-		k.done(false)
-		return nil, k.transportErr(fmt.Errorf("%w: frame %q answering a call", errProtocol, typ))
 	}
 	head := &pluginv1.ResponseHead{}
 	if err := proto.Unmarshal(payload, head); err != nil {
