@@ -13,8 +13,13 @@ import (
 )
 
 // The cost every miss that needs a plugin pays: one round trip host →
-// plugin → host over the real transport (a subprocess, a Unix socket,
-// AutoMTLS), through the manager's handle (acquire, count, release).
+// plugin → host over the real transport (a subprocess; the data path of
+// plugins/pluginapi/datapath.go), through the manager's handle (acquire,
+// count, release).
+//
+// 2026-12-02, 2 cores at load ~13, old (gRPC) and new interleaved, -count 5
+// each, medians: Small p50 149 → 42 µs (mean 207 → 66 µs), Parallel 154 →
+// 49 µs, Body1MiB 120 → 1074 MiB/s (p50 7.1 → 0.75 ms).
 
 func BenchmarkRoundTripSmall(b *testing.B) {
 	env := newManager(b)
