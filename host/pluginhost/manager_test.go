@@ -591,11 +591,18 @@ func TestWatchFollowsRelaunchAndProcessor(t *testing.T) {
 	}
 }
 
-// trickle is a request body that yields a KiB at a time, slowly.
-type trickle struct{ left int }
+// trickle is a request body that yields a KiB at a time, slowly; before
+// its end it waits (at most 20s) for hold to return true.
+type trickle struct {
+	left int
+	hold func() bool
+}
 
 func (r *trickle) Read(p []byte) (int, error) {
 	if r.left == 0 {
+		for deadline := time.Now().Add(20 * time.Second); r.hold != nil && !r.hold() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		return 0, io.EOF
 	}
 	time.Sleep(20 * time.Millisecond)
@@ -624,7 +631,17 @@ func TestSwapDrainsDataPathCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const size = 24 << 10 // ~0.5 s of trickle
+	const size = 8 << 10
+	// The bodies end only once the new instance serves: the calls are in
+	// flight across the switch, whatever the machine's load.
+	switched := func() bool {
+		for _, st := range env.m.Status() {
+			if st.Name == "s" {
+				return st.PID != old.PID
+			}
+		}
+		return false
+	}
 	type result struct {
 		version string
 		n       int64
@@ -636,7 +653,7 @@ func TestSwapDrainsDataPathCalls(t *testing.T) {
 		go func() {
 			resp, err := c.Handle(context.Background(), &pluginapi.Request{
 				Head: &pluginv1.RequestHead{Method: "POST", Url: "/", ContentLength: size},
-				Body: &trickle{left: size},
+				Body: &trickle{left: size, hold: switched},
 			})
 			if err != nil {
 				inflight <- result{err: err, at: time.Now()}
