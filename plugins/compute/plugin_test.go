@@ -69,10 +69,15 @@ func setup(m *testing.M) int {
 // configures it with the HCL body src.
 func start(t testing.TB, src string) *pluginapi.Client {
 	t.Helper()
+	cmd := exec.Command(pluginBin)
+	offer, err := pluginapi.OfferDataPath(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pluginapi.Handshake,
 		VersionedPlugins: pluginapi.ClientPluginSets(),
-		Cmd:              exec.Command(pluginBin),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: testOutput(t), Level: hclog.Trace}),
@@ -80,7 +85,9 @@ func start(t testing.TB, src string) *pluginapi.Client {
 	})
 	t.Cleanup(pc.Kill)
 	rpc, err := pc.Client()
+	offer.Started()
 	if err != nil {
+		offer.Close()
 		t.Fatal(err)
 	}
 	raw, err := rpc.Dispense(pluginapi.PluginKey)
@@ -88,13 +95,15 @@ func start(t testing.TB, src string) *pluginapi.Client {
 		t.Fatal(err)
 	}
 	c := raw.(*pluginapi.Client)
+	c.UseDataPath(offer)
+	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 	info, err := c.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Has(pluginapi.ServiceCompute) || info.Name != "compute" {
-		t.Fatalf("info = %+v", info)
+	if !info.Has(pluginapi.ServiceCompute) || info.Name != "compute" || !c.DataPath() {
+		t.Fatalf("info = %+v, data path in use: %v", info, c.DataPath())
 	}
 	f, diags := hclsyntax.ParseConfig([]byte(src), "test.hcl", hcl.InitialPos)
 	if diags.HasErrors() {

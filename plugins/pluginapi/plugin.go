@@ -35,7 +35,10 @@ type Info struct {
 	// sets there itself is ignored.
 	ProtocolVersions []int
 	Services         []string
-	Processors       []ProcessorInfo
+	// DataPath is the version of the data path that the plugin serves (0:
+	// none, every call goes over gRPC); filled in by Serve.
+	DataPath   int
+	Processors []ProcessorInfo
 	// Schema describes the plugin's settings; nil accepts an empty block.
 	Schema *Schema
 }
