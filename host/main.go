@@ -54,6 +54,10 @@ commands:
   plugins                  list plugins and their state
   file check NAME          check a file reader now; prints its new state
   file list                every file reader's state
+  upload TENANT FILE       make FILE (a static x86-64 ELF) the tenant's live program
+  programs [TENANT]        list the tenants' program versions
+  rollback TENANT [VER]    make an earlier version live (default: the previous one)
+  tenants                  every tenant: backend, live version, slots, queue, counters
   demo-origin -listen ADDR run the demo origin
 
 The admin commands read listen.admin and admin.token from -config (default config.hcl).`
@@ -74,7 +78,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "demo-origin":
 		return cmdDemoOrigin(ctx, rest)
-	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file":
+	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file",
+		"upload", "programs", "rollback", "tenants":
 		return cmdAdmin(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Println(usage)

@@ -226,7 +226,7 @@ func (m *Manager) start(ctx context.Context, p *managed, s Spec) (*instance, bin
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, failed("Plugin failed its checks", err)
 	}
-	cfg, diags := decodeBody(s.Body, inst.info.Schema, m.opts.EvalContext)
+	cfg, diags := m.decode(s, inst.info.Schema)
 	if diags.HasErrors() {
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, diags
@@ -259,6 +259,24 @@ func decodeBody(body hcl.Body, schema *pluginapi.Schema, ctx *hcl.EvalContext) (
 	return v, diags
 }
 
+// decode decodes a spec's block and applies Options.Adjust.
+func (m *Manager) decode(s Spec, schema *pluginapi.Schema) (cty.Value, hcl.Diagnostics) {
+	v, diags := decodeBody(s.Body, schema, m.opts.EvalContext)
+	if diags.HasErrors() || m.opts.Adjust == nil {
+		return v, diags
+	}
+	v, err := m.opts.Adjust(s.Name, v)
+	if err != nil {
+		return cty.NilVal, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Plugin settings not adjusted",
+			Detail:   fmt.Sprintf("Plugin %q: %v.", s.Name, err),
+			Subject:  s.DefRange.Ptr(),
+		})
+	}
+	return v, diags
+}
+
 // unchanged reports whether s would start the same binary with the same
 // configuration as the running instance, so that a config reload leaves
 // the plugin alone. A block that no longer decodes is an error here, and
@@ -277,7 +295,7 @@ func (p *managed) unchanged(s Spec) (bool, hcl.Diagnostics) {
 	if nb.digest != bin.digest || nb.source != bin.source {
 		return false, nil
 	}
-	v, diags := decodeBody(s.Body, cur.info.Schema, p.m.opts.EvalContext)
+	v, diags := p.m.decode(s, cur.info.Schema)
 	if diags.HasErrors() {
 		return false, diags
 	}

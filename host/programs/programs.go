@@ -124,11 +124,11 @@ type Version struct {
 	SHA256     string    `json:"sha256"`
 	Size       int64     `json:"size"`
 	UploadedAt time.Time `json:"uploaded_at"`
-	From       string    `json:"from"`              // "config PATH" or "admin ADDR"
-	Status     string    `json:"status"`            // Status*
-	Error      string    `json:"error,omitempty"`   // why it was rejected
-	BootTime   Duration  `json:"boot_time"`         // program start to snapshot, as the plugin measured it
-	SwapTime   Duration  `json:"swap_time"`         // stored → live (new plugin instance booted, switched)
+	From       string    `json:"from"`            // "config PATH" or "admin ADDR"
+	Status     string    `json:"status"`          // Status*
+	Error      string    `json:"error,omitempty"` // why it was rejected
+	BootTime   Duration  `json:"boot_time"`       // program start to snapshot, as the plugin measured it
+	SwapTime   Duration  `json:"swap_time"`       // stored → live (new plugin instance booted, switched)
 	LiveSince  time.Time `json:"live_since,omitzero"`
 	Kept       bool      `json:"kept"` // its bytes are still in programs.db (rollback possible)
 	Live       bool      `json:"live"`

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,16 +53,21 @@ import (
 type Plugin struct {
 	Version string
 
-	mu      sync.RWMutex
-	tenants map[string]*sandbox.Tenant
+	mu       sync.RWMutex
+	tenants  map[string]*sandbox.Tenant
+	programs map[string]program // by tenant: what it was loaded from
+	waiting  map[string]bool    // tenants declared without a program (uploads only)
 }
+
+// program is where a tenant's program came from.
+type program struct{ path, sha256 string }
 
 var durationDoc = `a duration ("500ms", "8s")`
 
 // Schema is the plugin's block.
 func Schema() *pluginapi.Schema {
 	tenant := &pluginapi.Schema{Attributes: []pluginapi.Attribute{
-		{Name: "program", Type: cty.String, Required: true, Doc: "path of the program, a static x86-64 ELF"},
+		{Name: "program", Type: cty.String, Doc: "path of the program, a static x86-64 ELF; none: the tenant waits for an upload (503 until then)"},
 		{Name: "backend", Type: cty.String, Doc: `"auto" (default), "process" or "kvm"`},
 		{Name: "concurrency", Type: cty.Number, Doc: "slots (processes or VMs); default 2"},
 		{Name: "max_boot_time", Type: cty.String, Doc: durationDoc + "; default 16s"},
@@ -95,6 +102,8 @@ func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
 		fetch = selfFetcher(s)
 	}
 	tenants := map[string]*sandbox.Tenant{}
+	programs := map[string]program{}
+	waiting := map[string]bool{}
 	closeAll := func() {
 		for _, t := range tenants {
 			t.Close()
@@ -110,6 +119,10 @@ func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
 					closeAll()
 					return fmt.Errorf("tenant %q: %w", name, err)
 				}
+				if s.Program == "" {
+					waiting[name] = true
+					continue
+				}
 				elf, err := os.ReadFile(s.Program)
 				if err != nil {
 					closeAll()
@@ -121,12 +134,14 @@ func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
 					return err
 				}
 				tenants[name] = t
+				sum := sha256.Sum256(elf)
+				programs[name] = program{s.Program, hex.EncodeToString(sum[:])}
 			}
 		}
 	}
 	p.mu.Lock()
 	old := p.tenants
-	p.tenants = tenants
+	p.tenants, p.programs, p.waiting = tenants, programs, waiting
 	p.mu.Unlock()
 	for _, t := range old {
 		t.Close()
@@ -236,6 +251,30 @@ func parseSize(s string) (uint64, error) {
 	return n * mult, nil
 }
 
+// Status reports every tenant, by name.
+func (p *Plugin) Status(context.Context) ([]*pluginv1.TenantStatus, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []*pluginv1.TenantStatus
+	for name, t := range p.tenants {
+		st := t.Status()
+		ts := &pluginv1.TenantStatus{Name: name, Backend: st.Backend, BackendWhy: st.Why,
+			Program: p.programs[name].path, ProgramSha256: p.programs[name].sha256,
+			Concurrency: uint32(st.Concurrency), Busy: st.Busy, Queued: st.Queued, Requests: st.Requests,
+			Faults: st.Faults, Timeouts: st.Timeouts, Rejected: st.Rejected, Booted: st.Booted,
+			BootTimeUs: st.BootTime.Microseconds(), LastError: st.LastError}
+		if !st.LastErrorAt.IsZero() {
+			ts.LastErrorUnixMs = st.LastErrorAt.UnixMilli()
+		}
+		out = append(out, ts)
+	}
+	for name := range p.waiting {
+		out = append(out, &pluginv1.TenantStatus{Name: name, LastError: "no program yet"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
 // Health is fine while the plugin runs: a tenant's failing instances are
 // replaced by the tenant itself.
 func (p *Plugin) Health(context.Context) error { return nil }
@@ -262,7 +301,11 @@ func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi
 	h := req.Head
 	p.mu.RLock()
 	t := p.tenants[h.GetTenant()]
+	waiting := p.waiting[h.GetTenant()]
 	p.mu.RUnlock()
+	if waiting {
+		return failure(503, fmt.Sprintf("tenant %q has no program yet (edgehost upload %s FILE)", h.GetTenant(), h.GetTenant())), nil
+	}
 	if t == nil {
 		return nil, status.Errorf(codes.NotFound, "no tenant %q", h.GetTenant())
 	}
@@ -384,6 +427,7 @@ func selfFetcher(socket string) sandbox.Fetcher {
 }
 
 var (
-	_ pluginapi.Plugin  = (*Plugin)(nil)
-	_ pluginapi.Compute = (*Plugin)(nil)
+	_ pluginapi.Plugin        = (*Plugin)(nil)
+	_ pluginapi.Compute       = (*Plugin)(nil)
+	_ pluginapi.ComputeStatus = (*Plugin)(nil)
 )

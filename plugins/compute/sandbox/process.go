@@ -174,6 +174,7 @@ func (b *processBackend) boot() (instance, error) {
 	p.x = newExchange(t, backendProcess)
 	go func() {
 		err := cmd.Wait()
+		out.flush()
 		if err != nil {
 			p.exitMsg = err.Error()
 		} else {
@@ -399,6 +400,14 @@ func (l *logLines) Write(p []byte) (int, error) {
 		}
 		l.t.programLog(string(l.buf[:i]))
 		l.buf = l.buf[i+1:]
+	}
+}
+
+// flush logs a last line that had no newline.
+func (l *logLines) flush() {
+	if len(l.buf) > 0 {
+		l.t.programLog(string(l.buf))
+		l.buf = l.buf[:0]
 	}
 }
 

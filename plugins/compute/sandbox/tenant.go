@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,17 @@ type Tenant struct {
 	booted atomic.Int64 // instances booted, for the status
 	faults atomic.Int64
 
+	// for the status (GET /tenants)
+	requests atomic.Int64
+	timeouts atomic.Int64 // 504: past max_request_time
+	rejected atomic.Int64 // 503: no free slot within max_queue_time
+	queued   atomic.Int64 // waiting for a slot now
+	busy     atomic.Int64 // slots serving a request now
+	errMu    sync.Mutex
+	lastErr  string
+	lastAt   time.Time
+	tail     []string // the program's last lines of output, for boot errors
+
 	logMu     sync.Mutex
 	logWindow time.Time
 	logLines  int
@@ -100,11 +112,19 @@ type Tenant struct {
 
 // Status is what a tenant reports.
 type Status struct {
-	Backend  string
-	Why      string
-	Booted   int64
-	Faults   int64
-	BootTime time.Duration
+	Backend     string
+	Why         string
+	Booted      int64
+	Faults      int64
+	BootTime    time.Duration
+	Concurrency int
+	Busy        int64 // slots serving a request
+	Queued      int64 // requests waiting for a slot
+	Requests    int64
+	Timeouts    int64
+	Rejected    int64 // no free slot within max_queue_time
+	LastError   string
+	LastErrorAt time.Time
 }
 
 // NewTenant loads a program and boots its first instance (the snapshot);
@@ -124,6 +144,9 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 	first, err := be.boot()
 	if err != nil {
 		be.close()
+		if tail := t.outputTail(); tail != "" {
+			err = fmt.Errorf("%w; the program's last output: %s", err, tail)
+		}
 		return nil, fmt.Errorf("tenant %s: program %s: %w", name, cfg.Program, err)
 	}
 	t.bootTime = time.Since(start)
@@ -138,7 +161,28 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 
 // Status says how the tenant runs.
 func (t *Tenant) Status() Status {
-	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime}
+	t.errMu.Lock()
+	last, at := t.lastErr, t.lastAt
+	t.errMu.Unlock()
+	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime,
+		Concurrency: t.cfg.Concurrency, Busy: t.busy.Load(), Queued: t.queued.Load(), Requests: t.requests.Load(),
+		Timeouts: t.timeouts.Load(), Rejected: t.rejected.Load(), LastError: last, LastErrorAt: at}
+}
+
+func (t *Tenant) noteErr(err error) {
+	t.errMu.Lock()
+	t.lastErr, t.lastAt = err.Error(), time.Now()
+	t.errMu.Unlock()
+}
+
+// outputTail is the program's last lines of output, quoted, oldest first.
+func (t *Tenant) outputTail() string {
+	t.logMu.Lock()
+	defer t.logMu.Unlock()
+	if len(t.tail) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%q", strings.Join(t.tail, "\n"))
 }
 
 // replace boots an instance for a slot whose instance failed (or for a
@@ -182,6 +226,7 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		deadline = d
 	}
 	j := newJob(ctx, info, body, deadline)
+	t.requests.Add(1)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
@@ -191,20 +236,30 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 	select {
 	case inst = <-t.free:
 	default:
+		t.queued.Add(1)
 		qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
 		select {
 		case inst = <-t.free:
 			qt.Stop()
+			t.queued.Add(-1)
 		case <-qt.C:
-			return nil, &Failure{503, "no free slot within max_queue_time"}
+			t.queued.Add(-1)
+			t.rejected.Add(1)
+			f := &Failure{503, "no free slot within max_queue_time"}
+			t.noteErr(f)
+			return nil, f
 		case <-ctx.Done():
 			qt.Stop()
+			t.queued.Add(-1)
 			return nil, ctx.Err()
 		case <-t.stop:
 			qt.Stop()
+			t.queued.Add(-1)
 			return nil, ErrClosed
 		}
 	}
+	t.busy.Add(1)
+	defer t.busy.Add(-1)
 	if err := inst.serve(j); err != nil {
 		if !errors.Is(err, errRecycle) {
 			t.faults.Add(1)
@@ -217,8 +272,12 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 	}
 	<-j.done
 	if j.err != nil {
+		t.noteErr(j.err)
 		var f *Failure
 		if errors.As(j.err, &f) {
+			if f.Status == 504 {
+				t.timeouts.Add(1)
+			}
 			t.log.Warn("program request failed", "tenant", t.name, "status", f.Status, "why", f.Reason, "url", info.URL)
 		}
 		return nil, j.err
@@ -261,6 +320,15 @@ func (t *Tenant) programLog(line string) {
 		}
 		t.logWindow, t.logLines, t.logLost = now, 0, 0
 	}
+	const tailLines, tailWidth = 8, 240
+	tl := line
+	if len(tl) > tailWidth {
+		tl = tl[:tailWidth] + "…"
+	}
+	if len(t.tail) == tailLines {
+		t.tail = append(t.tail[:0], t.tail[1:]...)
+	}
+	t.tail = append(t.tail, tl)
 	t.logLines++
 	ok := t.logLines <= logBurst
 	if !ok {
