@@ -47,6 +47,12 @@ func (n *node) swapTenant(ctx context.Context, tenant string) (time.Duration, er
 		return 0, fmt.Errorf("no tenant %q in the config", tenant)
 	}
 	if err := n.plugins.Reload(ctx, t.Plugin); err != nil {
+		// The plugin's own words (which program, why it did not boot,
+		// its last output) without the manager's frame around them.
+		msg := err.Error()
+		if _, after, ok := strings.Cut(msg, "configure: "); ok {
+			return 0, fmt.Errorf("the new plugin instance refused it: %s", after)
+		}
 		return 0, err
 	}
 	return n.bootTime(ctx, t.Plugin)(tenant), nil

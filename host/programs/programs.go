@@ -191,6 +191,9 @@ const schemaVersion = "1"
 // error naming it; it is left where it is.
 func Open(stateDir string, opts Options) (*Store, error) {
 	opts.defaults()
+	if abs, err := filepath.Abs(stateDir); err == nil {
+		stateDir = abs // messages name the file; the plugin gets absolute program paths
+	}
 	s := &Store{path: filepath.Join(stateDir, "programs.db"), dir: filepath.Join(stateDir, "programs"), opts: opts,
 		log: opts.Logger, paths: map[string]string{}}
 	db, err := s.openBolt()

@@ -1,0 +1,396 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Programs (issue 12) end to end: uploads through the admin API and the
+// CLI to a real edgehost with the real compute plugin, versions in
+// programs.db across kill -9, rollbacks, bad uploads, and uploads under
+// load.
+
+// programsConfig runs tenant "app" (hello from the config) and tenant
+// "later" (no program: uploads only) on the process backend.
+func programsConfig(t *testing.T, originURL string) string {
+	dir := programDir(t)
+	return baseConfig(originURL, fmt.Sprintf(`
+plugin "compute" {
+  self_socket = "./var/self.sock"
+  tenant "app" {
+    program     = %q
+    backend     = "process"
+    concurrency = 2
+  }
+  tenant "later" {
+    backend = "process"
+  }
+}
+route "/app/" { compute = tenant.app }
+route "/later" { compute = tenant.later }
+`, filepath.Join(dir, "hello")))
+}
+
+// upload posts the file at path as tenant's program.
+func (e *edge) upload(tenant, path string) result {
+	e.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.admin("POST", "/tenants/"+tenant+"/program", string(b))
+}
+
+// cli runs an edgehost admin command against e.
+func (e *edge) cli(args ...string) (string, error) {
+	cmd := exec.Command(edgehostBin(), append([]string{args[0], "-config", e.cfg}, args[1:]...)...)
+	cmd.Dir = e.dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+type programVersion struct {
+	Version uint64 `json:"version"`
+	SHA256  string `json:"sha256"`
+	Status  string `json:"status"`
+	Error   string `json:"error"`
+	From    string `json:"from"`
+	Live    bool   `json:"live"`
+}
+
+type tenantState struct {
+	Name     string          `json:"name"`
+	Backend  string          `json:"backend"`
+	Live     *programVersion `json:"live"`
+	Requests int64           `json:"requests"`
+	Booted   int64           `json:"booted"`
+	Error    string          `json:"error"`
+}
+
+func (e *edge) tenants() map[string]tenantState {
+	e.t.Helper()
+	r := e.admin("GET", "/tenants", "")
+	wantStatus(e.t, r, 200)
+	var ts []tenantState
+	if err := json.Unmarshal(r.Body, &ts); err != nil {
+		e.t.Fatalf("GET /tenants: %v: %s", err, r.Body)
+	}
+	out := map[string]tenantState{}
+	for _, s := range ts {
+		out[s.Name] = s
+	}
+	return out
+}
+
+func (e *edge) liveVersion(tenant string) uint64 {
+	e.t.Helper()
+	s := e.tenants()[tenant]
+	if s.Live == nil {
+		e.t.Fatalf("tenant %s has no live version: %+v", tenant, s)
+	}
+	return s.Live.Version
+}
+
+// badPrograms builds programs the host must refuse: a dynamically linked
+// ELF, and a static one that prints a line and exits before its first
+// request.
+func badPrograms(t *testing.T) (dynamic, crash string) {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "crash.c")
+	os.WriteFile(src, []byte(`#include <stdio.h>
+int main(void) { fprintf(stderr, "crash: EH_CONFIG is missing, giving up\n"); return 3; }
+`), 0o644)
+	dynamic, crash = filepath.Join(dir, "dynamic"), filepath.Join(dir, "crash")
+	for _, c := range [][]string{{"gcc", "-o", dynamic, src}, {"gcc", "-static", "-o", crash, src}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	return dynamic, crash
+}
+
+// errText is the admin API's error message in r.
+func errText(r result) string {
+	var e struct{ Error string }
+	json.Unmarshal(r.Body, &e)
+	return e.Error
+}
+
+func wantBody(t *testing.T, e *edge, path, want string) {
+	t.Helper()
+	r := e.get(path)
+	if r.Status != 200 || string(r.Body) != want {
+		t.Fatalf("GET %s: %d %q, want 200 %q", path, r.Status, r.Body, want)
+	}
+}
+
+func TestProgramUploadRollbackRestart(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, programsConfig(t, o.URL))
+	progs := programDir(t)
+	hello, counter := filepath.Join(progs, "hello"), filepath.Join(progs, "counter")
+
+	wantBody(t, e, "/app/x", "hello from /app/x")
+	ts := e.tenants()
+	if a := ts["app"]; a.Live == nil || a.Live.Version != 1 || !strings.HasPrefix(a.Live.From, "config ") || a.Backend != "process" {
+		t.Fatalf("app at start: %+v (live %+v)", a, a.Live)
+	}
+	// A tenant without a program answers 503 until one is uploaded.
+	if r := e.get("/later"); r.Status != 503 || !strings.Contains(string(r.Body), "no program yet") {
+		t.Fatalf("/later before an upload: %d %q", r.Status, r.Body)
+	}
+
+	// The admin API wants the token; unknown tenants are 404.
+	if r := e.admin("POST", "/tenants/app/program", "x", "wrong"); r.Status != 401 {
+		t.Fatalf("upload with a wrong token: %d", r.Status)
+	}
+	if r := e.admin("GET", "/tenants", "", "wrong"); r.Status != 401 {
+		t.Fatalf("GET /tenants with a wrong token: %d", r.Status)
+	}
+	if r := e.upload("nobody", counter); r.Status != 404 || !strings.Contains(errText(r), `no tenant "nobody"`) {
+		t.Fatalf("upload to an unknown tenant: %d %s", r.Status, r.Body)
+	}
+
+	// Upload → live.
+	out, err := e.cli("upload", "app", counter)
+	if err != nil || !strings.Contains(out, "version 2 is live") {
+		t.Fatalf("edgehost upload: %v\n%s", err, out)
+	}
+	wantBody(t, e, "/app/x", "1")
+	if v := e.liveVersion("app"); v != 2 {
+		t.Fatalf("live version %d after the upload, want 2", v)
+	}
+
+	// Bad uploads: refused with a precise error, the live version serves.
+	dynamic, crash := badPrograms(t)
+	notELF := filepath.Join(e.dir, "config.hcl")
+	for _, c := range []struct{ file, want string }{
+		{notELF, "not an ELF file"},
+		{dynamic, "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
+		{crash, `program exited before asking for a request (exit status 3); the program's last output: "crash: EH_CONFIG is missing, giving up"`},
+	} {
+		r := e.upload("app", c.file)
+		if r.Status != 422 || !strings.Contains(errText(r), c.want) {
+			t.Errorf("upload of %s: %d %s, want 422 saying %q", filepath.Base(c.file), r.Status, r.Body, c.want)
+		}
+		wantBody(t, e, "/app/x", "1")
+	}
+	// The CLI says the same and fails.
+	if out, err := e.cli("upload", "app", crash); err == nil || !strings.Contains(out, "giving up") {
+		t.Errorf("edgehost upload of a crashing program: %v\n%s", err, out)
+	}
+	wantBody(t, e, "/app/x", "1")
+	if v := e.liveVersion("app"); v != 2 {
+		t.Fatalf("live version %d after bad uploads, want 2", v)
+	}
+
+	// Rollback without a version: the previous live one (1, hello).
+	if out, err := e.cli("rollback", "app"); err != nil || !strings.Contains(out, "version 1 is live again") {
+		t.Fatalf("edgehost rollback: %v\n%s", err, out)
+	}
+	wantBody(t, e, "/app/x", "hello from /app/x")
+	// To a version that was rejected: refused, nothing changes.
+	if r := e.admin("POST", "/tenants/app/rollback?version=3", ""); r.Status != 404 || !strings.Contains(errText(r), "rejected") {
+		t.Fatalf("rollback to a rejected version: %d %s", r.Status, r.Body)
+	}
+	// To version 2 by number.
+	if r := e.admin("POST", "/tenants/app/rollback?version=2", ""); r.Status != 200 {
+		t.Fatalf("rollback to 2: %d %s", r.Status, r.Body)
+	}
+	wantBody(t, e, "/app/x", "1")
+
+	// An uploads-only tenant.
+	if r := e.upload("later", hello); r.Status != 200 {
+		t.Fatalf("upload to later: %d %s", r.Status, r.Body)
+	}
+	wantBody(t, e, "/later", "hello from /later")
+
+	// The history, through the CLI.
+	out, err = e.cli("programs", "app")
+	if err != nil {
+		t.Fatalf("edgehost programs: %v\n%s", err, out)
+	}
+	for _, want := range []string{"*live", "rejected", "retired", "config " + hello} {
+		if !strings.Contains(out, want) {
+			t.Errorf("edgehost programs app lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := e.cli("tenants"); err != nil || !strings.Contains(out, "later") || !strings.Contains(out, "process") {
+		t.Errorf("edgehost tenants: %v\n%s", err, out)
+	}
+
+	// kill -9 and a restart: the same versions serve.
+	before := e.tenants()
+	e.kill9()
+	e.start()
+	wantBody(t, e, "/app/x", "1")
+	wantBody(t, e, "/later", "hello from /later")
+	after := e.tenants()
+	for _, name := range []string{"app", "later"} {
+		if after[name].Live == nil || after[name].Live.Version != before[name].Live.Version || after[name].Live.SHA256 != before[name].Live.SHA256 {
+			t.Errorf("tenant %s: live %+v after kill -9, was %+v", name, after[name].Live, before[name].Live)
+		}
+	}
+	// A config reload with the same file keeps the uploaded version live.
+	if r := e.admin("POST", "/reload", ""); r.Status != 200 {
+		t.Fatalf("reload: %d %s", r.Status, r.Body)
+	}
+	wantBody(t, e, "/app/x", "1")
+}
+
+// TestProgramDamagedDBStopsStart: programs.db is never discarded.
+func TestProgramDamagedDBStopsStart(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, programsConfig(t, o.URL))
+	e.stop()
+	db := filepath.Join(e.dir, "var", "programs.db")
+	junk := strings.Repeat("damaged ", 4096)
+	if err := os.WriteFile(db, []byte(junk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(edgehostBin(), "run", "-config", e.cfg)
+	cmd.Dir = e.dir
+	out, err := runWithTimeout(cmd, 20*time.Second)
+	if err == nil || !strings.Contains(out, db) || !strings.Contains(out, "never discarded") {
+		t.Fatalf("start with a damaged programs.db: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(db); string(b) != junk {
+		t.Fatalf("programs.db was changed or moved")
+	}
+}
+
+func runWithTimeout(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return buf.String(), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return buf.String(), fmt.Errorf("still running after %v (it should have refused to start)", d)
+	}
+}
+
+// TestProgramUploadsUnderLoad: a client loop runs during two uploads and
+// gets no error; every answer comes from one of the two versions.
+func TestProgramUploadsUnderLoad(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, programsConfig(t, o.URL))
+	progs := programDir(t)
+	hello, counter := filepath.Join(progs, "hello"), filepath.Join(progs, "counter")
+	wantBody(t, e, "/app/x", "hello from /app/x")
+
+	type sample struct {
+		at, took time.Duration
+	}
+	var (
+		stop     atomic.Bool
+		errs     atomic.Int64
+		answers  sync.Map // body → count
+		mu       sync.Mutex
+		samples  []sample
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	t0 := time.Now()
+	const clients = 4
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				start := time.Now()
+				resp, err := client.Get(e.url("/app/x"))
+				var body []byte
+				if err == nil {
+					body, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+					}
+				}
+				if err == nil && string(body) != "hello from /app/x" && string(body) != "1" {
+					err = fmt.Errorf("unexpected body %q", body)
+				}
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				n, _ := answers.LoadOrStore(string(body), new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				mu.Lock()
+				samples = append(samples, sample{start.Sub(t0), time.Since(start)})
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	var swaps [][2]time.Duration // upload start, end (since t0)
+	for _, p := range []string{counter, hello} {
+		s := time.Since(t0)
+		r := e.upload("app", p)
+		swaps = append(swaps, [2]time.Duration{s, time.Since(t0)})
+		if r.Status != 200 {
+			t.Errorf("upload %s under load: %d %s", filepath.Base(p), r.Status, r.Body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	if n := errs.Load(); n != 0 {
+		t.Errorf("%d requests failed during the uploads; first: %v", n, firstErr.Load())
+	}
+	for _, body := range []string{"hello from /app/x", "1"} {
+		if n, ok := answers.Load(body); !ok || n.(*atomic.Int64).Load() == 0 {
+			t.Errorf("no answer %q during the run: both versions should have served", body)
+		}
+	}
+	// The figures for the notes: upload-to-live, and latency while a
+	// swap runs against the rest of the run.
+	var during, outside []time.Duration
+	for _, s := range samples {
+		in := false
+		for _, w := range swaps {
+			if s.at+s.took >= w[0] && s.at <= w[1] {
+				in = true
+			}
+		}
+		if in {
+			during = append(during, s.took)
+		} else {
+			outside = append(outside, s.took)
+		}
+	}
+	pct := func(d []time.Duration, p float64) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[min(len(d)-1, int(float64(len(d))*p))]
+	}
+	for i, w := range swaps {
+		t.Logf("upload %d: live %v after it began (under %d clients)", i+1, (w[1] - w[0]).Round(time.Millisecond), clients)
+	}
+	t.Logf("requests: %d (%d during swaps); latency outside swaps p50 %v p99 %v max %v; during swaps p50 %v p99 %v max %v",
+		len(samples), len(during), pct(outside, .5), pct(outside, .99), pct(outside, 1), pct(during, .5), pct(during, .99), pct(during, 1))
+}
