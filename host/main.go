@@ -6,6 +6,7 @@
 //	edgehost version
 //	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | stat | plugins
 //	edgehost demo-origin -listen ADDR     a demo origin to try edgehost with
+//	edgehost program run FILE URL         one request through a compute program
 package main
 
 import (
@@ -59,6 +60,7 @@ commands:
   rollback TENANT [VER]    make an earlier version live (default: the previous one)
   tenants                  every tenant: backend, live version, slots, queue, counters
   demo-origin -listen ADDR run the demo origin
+  program run FILE URL     answer one request with a compute program (no proxy)
 
 The admin commands read listen.admin and admin.token from -config (default config.hcl).`
 
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "demo-origin":
 		return cmdDemoOrigin(ctx, rest)
+	case "program":
+		return cmdProgram(ctx, rest)
 	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file",
 		"upload", "programs", "rollback", "tenants":
 		return cmdAdmin(ctx, cmd, rest)

@@ -47,29 +47,28 @@ func (f *Files) Watch(cfg *config.Config, wait time.Duration) error {
 		}
 		return nil
 	}
-	t := f
 	var waits []string
 	var chans []chan struct{}
-	t.mu.Lock()
-	if t.watching == nil {
-		t.watching, t.syncs, t.synced = map[string]*watcher{}, map[string]int{}, map[string]chan struct{}{}
+	f.mu.Lock()
+	if f.watching == nil {
+		f.watching, f.syncs, f.synced = map[string]*watcher{}, map[string]int{}, map[string]chan struct{}{}
 	}
 	for name := range filePlugins(cfg) {
 		h, err := f.plugins.File(name)
 		if err != nil {
-			t.mu.Unlock()
+			f.mu.Unlock()
 			return fmt.Errorf("file plugin %q: %w", name, err)
 		}
 		// A handle follows its plugin across relaunches and swaps; a
 		// different one means the plugin was removed and declared again.
-		if w := t.watching[name]; w == nil || w.h != h {
+		if w := f.watching[name]; w == nil || w.h != h {
 			if w != nil {
 				w.cancel()
 			}
 			ctx, cancel := context.WithCancel(f.ctx)
-			t.watching[name] = &watcher{h: h, cancel: cancel}
-			t.syncs[name] = 0
-			t.synced[name] = make(chan struct{})
+			f.watching[name] = &watcher{h: h, cancel: cancel}
+			f.syncs[name] = 0
+			f.synced[name] = make(chan struct{})
 			f.bg.Add(1)
 			go func() {
 				defer f.bg.Done()
@@ -77,9 +76,9 @@ func (f *Files) Watch(cfg *config.Config, wait time.Duration) error {
 			}()
 		}
 		waits = append(waits, name)
-		chans = append(chans, t.synced[name])
+		chans = append(chans, f.synced[name])
 	}
-	t.mu.Unlock()
+	f.mu.Unlock()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	var late []string
@@ -100,7 +99,7 @@ func (f *Files) Watch(cfg *config.Config, wait time.Duration) error {
 	for {
 		var missing []string
 		for name := range cfg.Files {
-			if t.get(name) == nil {
+			if f.get(name) == nil {
 				missing = append(missing, name)
 			}
 		}
@@ -145,16 +144,15 @@ func (f *Files) followFiles(ctx context.Context, plugin string, h pluginapi.File
 
 // applyFileState takes one message of a watch stream.
 func (f *Files) applyFileState(plugin string, h pluginapi.File, st *pluginv1.ReaderState) {
-	t := f
 	switch pluginapi.KindOfFileState(st.GetReader(), st.GetMessage()) {
 	case pluginapi.FileStateSync:
-		t.mu.Lock()
-		t.syncs[plugin]++
-		n := t.syncs[plugin]
+		f.mu.Lock()
+		f.syncs[plugin]++
+		n := f.syncs[plugin]
 		if n == 1 {
-			close(t.synced[plugin])
+			close(f.synced[plugin])
 		}
-		t.mu.Unlock()
+		f.mu.Unlock()
 		if n > 1 {
 			// A new plugin instance: it tracks no static file yet.
 			f.recheckStatic(plugin, h)
@@ -169,15 +167,14 @@ func (f *Files) applyFileState(plugin string, h pluginapi.File, st *pluginv1.Rea
 // updateReader records a reader's state, reading its contents when the
 // state names a version the table does not hold.
 func (f *Files) updateReader(h pluginapi.File, st *pluginv1.ReaderState) {
-	t := f
 	name := st.GetReader()
 	// One reader's updates are serialized by its own lock; the table's
 	// lock is held only to publish, so a slow read of one file's new
 	// contents delays no other reader, watch or check.
-	rl := t.readerLock(name)
+	rl := f.readerLock(name)
 	rl.Lock()
 	defer rl.Unlock()
-	old := t.get(name)
+	old := f.get(name)
 	if st.GetError() == pluginapi.FileErrMissing && old != nil && old.loaded {
 		// The file is gone and the plugin has no mapping of it (it was
 		// relaunched after the deletion): the host's copy of the last
@@ -209,9 +206,9 @@ func (f *Files) updateReader(h pluginapi.File, st *pluginv1.ReaderState) {
 	if ok, why := e.usable(); !ok && (old == nil || old.state.GetError() != st.GetError() || old.state.GetMessage() != st.GetMessage()) {
 		f.log.Warn("file reader cannot serve", "reader", name, "why", why)
 	}
-	t.mu.Lock()
-	t.put(name, e)
-	t.mu.Unlock()
+	f.mu.Lock()
+	f.put(name, e)
+	f.mu.Unlock()
 }
 
 // readerLock returns the lock that serializes updates of one reader.

@@ -40,6 +40,7 @@ import (
 //	    max_memory       = "256MiB"
 //	    max_response_size = "16MiB"
 //	    ephemeral        = true       # every request from the snapshot
+//	    second_chance    = false      # a timed-out or crashed request: 1 s more, flagged
 //	    recycle_after    = 0          # process: a new process after N requests
 //	    arguments        = []
 //	    environment      = {}
@@ -76,6 +77,7 @@ func Schema() *pluginapi.Schema {
 		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
 		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
 		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
+		{Name: "second_chance", Type: cty.Bool, Doc: "a request that timed out or crashed goes to the program again, flagged, to answer within 1s; default false"},
 		{Name: "recycle_after", Type: cty.Number, Doc: "process backend: a new process after this many requests; 0 = never"},
 		{Name: "arguments", Type: cty.List(cty.String), Doc: "argv after argv[0], which is the tenant's name"},
 		{Name: "environment", Type: cty.Map(cty.String), Doc: "the program's environment"},
@@ -206,6 +208,9 @@ func settings(v cty.Value) (sandbox.Settings, error) {
 	}
 	if attr(v, "ephemeral") && !v.GetAttr("ephemeral").IsNull() {
 		s.Ephemeral = v.GetAttr("ephemeral").True()
+	}
+	if attr(v, "second_chance") && !v.GetAttr("second_chance").IsNull() {
+		s.SecondChance = v.GetAttr("second_chance").True()
 	}
 	switch s.Backend {
 	case "", "auto", "process", "kvm":

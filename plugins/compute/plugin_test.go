@@ -229,6 +229,37 @@ func selfSocket(t *testing.T, c **pluginapi.Client) string {
 	return sock
 }
 
+// The same program through both backends and auto, in the real plugin:
+// the same bytes.
+func TestPluginBackends(t *testing.T) {
+	backends := []string{"process", "auto"}
+	if _, err := sandbox.CallCost("kvm"); err != nil {
+		if os.Getenv("EDGEHOST_KVM_REQUIRE") != "" {
+			t.Fatalf("EDGEHOST_KVM_REQUIRE is set but the kvm backend does not run: %v", err)
+		}
+		t.Logf("kvm backend not tested: %v", err)
+	} else {
+		backends = append(backends, "kvm")
+	}
+	var src string
+	for _, be := range backends {
+		src += tenantBlock("json-"+be, "json", fmt.Sprintf("  backend = %q", be))
+	}
+	c := start(t, src)
+	var first result
+	for i, be := range backends {
+		r := call(t, c, "json-"+be, "/items/42", 0)
+		if i == 0 {
+			first = r
+			if r.status != 200 || !strings.HasPrefix(r.body, `{"id":42,`) {
+				t.Fatalf("%s: %+v", be, r)
+			}
+		} else if fmt.Sprint(r) != fmt.Sprint(first) {
+			t.Errorf("%s: %+v, want %+v as on %s", be, r, first, backends[0])
+		}
+	}
+}
+
 func TestPluginFetch(t *testing.T) {
 	var c *pluginapi.Client
 	sock := selfSocket(t, &c)

@@ -257,3 +257,45 @@ route "/z" {
 		}
 	}
 }
+
+// TestComputeHostilePrograms: what a program must not do is refused or
+// contained, through the host, and the host and the other tenant serve on.
+func TestComputeHostilePrograms(t *testing.T) { backends(t, testComputeHostile) }
+
+func testComputeHostile(t *testing.T, backend string) {
+	o := startOrigin(t)
+	e := newEdge(t, computeConfig(t, backend, o.URL, map[string]string{
+		"hostile": "max_request_time = \"1s\"\n    max_memory = \"32MiB\"\n    hosts = [\"hostile.example\"]",
+		"hello":   ``,
+	}, `
+route "/hello/" { compute = tenant.hello }
+`))
+	h := func(path string) result { return e.get(path, "Host", "hostile.example") }
+	for _, path := range []string{"/fork", "/open", "/socket", "/exec"} {
+		r := h(path)
+		if r.Status != 200 || !strings.Contains(string(r.Body), "=-1 ") {
+			t.Errorf("%s: %d %q, want the call refused (-1 and an errno)", path, r.Status, r.Body)
+		}
+	}
+	if r := h("/crash"); r.Status != 500 {
+		t.Errorf("/crash: %d %q, want 500", r.Status, r.Body)
+	}
+	if r := h("/malloc"); r.Status != 200 && r.Status != 500 {
+		t.Errorf("/malloc: %d %q, want an answer or 500 within max_memory", r.Status, r.Body)
+	}
+	if r := h("/loop"); r.Status != 504 {
+		t.Errorf("/loop: %d, want 504", r.Status)
+	}
+	if r := h("/exit"); r.Status != 500 {
+		t.Errorf("/exit: %d, want 500", r.Status)
+	}
+	// Everything still serves: the tenant (a fresh slot), the other tenant,
+	// the cache.
+	if r := h("/stdout"); r.Status != 200 || string(r.Body) != "ok" {
+		t.Errorf("hostile after the attacks: %d %q", r.Status, r.Body)
+	}
+	if r := e.get("/hello/x"); r.Status != 200 {
+		t.Errorf("hello: %d", r.Status)
+	}
+	wantStatus(t, e.get("/bytes/1k"), 200)
+}

@@ -1,11 +1,20 @@
-/* spin loops forever inside every request: for request time limits. */
+/* spin loops forever inside every request: for request time limits. On
+ * a second chance (EH_REQ_ERROR) it answers 503 "spin gave up: WHY". */
+#include <stdio.h>
+
 #include "edgehost.h"
 
 static char buf[4096];
 static volatile unsigned long spins;
 
 static void handle(const struct eh_request *req) {
-  (void)req;
+  if (req->flags & EH_REQ_ERROR) {
+    char out[512];
+    int n = snprintf(out, sizeof out, "spin gave up: %.*s", (int)req->error.len, eh_string(req, req->error));
+    if (n > (int)sizeof out) n = sizeof out;
+    eh_respond_simple(503, "text/plain", out, (size_t)n);
+    return;
+  }
   for (;;) spins++;
 }
 

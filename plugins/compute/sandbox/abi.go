@@ -19,7 +19,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 )
@@ -120,6 +119,7 @@ type RequestInfo struct {
 	TimeLeftNS                uint64 // what the request may still take when delivered
 	Depth                     uint32
 	TxID                      string // the host's transaction, for self-requests' logs
+	Error                     string // a second chance: why the request failed (EH_REQ_ERROR)
 }
 
 // encodeRequest lays a request out as struct eh_request followed by its
@@ -144,6 +144,7 @@ func encodeRequest(r *RequestInfo) []byte {
 	str(56, query)
 	str(64, r.Host)
 	str(72, r.Tenant)
+	str(92, r.Error)
 	// Header strings first, then the table (8-byte aligned).
 	type span struct{ off, n uint32 }
 	spans := make([]span, 0, 2*len(r.Headers))
@@ -167,6 +168,9 @@ func encodeRequest(r *RequestInfo) []byte {
 	flags := uint16(0)
 	if r.BodyLen > 0 {
 		flags |= 1 // EH_REQ_HAS_BODY
+	}
+	if r.Error != "" {
+		flags |= 4 // EH_REQ_ERROR
 	}
 	le.PutUint16(b[6:], flags)
 	le.PutUint64(b[8:], r.ID)
@@ -382,5 +386,3 @@ func errnoName(e int64) string {
 	}
 	return fmt.Sprintf("errno %d", -e)
 }
-
-var _ = io.EOF

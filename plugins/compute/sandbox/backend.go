@@ -1,10 +1,6 @@
 package sandbox
 
-import (
-	"fmt"
-
-	"github.com/edgehost/edgehost/kvm"
-)
+import "fmt"
 
 // chooseBackend picks the tenant's backend and says why.
 func chooseBackend(t *Tenant, elf []byte) (backend, string, error) {
@@ -35,5 +31,3 @@ func autoBackend(t *Tenant, elf []byte) (backend, string, error) {
 	b, err := newProcessBackend(t, elf)
 	return b, why, err
 }
-
-var _ = kvm.Probe

@@ -32,21 +32,22 @@ func kvmChoice() (bool, string) {
 }
 
 func measureChoice() (bool, string) {
-	if err := kvm.Probe(); err != nil {
+	info, err := kvm.ProbeInfo()
+	if err != nil {
 		return false, "kvm unavailable: " + err.Error()
 	}
 	k, err := CallCost("kvm")
 	if err != nil {
-		return false, "kvm self-test failed: " + err.Error()
+		return false, info.Flavour.String() + " kvm self-test failed: " + err.Error()
 	}
 	p, err := CallCost("process")
 	if err != nil {
-		return true, fmt.Sprintf("kvm call %v; process self-test failed: %v", k, err)
+		return true, fmt.Sprintf("%s kvm call %v; process self-test failed: %v", info.Flavour, k, err)
 	}
 	if k <= p {
-		return true, fmt.Sprintf("kvm call %v ≤ process call %v", k, p)
+		return true, fmt.Sprintf("%s kvm call %v ≤ process call %v", info.Flavour, k.Round(100*time.Nanosecond), p.Round(100*time.Nanosecond))
 	}
-	return false, fmt.Sprintf("kvm call %v > process call %v", k, p)
+	return false, fmt.Sprintf("%s kvm call %v > process call %v", info.Flavour, k.Round(100*time.Nanosecond), p.Round(100*time.Nanosecond))
 }
 
 // CallCost measures one ABI call's round trip under a backend with the

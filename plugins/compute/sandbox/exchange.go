@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -241,5 +240,3 @@ func (x *exchange) fetch(m Memory, fa, ra uint64) int64 {
 	x.handles[x.lastHandle] = res.Body
 	return int64(x.lastHandle)
 }
-
-var _ = binary.LittleEndian

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/edgehost/edgehost/kvm"
 )
@@ -150,5 +149,3 @@ func (s *kvmSlot) footprint() int64 {
 	n, _ := s.vm.Footprint()
 	return n
 }
-
-var _ = time.Second

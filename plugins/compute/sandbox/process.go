@@ -1,14 +1,13 @@
 package sandbox
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -136,8 +135,7 @@ type proc struct {
 	snapBuf, snapCap, snapSP, snapIP uint64
 	ip                               uint64 // of the call last received
 	served                           int
-	waited                           chan struct{}
-	exitMsg                          string
+	exitMsg                          string // how it ended, once killed
 }
 
 var (
@@ -170,18 +168,8 @@ func (b *processBackend) boot() (instance, error) {
 		unix.Close(sp[0])
 		return nil, fmt.Errorf("start stub: %w", err)
 	}
-	p := &proc{b: b, cmd: cmd, pid: cmd.Process.Pid, listener: -1, mem: procMem{cmd.Process.Pid}, waited: make(chan struct{})}
+	p := &proc{b: b, cmd: cmd, pid: cmd.Process.Pid, listener: -1, mem: procMem{cmd.Process.Pid}}
 	p.x = newExchange(t, backendProcess)
-	go func() {
-		err := cmd.Wait()
-		out.flush()
-		if err != nil {
-			p.exitMsg = err.Error()
-		} else {
-			p.exitMsg = "exit status 0"
-		}
-		close(p.waited)
-	}()
 	deadline := time.Now().Add(t.cfg.MaxBootTime)
 	lfd, err := recvListener(sp[0], deadline)
 	unix.Close(sp[0])
@@ -354,10 +342,24 @@ func (p *proc) serve(j *job) error {
 
 var errRecycle = errors.New("recycled after recycle_after requests")
 
-// kill ends the process and waits for it.
+// kill ends the process and reaps it. Only kill reaps: until then the pid
+// stays the program's (a zombie at worst), so a write through procMem can
+// never reach another process that got the pid again.
 func (p *proc) kill() {
+	if p.cmd == nil {
+		return
+	}
 	unix.Kill(p.pid, unix.SIGKILL)
-	<-p.waited
+	err := p.cmd.Wait()
+	if out, ok := p.cmd.Stdout.(*logLines); ok {
+		out.flush() // a last line without a newline, for the boot error's output tail
+	}
+	if err != nil {
+		p.exitMsg = err.Error()
+	} else {
+		p.exitMsg = "exit status 0"
+	}
+	p.cmd = nil
 	if p.snap != nil {
 		p.snap.close()
 	}
@@ -390,7 +392,7 @@ type logLines struct {
 func (l *logLines) Write(p []byte) (int, error) {
 	l.buf = append(l.buf, p...)
 	for {
-		i := strings.IndexByte(string(l.buf), '\n')
+		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			if len(l.buf) > 4096 {
 				l.t.programLog(string(l.buf))
@@ -412,4 +414,3 @@ func (l *logLines) flush() {
 }
 
 var _ io.Writer = (*logLines)(nil)
-var _ = bufio.ScanLines

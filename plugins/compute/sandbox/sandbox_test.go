@@ -120,3 +120,26 @@ func TestCounter(t *testing.T) {
 		})
 	}
 }
+
+// Many requests at once share the slots; each starts from the snapshot.
+func TestParallel(t *testing.T) {
+	tn := newTenant(t, "counter", "counter", Settings{Backend: "process", Ephemeral: true, Concurrency: 3, MaxQueueTime: 10 * time.Second})
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		go func() {
+			r, err := get(t, tn, "/")
+			if err == nil && string(r.Body) != "1" {
+				err = fmt.Errorf("got %q, want 1", r.Body)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 40; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if f := tn.Status().Faults; f != 0 {
+		t.Errorf("%d faults", f)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"runtime"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -151,5 +150,3 @@ func stubFail(status int, msg string) {
 	unix.RawSyscall(unix.SYS_EXIT_GROUP, uintptr(status), 0, 0)
 	os.Exit(status)
 }
-
-var _ = syscall.Stdin

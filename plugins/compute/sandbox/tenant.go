@@ -23,6 +23,7 @@ type Settings struct {
 	MaxMemory      uint64        // bytes per slot (default 256 MiB)
 	MaxResponse    uint64        // response body bytes (default 16 MiB)
 	Ephemeral      bool          // every request from the snapshot (default true)
+	SecondChance   bool          // a failed request goes to the program again, flagged, for 1 s
 	RecycleAfter   int           // process: a new process after this many requests (0: never)
 	Arguments      []string      // argv after argv[0] = the tenant's name
 	Environment    []string      // NAME=value
@@ -185,6 +186,25 @@ func (t *Tenant) outputTail() string {
 	return fmt.Sprintf("%q", strings.Join(t.tail, "\n"))
 }
 
+// secondChanceTime is what a second chance may take.
+const secondChanceTime = time.Second
+
+// secondChance gives the program the failed request again, flagged with
+// why it failed, to answer within secondChanceTime (NOTES: on_error). Nil
+// when it does not answer.
+func (t *Tenant) secondChance(ctx context.Context, info RequestInfo, body []byte, f *Failure) *Reply {
+	ctx, cancel := context.WithTimeout(ctx, secondChanceTime)
+	defer cancel()
+	info.Error = f.Reason
+	r, err := t.handle(ctx, info, body)
+	if err != nil {
+		t.log.Warn("program's second chance failed", "tenant", t.name, "error", err)
+		return nil
+	}
+	t.log.Info("program answered a failed request on its second chance", "tenant", t.name, "status", r.Status, "why", f.Reason)
+	return r
+}
+
 // replace boots an instance for a slot whose instance failed (or for a
 // slot not booted yet), with backoff while booting fails.
 func (t *Tenant) replace() {
@@ -219,6 +239,26 @@ var ErrClosed = errors.New("tenant closed")
 // Handle runs a request through the program. A *Failure error carries the
 // status the client should get.
 func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Reply, error) {
+	r, err := t.handle(ctx, info, body)
+	var f *Failure
+	if err != nil && t.cfg.SecondChance && errors.As(err, &f) && (f.Status == 500 || f.Status == 504) {
+		if r := t.secondChance(ctx, info, body, f); r != nil {
+			return r, nil
+		}
+	}
+	if err != nil {
+		t.noteErr(err)
+	}
+	if err != nil && errors.As(err, &f) {
+		if f.Status == 504 {
+			t.timeouts.Add(1)
+		}
+		t.log.Warn("program request failed", "tenant", t.name, "status", f.Status, "why", f.Reason, "url", info.URL)
+	}
+	return r, err
+}
+
+func (t *Tenant) handle(ctx context.Context, info RequestInfo, body []byte) (*Reply, error) {
 	info.Tenant = t.name
 	now := time.Now()
 	deadline := now.Add(t.cfg.MaxRequestTime)
@@ -245,9 +285,7 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		case <-qt.C:
 			t.queued.Add(-1)
 			t.rejected.Add(1)
-			f := &Failure{503, "no free slot within max_queue_time"}
-			t.noteErr(f)
-			return nil, f
+			return nil, &Failure{503, "no free slot within max_queue_time"}
 		case <-ctx.Done():
 			qt.Stop()
 			t.queued.Add(-1)
@@ -271,18 +309,7 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		t.free <- inst
 	}
 	<-j.done
-	if j.err != nil {
-		t.noteErr(j.err)
-		var f *Failure
-		if errors.As(j.err, &f) {
-			if f.Status == 504 {
-				t.timeouts.Add(1)
-			}
-			t.log.Warn("program request failed", "tenant", t.name, "status", f.Status, "why", f.Reason, "url", info.URL)
-		}
-		return nil, j.err
-	}
-	return j.reply, nil
+	return j.reply, j.err
 }
 
 // Close stops the slots and their instances.

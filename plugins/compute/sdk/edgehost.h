@@ -90,11 +90,17 @@ struct eh_request {
   uint32_t num_headers;   /* struct eh_header[num_headers] at headers_off */
   uint32_t headers_off;
   uint32_t depth;         /* self-request depth of this request */
-  uint32_t reserved[9];
+  struct eh_str error;    /* EH_REQ_ERROR: why the request failed */
+  uint32_t reserved[7];
 };
 EH_STATIC_ASSERT(sizeof(struct eh_request) == 128, "eh_request");
 
 #define EH_REQ_HAS_BODY 0x1u
+/* A second chance (the tenant's second_chance setting): the request below
+ * failed (it ran out of time, or the program crashed) and the program,
+ * reset to its snapshot, may answer it within 1 s instead; error says why.
+ * Answering nothing (or failing again) leaves the original 500 or 504. */
+#define EH_REQ_ERROR 0x4u
 
 /* A response, passed to EH_CALL_RESPOND; pointers are the program's own. */
 struct eh_response {
