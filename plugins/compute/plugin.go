@@ -40,6 +40,8 @@ import (
 //	    max_memory       = "256MiB"
 //	    max_response_size = "16MiB"
 //	    ephemeral        = true       # every request from the snapshot
+//	    warm_requests    = 0          # GETs to warm_path answered (no 5xx) before it goes live
+//	    warm_path        = "/"
 //	    second_chance    = false      # a timed-out or crashed request: 1 s more, flagged
 //	    recycle_after    = 0          # process: a new process after N requests
 //	    arguments        = []
@@ -77,6 +79,8 @@ func Schema() *pluginapi.Schema {
 		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
 		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
 		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
+		{Name: "warm_requests", Type: cty.Number, Doc: "GET requests (to warm_path) the program must answer, without a 5xx, before it goes live; default 0"},
+		{Name: "warm_path", Type: cty.String, Doc: `the warm-up requests' path; default "/"`},
 		{Name: "second_chance", Type: cty.Bool, Doc: "a request that timed out or crashed goes to the program again, flagged, to answer within 1s; default false"},
 		{Name: "recycle_after", Type: cty.Number, Doc: "process backend: a new process after this many requests; 0 = never"},
 		{Name: "arguments", Type: cty.List(cty.String), Doc: "argv after argv[0], which is the tenant's name"},
@@ -96,8 +100,8 @@ func (p *Plugin) Info(context.Context) (*pluginapi.Info, error) {
 	return &pluginapi.Info{Name: "compute", Version: p.Version, Schema: Schema()}, nil
 }
 
-// Configure loads and boots every tenant.
-func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
+// Configure loads and boots every tenant, and warms those that ask for it.
+func (p *Plugin) Configure(ctx context.Context, cfg pluginapi.Config) error {
 	v := cfg.Value
 	var fetch sandbox.Fetcher
 	if s := str(v, "self_socket"); s != "" {
@@ -135,6 +139,11 @@ func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
 					closeAll()
 					return err
 				}
+				if err := warm(ctx, t, name, b); err != nil {
+					t.Close()
+					closeAll()
+					return err
+				}
 				tenants[name] = t
 				sum := sha256.Sum256(elf)
 				programs[name] = program{s.Program, hex.EncodeToString(sum[:])}
@@ -147,6 +156,38 @@ func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
 	p.mu.Unlock()
 	for _, t := range old {
 		t.Close()
+	}
+	return nil
+}
+
+// warm sends a tenant's warm-up requests (warm_requests to warm_path):
+// a program that fails one, or answers it with a 5xx, does not go live
+// (issue 12: "optionally warmed with N requests").
+func warm(ctx context.Context, t *sandbox.Tenant, name string, v cty.Value) error {
+	n := 0
+	if attr(v, "warm_requests") && !v.GetAttr("warm_requests").IsNull() {
+		i, acc := v.GetAttr("warm_requests").AsBigFloat().Int64()
+		if acc != 0 || i < 0 || i > 1000 {
+			return fmt.Errorf("tenant %q: warm_requests: want a whole number from 0 to 1000", name)
+		}
+		n = int(i)
+	}
+	path := str(v, "warm_path")
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("tenant %q: warm_path: want a path starting with /, got %q", name, path)
+	}
+	for i := 1; i <= n; i++ {
+		r, err := t.Handle(ctx, sandbox.RequestInfo{Method: "GET", URL: path, Host: "localhost",
+			Headers: [][2]string{{"Edgehost-Warmup", strconv.Itoa(i)}}}, nil)
+		if err == nil && r.Status >= 500 {
+			err = fmt.Errorf("answered %d", r.Status)
+		}
+		if err != nil {
+			return fmt.Errorf("tenant %q: warm-up request %d of %d (GET %s) failed: %w", name, i, n, path, err)
+		}
 	}
 	return nil
 }

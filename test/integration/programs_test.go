@@ -29,9 +29,11 @@ func programsConfig(t *testing.T, originURL string) string {
 plugin "compute" {
   self_socket = "./var/self.sock"
   tenant "app" {
-    program     = %q
-    backend     = "process"
-    concurrency = 2
+    program       = %q
+    backend       = "process"
+    concurrency   = 2
+    warm_requests = 2
+    warm_path     = "/warm"
   }
   tenant "later" {
     backend = "process"
@@ -103,22 +105,31 @@ func (e *edge) liveVersion(tenant string) uint64 {
 }
 
 // badPrograms builds programs the host must refuse: a dynamically linked
-// ELF, and a static one that prints a line and exits before its first
-// request.
-func badPrograms(t *testing.T) (dynamic, crash string) {
+// ELF, a static one that prints a line and exits before its first
+// request, and one that boots but crashes on every request (it fails its
+// warm-up).
+func badPrograms(t *testing.T) (dynamic, crash, crashy string) {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "crash.c")
 	os.WriteFile(src, []byte(`#include <stdio.h>
 int main(void) { fprintf(stderr, "crash: EH_CONFIG is missing, giving up\n"); return 3; }
 `), 0o644)
-	dynamic, crash = filepath.Join(dir, "dynamic"), filepath.Join(dir, "crash")
-	for _, c := range [][]string{{"gcc", "-o", dynamic, src}, {"gcc", "-static", "-o", crash, src}} {
+	src2 := filepath.Join(dir, "crashy.c")
+	os.WriteFile(src2, []byte(`#include "edgehost.h"
+static char buf[16384];
+static void handle(const struct eh_request *req) { (void)req; *(volatile int *)0 = 1; }
+int main(void) { eh_serve(handle, (struct eh_request *)buf, sizeof buf, 0, 0); return 1; }
+`), 0o644)
+	sdk, _ := filepath.Abs("../../plugins/compute/sdk")
+	dynamic, crash, crashy = filepath.Join(dir, "dynamic"), filepath.Join(dir, "crash"), filepath.Join(dir, "crashy")
+	for _, c := range [][]string{{"gcc", "-o", dynamic, src}, {"gcc", "-static", "-o", crash, src},
+		{"gcc", "-static", "-I" + sdk, "-o", crashy, src2}} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", c, err, out)
 		}
 	}
-	return dynamic, crash
+	return dynamic, crash, crashy
 }
 
 // errText is the admin API's error message in r.
@@ -174,12 +185,13 @@ func TestProgramUploadRollbackRestart(t *testing.T) {
 	}
 
 	// Bad uploads: refused with a precise error, the live version serves.
-	dynamic, crash := badPrograms(t)
+	dynamic, crash, crashy := badPrograms(t)
 	notELF := filepath.Join(e.dir, "config.hcl")
 	for _, c := range []struct{ file, want string }{
 		{notELF, "not an ELF file"},
 		{dynamic, "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
 		{crash, `program exited before asking for a request (exit status 3); the program's last output: "crash: EH_CONFIG is missing, giving up"`},
+		{crashy, `warm-up request 1 of 2 (GET /warm) failed: 500`},
 	} {
 		r := e.upload("app", c.file)
 		if r.Status != 422 || !strings.Contains(errText(r), c.want) {
@@ -194,6 +206,9 @@ func TestProgramUploadRollbackRestart(t *testing.T) {
 	wantBody(t, e, "/app/x", "1")
 	if v := e.liveVersion("app"); v != 2 {
 		t.Fatalf("live version %d after bad uploads, want 2", v)
+	}
+	if r := e.admin("POST", "/tenants/app/program", "", "s3cret"); r.Status != 422 || !strings.Contains(errText(r), "empty upload") {
+		t.Errorf("empty upload: %d %s", r.Status, r.Body)
 	}
 
 	// Rollback without a version: the previous live one (1, hello).
