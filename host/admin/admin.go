@@ -12,6 +12,7 @@
 //	POST /purge-tag?tag=TAG            purge by Surrogate-Key / xkey (token)
 //	POST /reload                       reload the config file (token)
 //	/plugins…                          plugin manager (token)
+//	/files…, /tenants…                 features' endpoints (Extra; token): file readers, tenants' programs
 //	GET  /debug/pprof/…                Go profiles (token)
 //
 // The token is compared in constant time and never logged.
