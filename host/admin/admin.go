@@ -106,6 +106,13 @@ func (a *api) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// WriteError answers {"error": msg} with code: the admin API's errors,
+// for the features' endpoints too.
+func WriteError(w http.ResponseWriter, code int, msg string) { httpError(w, code, msg) }
+
+// WriteJSON answers v as indented JSON.
+func WriteJSON(w http.ResponseWriter, v any) { writeJSON(w, v) }
+
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgehost/edgehost/host/admin"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/programs"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
@@ -119,7 +119,7 @@ func (n *node) tenant(w http.ResponseWriter, r *http.Request) *config.Tenant {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	jsonError(w, http.StatusNotFound, fmt.Sprintf("no tenant %q in the config (tenants: %s)", name, strings.Join(names, ", ")))
+	admin.WriteError(w, http.StatusNotFound, fmt.Sprintf("no tenant %q in the config (tenants: %s)", name, strings.Join(names, ", ")))
 	return nil
 }
 
@@ -129,7 +129,7 @@ func (n *node) uploadHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > n.programs.MaxSize() {
-		jsonError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d bytes: %v (%d bytes)", r.ContentLength, programs.ErrTooLarge, n.programs.MaxSize()))
+		admin.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d bytes: %v (%d bytes)", r.ContentLength, programs.ErrTooLarge, n.programs.MaxSize()))
 		return
 	}
 	from := "admin " + r.RemoteAddr
@@ -152,7 +152,7 @@ func (n *node) rollbackHandler(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("version"); s != "" {
 		var err error
 		if version, err = strconv.ParseUint(s, 10, 64); err != nil || version == 0 {
-			jsonError(w, http.StatusBadRequest, fmt.Sprintf("version %q: want a version number (edgehost programs %s lists them)", s, t.Name))
+			admin.WriteError(w, http.StatusBadRequest, fmt.Sprintf("version %q: want a version number (edgehost programs %s lists them)", s, t.Name))
 			return
 		}
 	}
@@ -174,10 +174,10 @@ func (n *node) answerChange(w http.ResponseWriter, tenant, what string, v progra
 			code = http.StatusConflict
 		}
 		n.log.Warn(what+" refused", "tenant", tenant, "error", err)
-		jsonError(w, code, err.Error())
+		admin.WriteError(w, code, err.Error())
 		return
 	}
-	writeJSONTo(w, v)
+	admin.WriteJSON(w, v)
 }
 
 func (n *node) versionsHandler(w http.ResponseWriter, r *http.Request) {
@@ -187,13 +187,13 @@ func (n *node) versionsHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	vs, err := n.programs.Versions(t.Name)
 	if err != nil {
-		jsonError(w, http.StatusInternalServerError, err.Error())
+		admin.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if vs == nil {
 		vs = []programs.Version{}
 	}
-	writeJSONTo(w, vs)
+	admin.WriteJSON(w, vs)
 }
 
 // TenantState is one tenant in GET /tenants.
@@ -261,7 +261,7 @@ func (n *node) tenantsHandler(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, ts)
 	}
-	writeJSONTo(w, out)
+	admin.WriteJSON(w, out)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -278,17 +278,4 @@ func printable(r rune) rune {
 		return -1
 	}
 	return r
-}
-
-func jsonError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"error": msg})
-}
-
-func writeJSONTo(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }
