@@ -126,7 +126,8 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	closers = append(closers, func() { n.store.Close() })
 	// programs.db is the source of truth (fsync on every write); a damaged
 	// one stops the start, naming the file.
-	n.programs, err = programs.Open(cfg.StateDir, programs.Options{Logger: n.log.With("component", "programs")})
+	n.programs, err = programs.Open(cfg.StateDir, programs.Options{
+		MaxSize: cfg.Storage.MaxProgram, KeepBinaries: cfg.Storage.KeepPrograms, Logger: n.log.With("component", "programs")})
 	if err != nil {
 		return closeAll, err
 	}

@@ -443,24 +443,7 @@ func TestFilePluginRelaunch(t *testing.T) {
 	}
 }
 
-func filePluginPID(t *testing.T, e *edge) int {
-	t.Helper()
-	var list []struct {
-		Name  string `json:"name"`
-		PID   int    `json:"pid"`
-		State string `json:"state"`
-	}
-	r := e.admin("GET", "/plugins", "")
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		t.Fatalf("GET /plugins: %v: %s", err, r.Body)
-	}
-	for _, p := range list {
-		if p.Name == "file" && p.State == "running" {
-			return p.PID
-		}
-	}
-	return 0
-}
+func filePluginPID(t *testing.T, e *edge) int { return pluginPID(t, e, "file") }
 
 // TestFileStatic serves a directory through the plugin: read on a miss,
 // cached, purged when the file changes, paths out of the root refused.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,7 +26,7 @@ import (
 // "later" (no program: uploads only) on the process backend.
 func programsConfig(t *testing.T, originURL string) string {
 	dir := programDir(t)
-	return baseConfig(originURL, fmt.Sprintf(`
+	cfg := baseConfig(originURL, fmt.Sprintf(`
 plugin "compute" {
   self_socket = "./var/self.sock"
   tenant "app" {
@@ -42,6 +43,9 @@ plugin "compute" {
 route "/app/" { compute = tenant.app }
 route "/later" { compute = tenant.later }
 `, filepath.Join(dir, "hello")))
+	// Uploads over 1 MiB are refused (the examples are ~750 KiB).
+	return strings.Replace(cfg, `disk   = "1GiB"`, `disk   = "1GiB"
+  max_program = "1MiB"`, 1)
 }
 
 // upload posts the file at path as tenant's program.
@@ -207,6 +211,9 @@ func TestProgramUploadRollbackRestart(t *testing.T) {
 	if v := e.liveVersion("app"); v != 2 {
 		t.Fatalf("live version %d after bad uploads, want 2", v)
 	}
+	if r := e.admin("POST", "/tenants/app/program", strings.Repeat("x", 1<<20+1)); r.Status != 413 || !strings.Contains(errText(r), "larger than the upload limit") {
+		t.Errorf("oversize upload: %d %s", r.Status, r.Body)
+	}
 	if r := e.admin("POST", "/tenants/app/program", "", "s3cret"); r.Status != 422 || !strings.Contains(errText(r), "empty upload") {
 		t.Errorf("empty upload: %d %s", r.Status, r.Body)
 	}
@@ -258,11 +265,43 @@ func TestProgramUploadRollbackRestart(t *testing.T) {
 			t.Errorf("tenant %s: live %+v after kill -9, was %+v", name, after[name].Live, before[name].Live)
 		}
 	}
+	// The plugin crashes: its relaunch starts the uploaded version too.
+	pid := pluginPID(t, e, "compute")
+	if pid == 0 {
+		t.Fatal("no running compute plugin in GET /plugins")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the compute plugin relaunched", func() bool {
+		p := pluginPID(t, e, "compute")
+		return p != 0 && p != pid
+	})
+	wantBody(t, e, "/app/x", "1")
 	// A config reload with the same file keeps the uploaded version live.
 	if r := e.admin("POST", "/reload", ""); r.Status != 200 {
 		t.Fatalf("reload: %d %s", r.Status, r.Body)
 	}
 	wantBody(t, e, "/app/x", "1")
+}
+
+func pluginPID(t *testing.T, e *edge, name string) int {
+	t.Helper()
+	var list []struct {
+		Name  string `json:"name"`
+		PID   int    `json:"pid"`
+		State string `json:"state"`
+	}
+	r := e.admin("GET", "/plugins", "")
+	if err := json.Unmarshal(r.Body, &list); err != nil {
+		t.Fatalf("GET /plugins: %v: %s", err, r.Body)
+	}
+	for _, p := range list {
+		if p.Name == name && p.State == "running" {
+			return p.PID
+		}
+	}
+	return 0
 }
 
 // TestProgramDamagedDBStopsStart: programs.db is never discarded.
