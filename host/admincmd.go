@@ -99,7 +99,7 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 		return usageError{"file check NAME | file list"}
 	case "stat":
 		return stat(ctx, call)
-	case "upload", "programs", "rollback", "tenants":
+	case "upload", "programs", "rollback", "tenants", "debug":
 		return programCmd(cmd, fs.Args(), *asJSON, call)
 	case "log":
 		q := "/log"

@@ -18,7 +18,7 @@ import (
 
 type caller func(method, p string, body io.Reader) (*http.Response, error)
 
-// programCmd runs upload, programs, rollback and tenants (issue 12)
+// programCmd runs upload, programs, rollback, tenants and debug (issue 12)
 // against the admin API.
 func programCmd(cmd string, args []string, asJSON bool, call caller) error {
 	switch cmd {
@@ -97,6 +97,22 @@ func programCmd(cmd string, args []string, asJSON bool, call caller) error {
 			return printJSON(all)
 		}
 		return tw.Flush()
+	case "debug":
+		if len(args) != 2 {
+			return usageError{"debug TENANT URL"}
+		}
+		resp, err := call("POST", "/tenants/"+url.PathEscape(args[0])+"/debug?url="+url.QueryEscape(args[1]), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		}
+		// Streamed: the GDB address first, the answer when the session ends.
+		_, err = io.Copy(os.Stdout, resp.Body)
+		return err
 	case "tenants":
 		var ts []node.TenantState
 		if err := callJSON(call, "GET", "/tenants", nil, &ts); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -14,6 +16,7 @@ import (
 	"github.com/edgehost/edgehost/host/admin"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/programs"
+	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
 
@@ -24,6 +27,8 @@ import (
 //	GET  /tenants/NAME/programs            the tenant's versions, newest first
 //	POST /tenants/NAME/program             body: the program (streamed, at most programs.MaxSize)
 //	POST /tenants/NAME/rollback[?version=N] without N: the previous live version
+//	POST /tenants/NAME/debug?url=PATH      a request under GDB: streams "gdb: target remote ADDR",
+//	                                       then the program's answer (allow_debug; process backend)
 //
 // All of them need the admin token (the admin API's Extra handlers).
 
@@ -104,6 +109,7 @@ func (n *node) programHandlers() map[string]http.Handler {
 		"GET /tenants/{name}/programs":  http.HandlerFunc(n.versionsHandler),
 		"POST /tenants/{name}/program":  http.HandlerFunc(n.uploadHandler),
 		"POST /tenants/{name}/rollback": http.HandlerFunc(n.rollbackHandler),
+		"POST /tenants/{name}/debug":    http.HandlerFunc(n.debugHandler),
 	}
 }
 
@@ -178,6 +184,57 @@ func (n *node) answerChange(w http.ResponseWriter, tenant, what string, v progra
 		return
 	}
 	admin.WriteJSON(w, v)
+}
+
+// debugHandler runs one GET of url through the tenant's program in a
+// fresh instance under a GDB stub (sandbox/debug.go). The answer streams:
+// first the address GDB connects to, then, when the session ends, the
+// program's response.
+func (n *node) debugHandler(w http.ResponseWriter, r *http.Request) {
+	t := n.tenant(w, r)
+	if t == nil {
+		return
+	}
+	target := r.URL.Query().Get("url")
+	if !strings.HasPrefix(target, "/") {
+		admin.WriteError(w, http.StatusBadRequest, fmt.Sprintf("url %q: want a path such as /hello/x", target))
+		return
+	}
+	// A free loopback port for the plugin's stub (the plugin listens on
+	// it; the host only picks it, so that it can print it first).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		admin.WriteError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c, err := n.plugins.Compute(t.Plugin)
+	if err != nil {
+		admin.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "gdb: target remote 127.0.0.1:%d   (tenant %s, GET %s; the program stops right after it received the request)\n", port, t.Name, target)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	n.log.Info("debug session", "tenant", t.Name, "url", target, "gdb", port)
+	resp, err := c.Handle(r.Context(), &pluginapi.Request{Head: &pluginv1.RequestHead{Method: "GET", Url: target, Host: r.Host,
+		Tenant: t.Name, DebugPort: uint32(port)}})
+	if err != nil {
+		fmt.Fprintf(w, "error: %v\n", err)
+		return
+	}
+	defer resp.Body.Close()
+	fmt.Fprintf(w, "response: %d\n", resp.Head.GetStatus())
+	for _, h := range resp.Head.GetHeaders() {
+		for _, v := range h.GetValues() {
+			fmt.Fprintf(w, "%s: %s\n", h.GetName(), v)
+		}
+	}
+	fmt.Fprintln(w)
+	io.Copy(w, io.LimitReader(resp.Body, 1<<20))
 }
 
 func (n *node) versionsHandler(w http.ResponseWriter, r *http.Request) {

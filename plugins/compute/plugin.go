@@ -40,6 +40,7 @@ import (
 //	    max_memory       = "256MiB"
 //	    max_response_size = "16MiB"
 //	    ephemeral        = true       # every request from the snapshot
+//	    allow_debug      = false      # edgehost debug TENANT URL: a request under GDB (process backend)
 //	    warm_requests    = 0          # GETs to warm_path answered (no 5xx) before it goes live
 //	    warm_path        = "/"
 //	    second_chance    = false      # a timed-out or crashed request: 1 s more, flagged
@@ -79,6 +80,7 @@ func Schema() *pluginapi.Schema {
 		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
 		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
 		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
+		{Name: "allow_debug", Type: cty.Bool, Doc: "`edgehost debug TENANT URL` may run a request under GDB (process backend: ptrace); default false"},
 		{Name: "warm_requests", Type: cty.Number, Doc: "GET requests (to warm_path) the program must answer, without a 5xx, before it goes live; default 0"},
 		{Name: "warm_path", Type: cty.String, Doc: `the warm-up requests' path; default "/"`},
 		{Name: "second_chance", Type: cty.Bool, Doc: "a request that timed out or crashed goes to the program again, flagged, to answer within 1s; default false"},
@@ -250,6 +252,9 @@ func settings(v cty.Value) (sandbox.Settings, error) {
 	if attr(v, "ephemeral") && !v.GetAttr("ephemeral").IsNull() {
 		s.Ephemeral = v.GetAttr("ephemeral").True()
 	}
+	if attr(v, "allow_debug") && !v.GetAttr("allow_debug").IsNull() {
+		s.AllowDebug = v.GetAttr("allow_debug").True()
+	}
 	if attr(v, "second_chance") && !v.GetAttr("second_chance").IsNull() {
 		s.SecondChance = v.GetAttr("second_chance").True()
 	}
@@ -372,7 +377,21 @@ func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi
 			info.Headers = append(info.Headers, [2]string{hd.GetName(), v})
 		}
 	}
-	r, err := t.Handle(ctx, info, body)
+	var r *sandbox.Reply
+	var err error
+	if port := h.GetDebugPort(); port != 0 {
+		// Only the host's admin sets it (edgehost debug).
+		ln, lerr := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+		if lerr != nil {
+			return nil, status.Errorf(codes.Unavailable, "debug: %v", lerr)
+		}
+		r, err = t.Debug(ctx, info, body, ln)
+		if errors.Is(err, sandbox.ErrNoDebug) {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+	} else {
+		r, err = t.Handle(ctx, info, body)
+	}
 	if err != nil {
 		var f *sandbox.Failure
 		if errors.As(err, &f) {

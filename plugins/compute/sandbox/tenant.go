@@ -27,6 +27,7 @@ type Settings struct {
 	RecycleAfter   int           // process: a new process after this many requests (0: never)
 	Arguments      []string      // argv after argv[0] = the tenant's name
 	Environment    []string      // NAME=value
+	AllowDebug     bool          // `edgehost debug` may run requests under a GDB stub (process backend)
 }
 
 // Defaults fills zero settings in.
