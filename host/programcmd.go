@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,8 +113,19 @@ func programCmd(cmd string, args []string, asJSON bool, call caller) error {
 			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 		}
 		// Streamed: the GDB address first, the answer when the session ends.
-		_, err = io.Copy(os.Stdout, resp.Body)
-		return err
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 2<<20)
+		var failed error
+		for sc.Scan() {
+			fmt.Println(sc.Text())
+			if msg, ok := strings.CutPrefix(sc.Text(), "error: "); ok {
+				failed = errors.New(msg)
+			}
+		}
+		if failed != nil {
+			return fmt.Errorf("debug of tenant %s: %w", args[0], failed)
+		}
+		return sc.Err()
 	case "tenants":
 		var ts []node.TenantState
 		if err := callJSON(call, "GET", "/tenants", nil, &ts); err != nil {

@@ -354,6 +354,9 @@ func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi
 	t := p.tenants[h.GetTenant()]
 	waiting := p.waiting[h.GetTenant()]
 	p.mu.RUnlock()
+	if waiting && h.GetDebugPort() != 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "tenant %q has no program yet: nothing to debug", h.GetTenant())
+	}
 	if waiting {
 		return failure(503, fmt.Sprintf("tenant %q has no program yet (edgehost upload %s FILE)", h.GetTenant(), h.GetTenant())), nil
 	}

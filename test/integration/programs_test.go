@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -447,4 +448,100 @@ func TestProgramUploadsUnderLoad(t *testing.T) {
 	}
 	t.Logf("requests: %d (%d during swaps); latency outside swaps p50 %v p99 %v max %v; during swaps p50 %v p99 %v max %v",
 		len(samples), len(during), pct(outside, .5), pct(outside, .99), pct(outside, 1), pct(during, .5), pct(during, .99), pct(during, 1))
+}
+
+// TestProgramDebugWithGDB: `edgehost debug` runs a request under a GDB
+// stub; Debian's gdb in batch mode breaks on the handler, reads and
+// writes a variable, steps, continues, and the answer shows the write.
+func TestProgramDebugWithGDB(t *testing.T) {
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Fatalf("gdb is needed (apt-get install gdb): %v", err)
+	}
+	o := startOrigin(t)
+	cfg := strings.Replace(programsConfig(t, o.URL), `warm_path     = "/warm"`, `warm_path     = "/warm"
+    allow_debug   = true`, 1)
+	e := newEdge(t, cfg)
+	// A debug build (-g -O0) of the counter example, uploaded.
+	prog := filepath.Join(t.TempDir(), "counter-g")
+	sdk, _ := filepath.Abs("../../plugins/compute/sdk")
+	src, _ := filepath.Abs("../../plugins/compute/examples/counter.c")
+	if out, err := exec.Command("gcc", "-g", "-O0", "-static", "-I"+sdk, "-o", prog, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	if r := e.upload("app", prog); r.Status != 200 {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	wantBody(t, e, "/app/x", "1")
+
+	// Not allowed: a tenant without allow_debug.
+	if r := e.upload("later", filepath.Join(programDir(t), "hello")); r.Status != 200 {
+		t.Fatalf("upload to later: %d %s", r.Status, r.Body)
+	}
+	if out, err := e.cli("debug", "later", "/later"); err == nil || !strings.Contains(out, "allow_debug") {
+		t.Errorf("debug of a tenant without allow_debug: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(edgehostBin(), "debug", "-config", e.cfg, "app", "/app/dbg")
+	cmd.Dir = e.dir
+	stdout, _ := cmd.StdoutPipe()
+	var cliErr syncBuffer
+	cmd.Stderr = &cliErr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var addr string
+	select {
+	case l := <-lines:
+		_, rest, ok := strings.Cut(l, "gdb: target remote ")
+		addr, _, _ = strings.Cut(rest, " ")
+		if !ok || addr == "" {
+			t.Fatalf("first line of edgehost debug: %q", l)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("edgehost debug printed no gdb address; stderr: %s", cliErr.String())
+	}
+	out, err := exec.Command(gdb, "-batch", "-nx", prog,
+		"-ex", "target remote "+addr,
+		"-ex", "break handle",
+		"-ex", "continue",
+		"-ex", "print counter",
+		"-ex", "set var counter = 41",
+		"-ex", "stepi",
+		"-ex", "info registers rip",
+		"-ex", "continue").CombinedOutput()
+	gout := string(out)
+	if err != nil {
+		t.Fatalf("gdb: %v\n%s", err, gout)
+	}
+	for _, want := range []string{
+		"Breakpoint 1, handle (req=", // stopped in the handler, with its argument
+		"$1 = 0",                     // the snapshot's value
+		"<handle+",                   // rip after a step, inside handle
+		"exited normally",            // continue: the program answered
+	} {
+		if !strings.Contains(gout, want) {
+			t.Errorf("gdb output lacks %q:\n%s", want, gout)
+		}
+	}
+	var rest []string
+	for l := range lines {
+		rest = append(rest, l)
+	}
+	cmd.Wait()
+	answer := strings.Join(rest, "\n")
+	if !strings.Contains(answer, "response: 200") || !strings.HasSuffix(strings.TrimSpace(answer), "42") {
+		t.Errorf("edgehost debug's answer (want 200 and 42, the value gdb wrote plus one):\n%s\nstderr: %s", answer, cliErr.String())
+	}
+	// The tenant serves on, from its snapshot.
+	wantBody(t, e, "/app/x", "1")
 }
