@@ -29,6 +29,31 @@ route "/" {
   grace       = "1h"
 }
 
+# Compute rows: an uncached hello program on each backend, and a program
+# that fetches a cached object through the self socket.
+plugin "compute" {
+  self_socket = "./var/self.sock"
+  tenant "hp" {
+    program     = "{{ROOT}}/bin/programs/hello"
+    backend     = "process"
+    concurrency = 2
+  }
+  # kvm-begin (run.sh drops this part where /dev/kvm is missing)
+  tenant "hk" {
+    program     = "{{ROOT}}/bin/programs/hello"
+    backend     = "kvm"
+    concurrency = 2
+  }
+  # kvm-end
+  tenant "fetch" {
+    program = "{{ROOT}}/bin/programs/fetch"
+    backend = "process"
+  }
+}
+route "/c/hp/" { compute = tenant.hp }
+route "/c/hk/" { compute = tenant.hk } # kvm-line
+route "/c/fetch" { compute = tenant.fetch }
+
 # slicer-begin (run.sh drops this part if edgehost will not start with it)
 plugin "slicer" {}
 

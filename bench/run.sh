@@ -9,8 +9,9 @@
 # (issue 6's slicer row). A peer that does not start is reported as such;
 # everything started here is stopped on exit. Scratch files: bench/out/.
 #
-# Environment: BENCH_DURATION (wrk duration per cell, default 4s),
-# BENCH_REPEAT (wrk runs per cell, the best is shown, default 2),
+# Environment: BENCH_DURATION (wrk duration per cell, default 3s),
+# BENCH_REPEAT (wrk runs per cell, the median is shown with the min-max
+# spread, default 5),
 # BENCH_COLD_RUNS (cold Range runs per peer, default 3), EDGEHOST_BIN
 # (default bin/edgehost), BENCH_PEERS (default "edgehost varnish nginx").
 set -u -o pipefail
@@ -18,8 +19,8 @@ set -u -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/bench/out
-DUR=${BENCH_DURATION:-4s}
-REPEAT=${BENCH_REPEAT:-2}
+DUR=${BENCH_DURATION:-3s}
+REPEAT=${BENCH_REPEAT:-5}
 COLD_RUNS=${BENCH_COLD_RUNS:-3}
 EDGEHOST=${EDGEHOST_BIN:-$ROOT/bin/edgehost}
 PEERS=${BENCH_PEERS:-edgehost varnish nginx}
@@ -150,7 +151,9 @@ start_edgehost() {
 	rm -rf "$dir" && mkdir -p "$dir/var"
 	# Copied beside its state: relative paths resolve the same from the
 	# working directory or from the config file.
-	cp bench/edgehost.hcl "$dir/edgehost.hcl"
+	local nokvm=()
+	[ -e /dev/kvm ] || nokvm=(-e '/# kvm-begin/,/# kvm-end/d' -e '/# kvm-line/d')
+	sed "${nokvm[@]}" -e "s|{{ROOT}}|$ROOT|g" bench/edgehost.hcl >"$dir/edgehost.hcl"
 	local pid
 	(cd "$dir" && exec "$EDGEHOST" run -config "$dir/edgehost.hcl" >"$dir/edgehost.log" 2>&1) &
 	pid=$!
@@ -163,7 +166,7 @@ start_edgehost() {
 	# Without the slicer plugin (not built yet, or failing): the hit rows
 	# still mean something; the slicer row says what ran.
 	log "edgehost did not start with the slicer route: $(tail -2 "$dir/edgehost.log" | tr '\n' ' ')"
-	sed '/# slicer-begin/,/# slicer-end/d' bench/edgehost.hcl >"$dir/edgehost.hcl"
+	sed "${nokvm[@]}" -e '/# slicer-begin/,/# slicer-end/d' -e "s|{{ROOT}}|$ROOT|g" bench/edgehost.hcl >"$dir/edgehost.hcl"
 	mv "$dir/edgehost.log" "$dir/edgehost-slicer.log"
 	(cd "$dir" && exec "$EDGEHOST" run -config "$dir/edgehost.hcl" >"$dir/edgehost.log" 2>&1) &
 	pid=$!
@@ -269,11 +272,10 @@ to_us() {
 		else printf "?" }'
 }
 
-declare -A RPS=() P50=() P99=() FLAG=()
+declare -A RPS=() P50=() P99=() FLAG=() RPS_ALL=() P50_ALL=() P99_ALL=() RPS_MIN=() RPS_MAX=()
 
-# hit_cell PEER ROW PATH THREADS CONNS REP: one wrk run; the run with the
-# most req/s over the repetitions is kept (with its own p50/p99), which
-# filters out runs that other work on the machine slowed down.
+# hit_cell PEER ROW PATH THREADS CONNS REP: one wrk run; its req/s, p50 and
+# p99 join the cell's samples (the report shows their medians).
 hit_cell() {
 	local peer=$1 row=$2 path=$3 t=$4 c=$5 rep=$6
 	local f=$OUT/wrk-$peer-$row-$rep.txt
@@ -286,16 +288,27 @@ hit_cell() {
 	grep -q 'Non-2xx' "$f" && flag+="!"
 	grep -q 'Socket errors' "$f" && flag+="e"
 	o=$(origin_stat requests)
-	[ -n "$o" ] && [ "$o" -gt 0 ] && flag+="*"
+	# A program's row fetches from the origin by design (the self-request
+	# row's first miss); only hit rows are flagged.
+	[ -n "$o" ] && [ "$o" -gt 0 ] && [ "${ROW_ORIGIN[$row]:-}" != ok ] && flag+="*"
 	curl -fs "http://$ORIGIN/stats" | sed 's/^/origin after the run: /' >>"$f"
 	# Flags stick: one bad repetition marks the cell.
 	FLAG[$peer,$row]="${FLAG[$peer,$row]:-}$flag"
 	[ -n "$rps" ] || return 0
-	if [ -z "${RPS[$peer,$row]:-}" ] || [ "$rps" -gt "${RPS[$peer,$row]}" ]; then
-		RPS[$peer,$row]=$rps
-		P50[$peer,$row]=$p50
-		P99[$peer,$row]=$p99
-	fi
+	RPS_ALL[$peer,$row]+="$rps "
+	P50_ALL[$peer,$row]+="$p50 "
+	P99_ALL[$peer,$row]+="$p99 "
+}
+
+# settle PEER ROW: the cell's medians and req/s spread from its samples.
+settle() {
+	local k=$1,$2
+	[ -n "${RPS_ALL[$k]:-}" ] || return 0
+	RPS[$k]=$(echo "${RPS_ALL[$k]}" | tr ' ' '\n' | grep -v '^$' | median)
+	P50[$k]=$(echo "${P50_ALL[$k]}" | tr ' ' '\n' | grep -v '^$' | median)
+	P99[$k]=$(echo "${P99_ALL[$k]}" | tr ' ' '\n' | grep -v '^$' | median)
+	RPS_MIN[$k]=$(echo "${RPS_ALL[$k]}" | tr ' ' '\n' | grep -v '^$' | sort -n | head -1)
+	RPS_MAX[$k]=$(echo "${RPS_ALL[$k]}" | tr ' ' '\n' | grep -v '^$' | sort -n | tail -1)
 }
 
 ratio() {
@@ -378,6 +391,14 @@ declare -A ROW_PATH=([1k-c1]=/bytes/1k [1k-c64]=/bytes/1k [28k-c1]=/bytes/28k [2
 declare -A ROW_T=([1k-c1]=1 [1k-c64]=2 [28k-c1]=1 [28k-c64]=2)
 declare -A ROW_C=([1k-c1]=1 [1k-c64]=64 [28k-c1]=1 [28k-c64]=64)
 declare -A ROW_NAME=([1k-c1]="1 KiB hit, 1 conn" [1k-c64]="1 KiB hit, 64 conns" [28k-c1]="28 KiB hit, 1 conn" [28k-c64]="28 KiB hit, 64 conns")
+# edgehost's compute rows (no peer has compute): an uncached hello program
+# per backend, and a program's self-request of a cached 28 KiB object.
+CROWS=(hp-c1 hp-c64 hk-c1 hk-c64 self-c1)
+ROW_PATH+=([hp-c1]=/c/hp/x [hp-c64]=/c/hp/x [hk-c1]=/c/hk/x [hk-c64]=/c/hk/x [self-c1]="/c/fetch?src=/bytes/28k")
+ROW_T+=([hp-c1]=1 [hp-c64]=2 [hk-c1]=1 [hk-c64]=2 [self-c1]=1)
+ROW_C+=([hp-c1]=1 [hp-c64]=64 [hk-c1]=1 [hk-c64]=64 [self-c1]=1)
+ROW_NAME+=([hp-c1]="hello, process, 1 conn" [hp-c64]="hello, process, 64 c." [hk-c1]="hello, kvm, 1 conn" [hk-c64]="hello, kvm, 64 conns" [self-c1]="self-req 28 KiB, 1 c.")
+declare -A ROW_ORIGIN=([self-c1]=ok)
 
 for peer in $PEERS; do
 	[ "${STATE[$peer]}" = up ] || continue
@@ -386,7 +407,12 @@ for peer in $PEERS; do
 	done
 done
 
-log "hits: wrk -d$DUR per cell, best of $REPEAT ($(echo $PEERS | wc -w) peers x ${#ROWS[@]} rows)"
+COMPUTE=""
+if [ "${STATE[edgehost]:-}" = up ] && curl -fs -o /dev/null "http://127.0.0.1:${PORT[edgehost]}/c/hp/x"; then
+	COMPUTE=up
+	curl -fs -o /dev/null "http://127.0.0.1:${PORT[edgehost]}/bytes/28k"
+fi
+log "hits: wrk -d$DUR per cell, median of $REPEAT ($(echo $PEERS | wc -w) peers x ${#ROWS[@]} rows${COMPUTE:+, and ${#CROWS[@]} compute rows})"
 # Peers take turns cell by cell, so a burst of outside load hits them alike.
 for rep in $(seq "$REPEAT"); do
 	for row in "${ROWS[@]}"; do
@@ -395,9 +421,15 @@ for rep in $(seq "$REPEAT"); do
 			hit_cell "$peer" "$row" "${ROW_PATH[$row]}" "${ROW_T[$row]}" "${ROW_C[$row]}" "$rep"
 		done
 	done
+	if [ -n "$COMPUTE" ]; then
+		for row in "${CROWS[@]}"; do
+			hit_cell edgehost "$row" "${ROW_PATH[$row]}" "${ROW_T[$row]}" "${ROW_C[$row]}" "$rep"
+		done
+	fi
 done
-for row in "${ROWS[@]}"; do
+for row in "${ROWS[@]}" "${CROWS[@]}"; do
 	for peer in $PEERS; do
+		settle "$peer" "$row"
 		FLAG[$peer,$row]=$(printf '%s' "${FLAG[$peer,$row]:-}" | fold -w1 | sort -u | tr -d '\n')
 		: "${RPS[$peer,$row]:=?}"
 	done
@@ -425,22 +457,53 @@ lat() {
 
 cell() { # PEER ROW
 	if [ "${STATE[$1]:-}" != up ]; then
-		printf '%26s' "-"
+		printf '%40s' "-"
 		return
 	fi
-	printf '%8s%-2s %7s %7s' "${RPS[$1,$2]}" "${FLAG[$1,$2]}" "$(lat "${P50[$1,$2]}")" "$(lat "${P99[$1,$2]}")"
+	printf '%8s%-2s %-13s %7s %7s' "${RPS[$1,$2]}" "${FLAG[$1,$2]}" "[${RPS_MIN[$1,$2]:-?}-${RPS_MAX[$1,$2]:-?}]" "$(lat "${P50[$1,$2]}")" "$(lat "${P99[$1,$2]}")"
+}
+
+num() { if [[ ${1:-} =~ ^[0-9.]+$ ]]; then echo "$1"; else echo null; fi; }
+
+# json: every cell's samples and medians, and the cold runs.
+json() {
+	local first=1 peer row
+	printf '{\n  "date": "%s",\n  "commit": "%s",\n  "cpus": %s,\n  "duration": "%s",\n  "repeat": %s,\n' \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null)" "$(nproc)" "$DUR" "$REPEAT"
+	printf '  "load_before": "%s",\n  "load_after": "%s",\n  "cells": [\n' "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	for row in "${ROWS[@]}" "${CROWS[@]}"; do
+		for peer in $PEERS; do
+			[ -n "${RPS_ALL[$peer,$row]:-}" ] || continue
+			[ $first = 1 ] || printf ',\n'
+			first=0
+			printf '    {"peer": "%s", "row": "%s", "name": "%s", "rps_median": %s, "rps_min": %s, "rps_max": %s, "p50_us": %s, "p99_us": %s, "rps": [%s], "flags": "%s"}' \
+				"$peer" "$row" "${ROW_NAME[$row]}" "$(num "${RPS[$peer,$row]}")" "$(num "${RPS_MIN[$peer,$row]}")" "$(num "${RPS_MAX[$peer,$row]}")" \
+				"$(num "${P50[$peer,$row]}")" "$(num "${P99[$peer,$row]}")" "$(echo ${RPS_ALL[$peer,$row]} | tr ' ' ',')" "${FLAG[$peer,$row]}"
+		done
+	done
+	printf '\n  ],\n  "cold_range": [\n'
+	first=1
+	for peer in $PEERS; do
+		[ "${STATE[$peer]:-}" = up ] || continue
+		[ $first = 1 ] || printf ',\n'
+		first=0
+		printf '    {"peer": "%s", "status": "%s", "ttfb_s": "%s", "total_s": "%s", "origin_bytes": "%s", "body": "%s"}' \
+			"$peer" "${CODE[$peer]}" "${TTFB[$peer]}" "${TOTAL[$peer]}" "${OBYTES[$peer]}" "${INTEG[$peer]}"
+	done
+	printf '\n  ]\n}\n'
 }
 
 report() {
 	echo
-	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -d$DUR best of $REPEAT, origin: $ORIGIN_CMD"
+	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null), $(nproc) CPUs, wrk -d$DUR, median of $REPEAT runs per cell (peers interleaved), origin: $ORIGIN_CMD"
 	echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
 	for peer in edgehost varnish nginx; do
 		printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
 	done
 	echo
-	printf '%-22s | %-26s | %-26s | %-26s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
-	printf '%-22s | %-26s | %-26s | %-26s | %s\n' "" "   req/s       p50     p99" "   req/s       p50     p99" "   req/s       p50     p99" "Varnish nginx"
+	local hdr="   req/s    [min-max]        p50     p99"
+	printf '%-22s | %-40s | %-40s | %-40s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
+	printf '%-22s | %-40s | %-40s | %-40s | %s\n' "" "$hdr" "$hdr" "$hdr" "Varnish nginx"
 	for row in "${ROWS[@]}"; do
 		printf '%-22s | %s | %s | %s | %7s %5s\n' "${ROW_NAME[$row]}" \
 			"$(cell edgehost "$row")" "$(cell varnish "$row")" "$(cell nginx "$row")" \
@@ -448,6 +511,18 @@ report() {
 			"$(ratio "${RPS[edgehost,$row]:-}" "${RPS[nginx,$row]:-}")"
 	done
 	echo "  flags after req/s: * origin was hit during the run, ! non-2xx answers, e socket errors"
+	if [ -n "$COMPUTE" ]; then
+		echo
+		printf '%-22s | %-40s | %s\n' "compute (edgehost)" "$hdr" "p50 over a 1 KiB hit (1 conn)"
+		for row in "${CROWS[@]}"; do
+			printf '%-22s | %s | %s\n' "${ROW_NAME[$row]}" "$(cell edgehost "$row")" \
+				"$(awk -v a="${P50[edgehost,$row]:-}" -v b="${P50[edgehost,1k-c1]:-}" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/) printf "+%dus", a - b; else print "?" }')"
+		done
+		echo "  uncached: every request runs the program (hello: 200, no ttl); the self-request row's program fetches a cached 28 KiB object through the self socket and hashes it"
+	else
+		echo
+		echo "compute rows: not run (edgehost did not answer /c/hp/x: are bin/programs built? see bench/out/edgehost/edgehost.log)"
+	fi
 	echo
 	echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
 	printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' peer status TTFB total "origin bytes" body "warm TTFB" "warm origin bytes"
@@ -465,4 +540,5 @@ report() {
 }
 
 report | tee "$OUT/report.txt"
+json >"$OUT/results.json"
 echo "raw wrk output, logs and this report: bench/out/"

@@ -37,6 +37,7 @@ import (
 //	    max_boot_time    = "16s"      # to the snapshot point
 //	    max_request_time = "8s"
 //	    max_queue_time   = "1s"       # waiting for a free slot, then 503
+//	    max_queue        = 64         # waiting requests; more get 503 at once
 //	    max_memory       = "256MiB"
 //	    max_response_size = "16MiB"
 //	    ephemeral        = true       # every request from the snapshot
@@ -47,7 +48,6 @@ import (
 //	    recycle_after    = 0          # process: a new process after N requests
 //	    arguments        = []
 //	    environment      = {}
-//	    hosts            = []         # read by the host: a route "/" for these Host names
 //	  }
 //	}
 //
@@ -77,6 +77,7 @@ func Schema() *pluginapi.Schema {
 		{Name: "max_boot_time", Type: cty.String, Doc: durationDoc + "; default 16s"},
 		{Name: "max_request_time", Type: cty.String, Doc: durationDoc + "; default 8s"},
 		{Name: "max_queue_time", Type: cty.String, Doc: durationDoc + "; default 1s"},
+		{Name: "max_queue", Type: cty.Number, Doc: "requests waiting for a slot; more get 503 at once; default 64"},
 		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
 		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
 		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
@@ -224,6 +225,9 @@ func settings(v cty.Value) (sandbox.Settings, error) {
 		return s, err
 	}
 	if s.RecycleAfter, err = num("recycle_after"); err != nil {
+		return s, err
+	}
+	if s.MaxQueue, err = num("max_queue"); err != nil {
 		return s, err
 	}
 	for _, d := range []struct {

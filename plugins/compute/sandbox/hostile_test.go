@@ -40,6 +40,9 @@ func testHostile(t *testing.T, backend string) {
 				if !errors.As(err, &f) || f.Status != tc.wantStatus {
 					t.Fatalf("got %v %v, want a %d failure", r, err, tc.wantStatus)
 				}
+				if f.Status == 504 && backend == "process" && !strings.Contains(f.Reason, " pc 0x") {
+					t.Errorf("a timeout's reason says not where the program was: %q", f.Reason)
+				}
 			} else {
 				if err != nil {
 					t.Fatal(err)
@@ -79,6 +82,25 @@ func TestQueueFull(t *testing.T) {
 		t.Fatalf("got %v, want 503", err)
 	}
 	if d := time.Since(start); d > time.Second {
+		t.Errorf("503 after %v", d)
+	}
+}
+
+// A full queue answers 503 at once.
+func TestQueueLength(t *testing.T) {
+	tn := newTenant(t, "spin", "spin", Settings{Backend: "process", Concurrency: 1, MaxQueue: 1,
+		MaxRequestTime: 2 * time.Second, MaxQueueTime: 2 * time.Second})
+	go get(t, tn, "/") // runs
+	time.Sleep(100 * time.Millisecond)
+	go get(t, tn, "/") // waits
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	_, err := get(t, tn, "/")
+	var f *Failure
+	if !errors.As(err, &f) || f.Status != 503 || !strings.Contains(f.Reason, "queue full") {
+		t.Fatalf("got %v, want 503 queue full", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("503 after %v", d)
 	}
 }

@@ -16,14 +16,15 @@ import (
 )
 
 // The process backend: each slot is a native process (stub.go, filter.go)
-// whose ABI calls arrive here as seccomp user notifications. A slot's
-// worker goroutine owns its process and answers its calls in turn; nothing
-// else touches it.
+// whose ABI calls arrive here as seccomp user notifications. An idle
+// process waits in the tenant's free list; the request that takes it
+// answers its calls in turn until it waits again, and nothing else touches
+// it meanwhile.
 //
 // Reset (ephemeral = true): fork is 1.6 ms here and a program may not fork
 // itself, so a process is kept and its memory is put back instead. At the
-// snapshot point (the first NEXT call) the plugin copies every writable
-// private mapping (data, bss, heap, stack) out of the process; after each
+// snapshot point (the first NEXT call) the plugin copies the pages present
+// in every writable private mapping (data, bss, heap, stack); after each
 // request, when the program waits in NEXT again, it checks that the
 // address space has the snapshot's size and that the program waits in the
 // same instruction with the same arguments and stack pointer (the SDK's
@@ -32,8 +33,9 @@ import (
 // soft-dirty bits, else those present (this machine's kernel has no
 // soft-dirty tracking). eh_next_request keeps the callee-saved registers
 // on the stack across the call, so the restored stack brings the
-// snapshot's registers back when it returns: the reset is exact. A
-// program that waits elsewhere gets a new process instead. A process
+// snapshot's registers back when it returns: the reset is exact (14–16 µs
+// for hello here, against 3.9 ms for a new process). A program that waits
+// elsewhere gets a new process instead. A process
 // whose layout changed (a new mapping, a grown heap), that faulted, timed
 // out or exited is killed and a new one boots: the "kept process recycled
 // on any fault" strategy, with memory restored between requests.
@@ -306,7 +308,7 @@ func (p *proc) serve(j *job) error {
 		id, nr, args, err := p.recv(j.deadline)
 		switch {
 		case err == errTimeout:
-			p.x.fail(&Failure{504, fmt.Sprintf("program ran past max_request_time (%v)", t.cfg.MaxRequestTime)})
+			p.x.fail(&Failure{504, fmt.Sprintf("program ran past max_request_time (%v)%s", t.cfg.MaxRequestTime, p.where())})
 			p.kill()
 			return err
 		case err == errExited:
@@ -341,6 +343,31 @@ func (p *proc) serve(j *job) error {
 }
 
 var errRecycle = errors.New("recycled after recycle_after requests")
+
+// where stops the process and says where it was, for the log line of a
+// timeout: /proc/PID/syscall of a stopped task outside a system call is
+// "-1 SP PC" (the kernel shows no registers of a running one).
+func (p *proc) where() string {
+	if unix.Kill(p.pid, unix.SIGSTOP) != nil {
+		return ""
+	}
+	path := fmt.Sprintf("/proc/%d/syscall", p.pid)
+	for i := 0; i < 100; i++ {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return ""
+		}
+		f := bytes.Fields(b)
+		switch {
+		case len(f) == 3 && string(f[0]) == "-1":
+			return " at pc " + string(f[2])
+		case len(f) == 9:
+			return " in a system call at pc " + string(f[8])
+		}
+		time.Sleep(100 * time.Microsecond) // "running": not stopped yet
+	}
+	return ""
+}
 
 // kill ends the process and reaps it. Only kill reaps: until then the pid
 // stays the program's (a zombie at worst), so a write through procMem can

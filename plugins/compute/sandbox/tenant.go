@@ -20,6 +20,7 @@ type Settings struct {
 	MaxBootTime    time.Duration // to the snapshot point (default 16 s)
 	MaxRequestTime time.Duration // per request (default 8 s)
 	MaxQueueTime   time.Duration // waiting for a free slot (default 1 s)
+	MaxQueue       int           // requests waiting for a slot; more get 503 at once (default 64)
 	MaxMemory      uint64        // bytes per slot (default 256 MiB)
 	MaxResponse    uint64        // response body bytes (default 16 MiB)
 	Ephemeral      bool          // every request from the snapshot (default true)
@@ -46,6 +47,9 @@ func (s *Settings) Defaults() {
 	}
 	if s.MaxQueueTime <= 0 {
 		s.MaxQueueTime = time.Second
+	}
+	if s.MaxQueue <= 0 {
+		s.MaxQueue = 64
 	}
 	if s.MaxMemory == 0 {
 		s.MaxMemory = 256 << 20
@@ -86,17 +90,18 @@ type Tenant struct {
 	// free holds the instances waiting for a request; a request takes one
 	// and runs it in its own goroutine (no hand-off to a worker: two
 	// goroutine wake-ups cost more than the rest of a hello request).
-	free   chan instance
-	stop   chan struct{}
-	mu     sync.RWMutex // held (read) by requests and boots; Close takes it
-	closed bool
-	booted atomic.Int64 // instances booted, for the status
-	faults atomic.Int64
+	free    chan instance
+	stop    chan struct{}
+	mu      sync.RWMutex // held (read) by requests and boots; Close takes it
+	closed  bool
+	booted  atomic.Int64 // instances booted, for the status
+	waiting atomic.Int64 // requests waiting for a slot
+	faults  atomic.Int64
 
 	// for the status (GET /tenants)
 	requests atomic.Int64
 	timeouts atomic.Int64 // 504: past max_request_time
-	rejected atomic.Int64 // 503: no free slot within max_queue_time
+	rejected atomic.Int64 // 503: queue full, or no free slot within max_queue_time
 	queued   atomic.Int64 // waiting for a slot now
 	busy     atomic.Int64 // slots serving a request now
 	errMu    sync.Mutex
@@ -277,6 +282,12 @@ func (t *Tenant) handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 	select {
 	case inst = <-t.free:
 	default:
+		if t.waiting.Add(1) > int64(t.cfg.MaxQueue) {
+			t.waiting.Add(-1)
+			t.rejected.Add(1)
+			return nil, &Failure{503, "queue full (max_queue)"}
+		}
+		defer t.waiting.Add(-1)
 		t.queued.Add(1)
 		qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
 		select {
