@@ -16,7 +16,12 @@ var ErrBadProgram = errors.New("not a static x86-64 ELF executable")
 // static-PIE) with a loadable, executable segment holding its entry
 // point. The host reads the file with debug/elf; it never imports kvm/
 // (DESIGN §1), whose loader checks the same and more at boot.
-func CheckELF(r io.ReaderAt) error {
+func CheckELF(r io.ReaderAt) (err error) {
+	defer func() {
+		if p := recover(); p != nil { // debug/elf on hostile input: an answer, not a crash
+			err = fmt.Errorf("unreadable ELF (%v): %w", p, ErrBadProgram)
+		}
+	}()
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return fmt.Errorf("not an ELF file (%v): %w", err, ErrBadProgram)

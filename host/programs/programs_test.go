@@ -24,7 +24,7 @@ var built struct {
 
 // binaries compiles a static and a dynamic C program (gcc with a static
 // libc: `make programs` installs them).
-func binaries(t *testing.T) (static, static2, dynamic []byte) {
+func binaries(t testing.TB) (static, static2, dynamic []byte) {
 	t.Helper()
 	built.once.Do(func() {
 		dir, err := os.MkdirTemp("", "programs-test")
@@ -305,4 +305,15 @@ func TestPrepareFromConfig(t *testing.T) {
 	if _, err := s.Prepare(map[string]string{"a": prog}); !errors.Is(err, ErrBadProgram) || !strings.Contains(err.Error(), prog) {
 		t.Fatalf("Prepare of a text file: %v", err)
 	}
+}
+
+// FuzzCheckELF: any bytes get an answer, never a panic.
+func FuzzCheckELF(f *testing.F) {
+	static, _, dynamic := binaries(f)
+	f.Add(static[:min(len(static), 4096)])
+	f.Add(dynamic[:min(len(dynamic), 4096)])
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		CheckELF(bytes.NewReader(data))
+	})
 }
