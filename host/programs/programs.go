@@ -317,6 +317,16 @@ func (s *Store) recover() error {
 		}
 		s.paths[l.tenant] = p
 	}
+	// What an interrupted change left: spooled uploads, staged files.
+	ents, _ := os.ReadDir(s.dir)
+	for _, e := range ents {
+		switch {
+		case strings.HasPrefix(e.Name(), ".upload-"):
+			os.Remove(filepath.Join(s.dir, e.Name()))
+		case e.IsDir():
+			s.sweep(e.Name())
+		}
+	}
 	return nil
 }
 

@@ -545,3 +545,60 @@ func TestProgramDebugWithGDB(t *testing.T) {
 	// The tenant serves on, from its snapshot.
 	wantBody(t, e, "/app/x", "1")
 }
+
+// TestProgramUploadInterrupted: edgehost is killed (-9) while a new
+// version boots; after the restart the old version serves, the new one is
+// recorded as interrupted, and its staged file is gone.
+func TestProgramUploadInterrupted(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, programsConfig(t, o.URL))
+	dir := t.TempDir()
+	src, slow := filepath.Join(dir, "slow.c"), filepath.Join(dir, "slow")
+	os.WriteFile(src, []byte(`#include "edgehost.h"
+static char buf[16384];
+static void handle(const struct eh_request *req) { (void)req; eh_respond_simple(200, "text/plain", "slow", 4); }
+int main(void) {
+  for (volatile unsigned long i = 0; i < 4000000000UL; i++) {} /* seconds of boot */
+  eh_serve(handle, (struct eh_request *)buf, sizeof buf, 0, 0);
+  return 1;
+}
+`), 0o644)
+	sdk, _ := filepath.Abs("../../plugins/compute/sdk")
+	if out, err := exec.Command("gcc", "-O0", "-static", "-I"+sdk, "-o", slow, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(slow)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+e.Admin+"/tenants/app/program", strings.NewReader(string(b)))
+		req.Header.Set("Authorization", "Bearer "+e.Token)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	eventually(t, 10*time.Second, "the upload stored (pending, booting)", func() bool {
+		vs := e.versions("app")
+		return len(vs) == 2 && vs[0].Status == "pending"
+	})
+	time.Sleep(200 * time.Millisecond)
+	e.kill9()
+	e.start()
+	wantBody(t, e, "/app/x", "hello from /app/x")
+	vs := e.versions("app")
+	if len(vs) != 2 || vs[0].Version != 2 || vs[0].Status != "interrupted" || !vs[1].Live {
+		t.Fatalf("versions after a kill -9 during an upload: %+v", vs)
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.dir, "var", "programs", "app"))
+	if len(ents) != 1 || ents[0].Name() != vs[1].SHA256 {
+		t.Errorf("program files after the restart: %v, want only the live one (%s)", ents, vs[1].SHA256)
+	}
+}
+
+func (e *edge) versions(tenant string) []programVersion {
+	e.t.Helper()
+	r := e.admin("GET", "/tenants/"+tenant+"/programs", "")
+	var vs []programVersion
+	if err := json.Unmarshal(r.Body, &vs); err != nil {
+		e.t.Fatalf("GET /tenants/%s/programs: %v: %s", tenant, err, r.Body)
+	}
+	return vs
+}
