@@ -44,14 +44,16 @@ func tenantPrograms(cfg *config.Config) map[string]string {
 }
 
 // swapTenant makes the staged program of tenant serve: its plugin is
-// swapped (start new → boot the programs to their snapshots → switch →
-// drain old → stop old; pluginhost). It returns the program's boot time.
+// reconfigured in place (pluginhost.Reconfigure): the compute plugin boots
+// the new program (and warms it) beside the running one, switches new
+// requests to it, and lets the old one finish its requests; the other
+// tenants are not touched. It returns the program's boot time.
 func (n *node) swapTenant(ctx context.Context, tenant string) (time.Duration, error) {
 	t := n.srv.Config().Tenants[tenant]
 	if t == nil {
 		return 0, fmt.Errorf("no tenant %q in the config", tenant)
 	}
-	if err := n.plugins.Reload(ctx, t.Plugin); err != nil {
+	if err := n.plugins.Reconfigure(ctx, t.Plugin); err != nil {
 		// The plugin's own words (which program, why it did not boot,
 		// its last output) without the manager's frame around them.
 		msg := err.Error()

@@ -570,6 +570,44 @@ func (m *Manager) Reload(ctx context.Context, name string) error {
 	return nil
 }
 
+// Reconfigure sends the named plugin's block, decoded and adjusted again
+// (Options.Adjust), to its running instance, which applies it in place
+// (the compute plugin boots changed tenants beside the running ones, then
+// switches: issue 12). On success relaunches use the new configuration;
+// on an error the plugin keeps the old one.
+func (m *Manager) Reconfigure(ctx context.Context, name string) error {
+	p, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	p.mu.Lock()
+	s, cur := p.spec, p.cur
+	p.mu.Unlock()
+	if cur == nil {
+		return p.unavailable()
+	}
+	cfg, diags := m.decode(s, cur.info.Schema)
+	if diags.HasErrors() {
+		return fmt.Errorf("reconfigure plugin %q: %w", name, diags)
+	}
+	if !cur.acquire() {
+		return p.unavailable()
+	}
+	err = m.configure(ctx, cur, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)})
+	cur.release()
+	if err != nil {
+		return fmt.Errorf("reconfigure plugin %q: %w", name, err)
+	}
+	p.mu.Lock()
+	p.cfg = cfg
+	p.mu.Unlock()
+	p.reloads.Add(1)
+	p.log.Info("plugin reconfigured in place", "pid", cur.pid)
+	return nil
+}
+
 // ReloadAll reloads every plugin, one after another, and joins the errors.
 func (m *Manager) ReloadAll(ctx context.Context) error {
 	var errs []error

@@ -52,19 +52,41 @@ import (
 //	}
 //
 // Lifecycle: Configure loads every tenant's program and boots it to its
-// snapshot (a program that fails to boot fails the configuration); Handle
-// routes by RequestHead.tenant; Shutdown stops every slot.
+// snapshot (a program that fails to boot fails the configuration, and the
+// running tenants stay as they were); Handle routes by
+// RequestHead.tenant; Shutdown stops every slot.
+//
+// Configure is incremental (issue 12: a program goes live without
+// disturbing the other tenants): a tenant whose program bytes and
+// settings are unchanged keeps running; a changed one is booted (and
+// warmed) beside the old one, then new requests go to it while the old
+// one finishes its requests (queued ones included) and is closed.
 type Plugin struct {
 	Version string
 
-	mu       sync.RWMutex
-	tenants  map[string]*sandbox.Tenant
-	programs map[string]program // by tenant: what it was loaded from
-	waiting  map[string]bool    // tenants declared without a program (uploads only)
+	mu      sync.RWMutex
+	tenants map[string]*entry
+	waiting map[string]bool // tenants declared without a program (uploads only)
+}
+
+// entry is a running tenant.
+type entry struct {
+	t     *sandbox.Tenant
+	key   string         // what it was built from; an equal key reuses it
+	prog  program        // where its program came from
+	calls sync.WaitGroup // requests routed to it (added under Plugin.mu)
 }
 
 // program is where a tenant's program came from.
 type program struct{ path, sha256 string }
+
+// retire closes e once the requests routed to it are done.
+func (e *entry) retire() {
+	go func() {
+		e.calls.Wait()
+		e.t.Close()
+	}()
+}
 
 var durationDoc = `a duration ("500ms", "8s")`
 
@@ -103,20 +125,26 @@ func (p *Plugin) Info(context.Context) (*pluginapi.Info, error) {
 	return &pluginapi.Info{Name: "compute", Version: p.Version, Schema: Schema()}, nil
 }
 
-// Configure loads and boots every tenant, and warms those that ask for it.
+// Configure loads and boots every new or changed tenant, and warms those
+// that ask for it; unchanged tenants keep running.
 func (p *Plugin) Configure(ctx context.Context, cfg pluginapi.Config) error {
 	v := cfg.Value
+	socket := str(v, "self_socket")
 	var fetch sandbox.Fetcher
-	if s := str(v, "self_socket"); s != "" {
-		fetch = selfFetcher(s)
+	if socket != "" {
+		fetch = selfFetcher(socket)
 	}
-	tenants := map[string]*sandbox.Tenant{}
-	programs := map[string]program{}
+	p.mu.RLock()
+	cur := p.tenants
+	p.mu.RUnlock()
+	next := map[string]*entry{}
 	waiting := map[string]bool{}
-	closeAll := func() {
-		for _, t := range tenants {
-			t.Close()
+	var started []*entry
+	fail := func(err error) error {
+		for _, e := range started {
+			e.t.Close()
 		}
+		return err
 	}
 	if attr(v, "tenant") {
 		if tv := v.GetAttr("tenant"); !tv.IsNull() {
@@ -125,8 +153,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg pluginapi.Config) error {
 				name := k.AsString()
 				s, err := settings(b)
 				if err != nil {
-					closeAll()
-					return fmt.Errorf("tenant %q: %w", name, err)
+					return fail(fmt.Errorf("tenant %q: %w", name, err))
 				}
 				if s.Program == "" {
 					waiting[name] = true
@@ -134,33 +161,44 @@ func (p *Plugin) Configure(ctx context.Context, cfg pluginapi.Config) error {
 				}
 				elf, err := os.ReadFile(s.Program)
 				if err != nil {
-					closeAll()
-					return fmt.Errorf("tenant %q: %w", name, err)
+					return fail(fmt.Errorf("tenant %q: %w", name, err))
 				}
-				t, err := sandbox.NewTenant(name, elf, s, fetch, pluginapi.Logger())
-				if err != nil {
-					closeAll()
-					return err
-				}
-				if err := warm(ctx, t, name, b); err != nil {
-					t.Close()
-					closeAll()
-					return err
-				}
-				tenants[name] = t
 				sum := sha256.Sum256(elf)
-				programs[name] = program{s.Program, hex.EncodeToString(sum[:])}
+				e := &entry{prog: program{s.Program, hex.EncodeToString(sum[:])}}
+				e.key = tenantKey(e.prog.sha256, socket, b)
+				if old := cur[name]; old != nil && old.key == e.key {
+					next[name] = old
+					continue
+				}
+				if e.t, err = sandbox.NewTenant(name, elf, s, fetch, pluginapi.Logger()); err != nil {
+					return fail(err)
+				}
+				started = append(started, e)
+				if err := warm(ctx, e.t, name, b); err != nil {
+					return fail(err)
+				}
+				next[name] = e
 			}
 		}
 	}
 	p.mu.Lock()
 	old := p.tenants
-	p.tenants, p.programs, p.waiting = tenants, programs, waiting
+	p.tenants, p.waiting = next, waiting
 	p.mu.Unlock()
-	for _, t := range old {
-		t.Close()
+	for name, e := range old {
+		if next[name] != e {
+			e.retire()
+		}
 	}
 	return nil
+}
+
+// tenantKey identifies what a tenant is built from: its program's bytes,
+// the self-request socket and its settings (the program's path aside).
+func tenantKey(sum, socket string, block cty.Value) string {
+	attrs := block.AsValueMap()
+	attrs["program"] = cty.NullVal(cty.String)
+	return sum + "|" + socket + "|" + cty.ObjectVal(attrs).GoString()
 }
 
 // warm sends a tenant's warm-up requests (warm_requests to warm_path):
@@ -311,10 +349,10 @@ func (p *Plugin) Status(context.Context) ([]*pluginv1.TenantStatus, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	var out []*pluginv1.TenantStatus
-	for name, t := range p.tenants {
-		st := t.Status()
+	for name, e := range p.tenants {
+		st := e.t.Status()
 		ts := &pluginv1.TenantStatus{Name: name, Backend: st.Backend, BackendWhy: st.Why,
-			Program: p.programs[name].path, ProgramSha256: p.programs[name].sha256,
+			Program: e.prog.path, ProgramSha256: e.prog.sha256,
 			Concurrency: uint32(st.Concurrency), Busy: st.Busy, Queued: st.Queued, Requests: st.Requests,
 			Faults: st.Faults, Timeouts: st.Timeouts, Rejected: st.Rejected, Booted: st.Booted,
 			BootTimeUs: st.BootTime.Microseconds(), LastError: st.LastError}
@@ -340,8 +378,8 @@ func (p *Plugin) Shutdown(context.Context) error {
 	old := p.tenants
 	p.tenants = nil
 	p.mu.Unlock()
-	for _, t := range old {
-		t.Close()
+	for _, e := range old {
+		e.t.Close()
 	}
 	return nil
 }
@@ -355,7 +393,11 @@ const maxRequestBody = 16 << 20
 func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi.Response, error) {
 	h := req.Head
 	p.mu.RLock()
-	t := p.tenants[h.GetTenant()]
+	e := p.tenants[h.GetTenant()]
+	if e != nil {
+		e.calls.Add(1) // under the lock: a Configure that replaces e waits for it
+		defer e.calls.Done()
+	}
 	waiting := p.waiting[h.GetTenant()]
 	p.mu.RUnlock()
 	if waiting && h.GetDebugPort() != 0 {
@@ -364,9 +406,10 @@ func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi
 	if waiting {
 		return failure(503, fmt.Sprintf("tenant %q has no program yet (edgehost upload %s FILE)", h.GetTenant(), h.GetTenant())), nil
 	}
-	if t == nil {
+	if e == nil {
 		return nil, status.Errorf(codes.NotFound, "no tenant %q", h.GetTenant())
 	}
+	t := e.t
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(req.Body, maxRequestBody+1))

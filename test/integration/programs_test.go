@@ -40,10 +40,17 @@ plugin "compute" {
   tenant "later" {
     backend = "process"
   }
+  tenant "kept" {
+    program     = %q
+    backend     = "process"
+    ephemeral   = false
+    concurrency = 1
+  }
 }
 route "/app/" { compute = tenant.app }
+route "/kept" { compute = tenant.kept }
 route "/later" { compute = tenant.later }
-`, filepath.Join(dir, "hello")))
+`, filepath.Join(dir, "hello"), filepath.Join(dir, "counter")))
 	// Uploads over 1 MiB are refused (the examples are ~750 KiB).
 	return strings.Replace(cfg, `disk   = "1GiB"`, `disk   = "1GiB"
   max_program = "1MiB"`, 1)
@@ -179,12 +186,16 @@ func TestProgramUploadRollbackRestart(t *testing.T) {
 		t.Fatalf("upload to an unknown tenant: %d %s", r.Status, r.Body)
 	}
 
-	// Upload → live.
+	// Upload → live; another tenant of the plugin is not disturbed (a kept
+	// instance keeps its memory).
+	wantBody(t, e, "/kept", "1")
+	wantBody(t, e, "/kept", "2")
 	out, err := e.cli("upload", "app", counter)
 	if err != nil || !strings.Contains(out, "version 2 is live") {
 		t.Fatalf("edgehost upload: %v\n%s", err, out)
 	}
 	wantBody(t, e, "/app/x", "1")
+	wantBody(t, e, "/kept", "3")
 	if v := e.liveVersion("app"); v != 2 {
 		t.Fatalf("live version %d after the upload, want 2", v)
 	}
