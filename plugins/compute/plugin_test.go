@@ -318,3 +318,69 @@ func TestPluginBadConfig(t *testing.T) {
 		pc.Kill()
 	}
 }
+
+// TestPluginReconfigureInPlace: a Configure that changes a tenant boots
+// the new one beside the old; requests running or queued on the old one
+// finish there (none fails), and a Configure that fails changes nothing.
+func TestPluginReconfigureInPlace(t *testing.T) {
+	spin := "spin"
+	body := func(limit string) string {
+		return tenantBlock("s", spin, `backend = "process"
+    concurrency = 1
+    max_request_time = "`+limit+`"
+    max_queue_time = "5s"`)
+	}
+	c := start(t, body("1s"))
+	configure := func(src string) error {
+		info, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, diags := hclsyntax.ParseConfig([]byte(src), "test.hcl", hcl.InitialPos)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		v, diags := hcldec.Decode(f.Body, info.Schema.Spec(), nil)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		return c.Configure(context.Background(), pluginapi.Config{Value: v})
+	}
+	// One request runs (it spins to its 1 s limit: 504), two queue behind
+	// it (a queued request's wait counts against its own 1 s: 503). With
+	// the old tenant closed under them, they would get an error instead.
+	const n = 3
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			resp, err := c.Compute().Handle(ctx, &pluginapi.Request{Head: &pluginv1.RequestHead{
+				Method: "GET", Url: "/", Host: "example.test", Tenant: "s", ContentLength: -1}})
+			if err == nil {
+				if st := resp.Head.GetStatus(); st != 504 && st != 503 {
+					err = fmt.Errorf("status %d, want the old tenant's 504 or 503", st)
+				}
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	if err := configure(body("900ms")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a request running or queued during the switch: %v", err)
+		}
+	}
+	// A failing Configure (no such program) leaves the running tenant.
+	if err := configure(tenantBlock("s", spin+"-missing", `backend = "process"`)); err == nil {
+		t.Fatal("Configure with a missing program succeeded")
+	}
+	start := time.Now()
+	if r := call(t, c, "s", "/", 0); r.status != 504 || time.Since(start) > 2*time.Second {
+		t.Fatalf("after a failed Configure: %d after %v", r.status, time.Since(start))
+	}
+}
