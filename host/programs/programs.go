@@ -27,11 +27,12 @@
 //
 // A change (an upload, a rollback, a new file named by the config) goes
 // live the safe way: the version is stored, staged (Adjust hands out its
-// path), and the caller's Swap starts a new plugin instance with it beside
-// the running one; only when that instance has booted the program to its
-// snapshot does the version become live in programs.db. A Swap error
-// leaves the old version serving and is recorded on the version
-// ("rejected").
+// path), and the caller's Swap has the compute plugin boot it beside the
+// running version (host/node: pluginhost.Reconfigure, the plugin's
+// incremental Configure); only when it has booted to its snapshot (and
+// passed its warm-up) and new requests go to it does the version become
+// live in programs.db. A Swap error leaves the old version serving and is
+// recorded on the version ("rejected").
 //
 // Lifecycle: Open (reads and checks the file, writes the live binaries) →
 // Adjust / Upload / Rollback / Prepare (one change at a time) → Close.
@@ -128,7 +129,7 @@ type Version struct {
 	Status     string    `json:"status"`          // Status*
 	Error      string    `json:"error,omitempty"` // why it was rejected
 	BootTime   Duration  `json:"boot_time"`       // program start to snapshot, as the plugin measured it
-	SwapTime   Duration  `json:"swap_time"`       // stored → live (new plugin instance booted, switched)
+	SwapTime   Duration  `json:"swap_time"`       // stored → live (booted beside the old one, switched)
 	LiveSince  time.Time `json:"live_since,omitzero"`
 	Kept       bool      `json:"kept"` // its bytes are still in programs.db (rollback possible)
 	Live       bool      `json:"live"`
@@ -151,9 +152,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// Swap makes the staged program of tenant serve: it starts a new instance
-// of the tenant's plugin with the configuration Adjust gives, and switches
-// to it once the program has booted. It returns the program's boot time
+// Swap makes the staged program of tenant serve: it configures the
+// tenant's plugin with what Adjust gives, which boots the program beside
+// the running one and switches to it. It returns the program's boot time
 // when the plugin says it (0 otherwise); an error means the old instance
 // still serves.
 type Swap func(ctx context.Context, tenant string) (time.Duration, error)
