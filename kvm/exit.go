@@ -45,6 +45,7 @@ type Exit struct {
 	Call   Call   // ExitPaused: the call that paused
 	Fault  *Fault // ExitFault
 	Cause  error  // ExitTimeout: context.Cause of the run's context
+	RIP    uint64 // ExitTimeout: where the program was stopped
 	// OutOfMemory: an allocation (brk, mmap, mremap) was refused since the
 	// last reset because guest memory was full.
 	OutOfMemory bool
@@ -65,7 +66,7 @@ func (e Exit) String() string {
 	case ExitFault:
 		fmt.Fprintf(&b, ": %v", e.Fault)
 	case ExitTimeout:
-		fmt.Fprintf(&b, ": %v", e.Cause)
+		fmt.Fprintf(&b, ": %v at rip %#x", e.Cause, e.RIP)
 	}
 	if e.OutOfMemory {
 		b.WriteString(" (out of memory)")

@@ -197,6 +197,9 @@ func TestTimeout(t *testing.T) {
 		if e.Reason != ExitTimeout || !errors.Is(e.Cause, context.DeadlineExceeded) {
 			t.Fatalf("run %d: %v, want timeout", i, e)
 		}
+		if e.RIP < userBase {
+			t.Errorf("run %d: stopped at rip %#x, want the spinning program's", i, e.RIP)
+		}
 		if took < 300*time.Millisecond || took > 5*time.Second {
 			t.Errorf("run %d: stopped after %v, want just over 300ms", i, took)
 		}

@@ -382,7 +382,8 @@ func (v *VM) Run(ctx context.Context) (Exit, error) {
 	for {
 		if ctx.Err() != nil {
 			v.needFull = true
-			return v.exit(Exit{Reason: ExitTimeout, Cause: context.Cause(ctx)}), nil
+			// KVM_RUN stored the registers on its way out (sync regs).
+			return v.exit(Exit{Reason: ExitTimeout, Cause: context.Cause(ctx), RIP: v.regs().RIP}), nil
 		}
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(v.vcpufd), kvmRun, 0)
 		if e == unix.EINTR || e == unix.EAGAIN {

@@ -123,7 +123,7 @@ func (s *kvmSlot) serve(j *job) error {
 		// the program answered and waits for the next request
 	case exit.Reason == kvm.ExitTimeout:
 		s.x.fail(&Failure{504, fmt.Sprintf("program ran past max_request_time (%v)", t.cfg.MaxRequestTime)})
-		fail = errTimeout
+		fail = fmt.Errorf("%w: stopped at rip %#x", errTimeout, exit.RIP)
 	default:
 		f := &Failure{500, "program stopped: " + exit.String()}
 		s.x.fail(f)
