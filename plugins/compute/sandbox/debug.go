@@ -121,7 +121,11 @@ type tracer struct {
 func newTracer(pid int) *tracer {
 	tr := &tracer{pid: pid, reqs: make(chan func()), done: make(chan struct{})}
 	go func() {
-		runtime.LockOSThread() // the thread ends with the goroutine: never reused untraced
+		// Locked while tracing, then unlocked, not ended: a thread that
+		// ends takes with it (Pdeathsig) every program process forked
+		// from it earlier, by any goroutine that ran on it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		for {
 			select {
 			case f := <-tr.reqs:
