@@ -96,6 +96,16 @@ func start(t testing.TB, src string) *pluginapi.Client {
 	if !info.Has(pluginapi.ServiceCompute) || info.Name != "compute" {
 		t.Fatalf("info = %+v", info)
 	}
+	if err := configure(t, c, info, src); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	return c
+}
+
+// configure sends the HCL body src, decoded by the plugin's schema.
+func configure(t testing.TB, c *pluginapi.Client, info *pluginapi.Info, src string) error {
+	t.Helper()
 	f, diags := hclsyntax.ParseConfig([]byte(src), "test.hcl", hcl.InitialPos)
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -104,11 +114,7 @@ func start(t testing.TB, src string) *pluginapi.Client {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if err := c.Configure(ctx, pluginapi.Config{Value: v}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Shutdown(context.Background()) })
-	return c
+	return c.Configure(context.Background(), pluginapi.Config{Value: v})
 }
 
 // testOutput is where the plugin's log goes: the test's log with -v.
@@ -331,21 +337,11 @@ func TestPluginReconfigureInPlace(t *testing.T) {
     max_queue_time = "5s"`)
 	}
 	c := start(t, body("1s"))
-	configure := func(src string) error {
-		info, err := c.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, diags := hclsyntax.ParseConfig([]byte(src), "test.hcl", hcl.InitialPos)
-		if diags.HasErrors() {
-			t.Fatal(diags)
-		}
-		v, diags := hcldec.Decode(f.Body, info.Schema.Spec(), nil)
-		if diags.HasErrors() {
-			t.Fatal(diags)
-		}
-		return c.Configure(context.Background(), pluginapi.Config{Value: v})
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
+	reconfigure := func(src string) error { return configure(t, c, info, src) }
 	// One request runs (it spins to its 1 s limit: 504), two queue behind
 	// it (a queued request's wait counts against its own 1 s: 503). With
 	// the old tenant closed under them, they would get an error instead.
@@ -367,7 +363,7 @@ func TestPluginReconfigureInPlace(t *testing.T) {
 		}()
 	}
 	time.Sleep(150 * time.Millisecond)
-	if err := configure(body("900ms")); err != nil {
+	if err := reconfigure(body("900ms")); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
@@ -376,7 +372,7 @@ func TestPluginReconfigureInPlace(t *testing.T) {
 		}
 	}
 	// A failing Configure (no such program) leaves the running tenant.
-	if err := configure(tenantBlock("s", spin+"-missing", `backend = "process"`)); err == nil {
+	if err := reconfigure(tenantBlock("s", spin+"-missing", `backend = "process"`)); err == nil {
 		t.Fatal("Configure with a missing program succeeded")
 	}
 	start := time.Now()

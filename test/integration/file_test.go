@@ -96,12 +96,8 @@ type fileState struct {
 
 func (e *edge) files() map[string]fileState {
 	e.t.Helper()
-	r := e.admin("GET", "/files", "")
-	wantStatus(e.t, r, 200)
 	var list []fileState
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		e.t.Fatalf("GET /files: %v: %s", err, r.Body)
-	}
+	e.adminJSON("/files", &list)
 	out := map[string]fileState{}
 	for _, f := range list {
 		out[f.Name] = f

@@ -94,12 +94,8 @@ type tenantState struct {
 
 func (e *edge) tenants() map[string]tenantState {
 	e.t.Helper()
-	r := e.admin("GET", "/tenants", "")
-	wantStatus(e.t, r, 200)
 	var ts []tenantState
-	if err := json.Unmarshal(r.Body, &ts); err != nil {
-		e.t.Fatalf("GET /tenants: %v: %s", err, r.Body)
-	}
+	e.adminJSON("/tenants", &ts)
 	out := map[string]tenantState{}
 	for _, s := range ts {
 		out[s.Name] = s
@@ -304,10 +300,7 @@ func pluginPID(t *testing.T, e *edge, name string) int {
 		PID   int    `json:"pid"`
 		State string `json:"state"`
 	}
-	r := e.admin("GET", "/plugins", "")
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		t.Fatalf("GET /plugins: %v: %s", err, r.Body)
-	}
+	e.adminJSON("/plugins", &list)
 	for _, p := range list {
 		if p.Name == name && p.State == "running" {
 			return p.PID
@@ -606,10 +599,17 @@ int main(void) {
 
 func (e *edge) versions(tenant string) []programVersion {
 	e.t.Helper()
-	r := e.admin("GET", "/tenants/"+tenant+"/programs", "")
 	var vs []programVersion
-	if err := json.Unmarshal(r.Body, &vs); err != nil {
-		e.t.Fatalf("GET /tenants/%s/programs: %v: %s", tenant, err, r.Body)
-	}
+	e.adminJSON("/tenants/"+tenant+"/programs", &vs)
 	return vs
+}
+
+// adminJSON GETs an admin path that answers 200 with JSON, into out.
+func (e *edge) adminJSON(path string, out any) {
+	e.t.Helper()
+	r := e.admin("GET", path, "")
+	wantStatus(e.t, r, 200)
+	if err := json.Unmarshal(r.Body, out); err != nil {
+		e.t.Fatalf("GET %s: %v: %s", path, err, r.Body)
+	}
 }
