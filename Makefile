@@ -16,8 +16,8 @@ build: programs
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost ./host
 	@for d in $(PLUGIN_DIRS); do \
 	  n=$$(basename $$d); \
-	  echo "$(GO) build -o $(BIN)/edgehost-plugin-$$n ./$$d"; \
-	  $(GO) build -o $(BIN)/edgehost-plugin-$$n ./$$d || exit 1; \
+	  echo "$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost-plugin-$$n ./$$d"; \
+	  $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/edgehost-plugin-$$n ./$$d || exit 1; \
 	done
 
 # The compute plugin's example programs (static x86-64 ELF) in bin/programs;
@@ -37,9 +37,9 @@ run: build
 # edgehost and plugin binaries they start (bin/race).
 test: build
 	@mkdir -p $(BIN)/race
-	$(GO) build -race -o $(BIN)/race/edgehost ./host
+	$(GO) build -race -ldflags '$(LDFLAGS)' -o $(BIN)/race/edgehost ./host
 	@for d in $(PLUGIN_DIRS); do \
-	  $(GO) build -race -o $(BIN)/race/edgehost-plugin-$$(basename $$d) ./$$d || exit 1; \
+	  $(GO) build -race -ldflags '$(LDFLAGS)' -o $(BIN)/race/edgehost-plugin-$$(basename $$d) ./$$d || exit 1; \
 	done
 	EDGEHOST_BIN=$(CURDIR)/$(BIN)/race $(GO) test -race -count=1 -timeout 20m ./...
 

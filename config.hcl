@@ -48,14 +48,22 @@ backend "origin" {
   }
 }
 
-# Everything is cached: the origin's Cache-Control decides, 2 minutes when it
-# says nothing, and stale objects are served for an hour while one
-# background fetch revalidates them.
+# RFC 9111 decides what is cached and for how long: the origin's
+# CDN-Cache-Control (RFC 9213), else Cache-Control / Expires, else 10% of
+# the time since Last-Modified (at most heuristic_max); a response with none
+# of these is not reused without revalidation. Fresh objects are served
+# stale for an hour while one background fetch revalidates them.
+cache {
+  targeted_fields = ["Edgehost-Cache-Control", "CDN-Cache-Control"] # first present wins over Cache-Control
+  heuristic_max   = "1d"
+}
+
 route "/" {
-  backend     = backend.origin
-  default_ttl = "2m"
-  grace       = "1h"
-  keep        = "1d"
+  backend = backend.origin
+  grace   = "1h"
+  keep    = "1d"
+  # default_ttl = "2m"  # the operator's choice for responses without freshness
+  #                     # information (Varnish applies 120 s to all of them)
 }
 
 # Never cached.

@@ -22,7 +22,7 @@ import (
 func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	path := fs.String("config", "config.hcl", "config file of the running edgehost")
-	follow := fs.Bool("follow", cmd == "log", "log: keep following new transactions")
+	follow := fs.Bool("follow", cmd == "log", "log: keep following new transactions (the default; -follow=false prints the kept log and exits)")
 	group := fs.Bool("group", false, "log: print each request with its subrequests")
 	asJSON := fs.Bool("json", false, "programs, tenants: print the admin API's JSON")
 	if err := fs.Parse(args); err != nil {

@@ -50,7 +50,7 @@ commands:
   purge URL                purge a URL and all its variants
   ban EXPR                 ban objects matching a Varnish-style expression
   purge-tag TAG            purge objects tagged TAG (Surrogate-Key / xkey)
-  log [-follow] [-group]   show the transaction log
+  log [-group]             follow the transaction log live (-follow=false: print it and exit)
   stat                     live counters
   plugins                  list plugins and their state
   file check NAME          check a file reader now; prints its new state

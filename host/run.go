@@ -21,7 +21,7 @@ func cmdValidate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{}
 	}
-	if _, err := node.LoadConfig(*path); err != nil {
+	if err := node.Validate(context.Background(), *path); err != nil {
 		return err
 	}
 	fmt.Printf("%s: ok\n", *path)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,6 +307,35 @@ func (c *Cache) Lookup(key string, reqHeader http.Header, now time.Time) *Object
 	return o
 }
 
+// Stored reports whether any response is stored for key, whatever its
+// variant, that no ban or purge has killed: when Lookup found none for a
+// request, the miss is then a vary-miss rather than a uri-miss (RFC 9211
+// §2.2). Miss path only: it may read the store.
+func (c *Cache) Stored(key string) bool {
+	sh := c.shard(key)
+	sh.mu.RLock()
+	variants := slices.Clone(sh.m[key])
+	sh.mu.RUnlock()
+	for _, o := range variants {
+		if !c.banned(o) {
+			return true
+		}
+	}
+	if c.opts.Store == nil {
+		return false
+	}
+	vs, err := c.opts.Store.Variants(key)
+	if err != nil {
+		return false
+	}
+	for _, v := range vs {
+		if o := c.diskObject(key, v); o != nil && !c.banned(o) {
+			return true
+		}
+	}
+	return false
+}
+
 // LookupFast is Lookup for the hit fast path: the memory tier only and
 // only objects without Vary; nil means "ask Lookup". It does not allocate.
 func (c *Cache) LookupFast(key []byte, now time.Time) *Object {
@@ -345,26 +375,34 @@ func (c *Cache) loadFromDisk(key string, reqHeader http.Header) *Object {
 		return nil
 	}
 	for _, v := range variants {
-		r, err := st.Get(key, v)
-		if errors.Is(err, store.ErrCorrupt) {
-			c.metrics.Corrupt.Add(1)
-			c.log.Warn("dropped corrupt object", "key", key, "err", err)
+		o := c.diskObject(key, v)
+		if o == nil || !matchVariant(o, reqHeader) {
 			continue
 		}
-		if err != nil {
-			continue
-		}
-		o := fromRecord(r)
-		if !matchVariant(o, reqHeader) {
-			continue
-		}
-		if c.tombstoned(o) {
-			return nil
-		}
-		o.banMark.Store(c.markAt(o.Created))
 		return c.insertLoaded(o)
 	}
 	return nil
+}
+
+// diskObject reads one variant from the store, ready for the ban check
+// (its ban mark set from its creation); nil when it is unreadable, corrupt
+// or purged (tombstoned).
+func (c *Cache) diskObject(key, variant string) *Object {
+	r, err := c.opts.Store.Get(key, variant)
+	if errors.Is(err, store.ErrCorrupt) {
+		c.metrics.Corrupt.Add(1)
+		c.log.Warn("dropped corrupt object", "key", key, "err", err)
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	o := fromRecord(r)
+	if c.tombstoned(o) {
+		return nil
+	}
+	o.banMark.Store(c.markAt(o.Created))
+	return o
 }
 
 func (c *Cache) tombstoned(o *Object) bool {

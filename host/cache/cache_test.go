@@ -73,6 +73,10 @@ func TestVariants(t *testing.T) {
 	if c.Lookup("h/v", http.Header{"Accept-Language": {"de"}}, now) != nil {
 		t.Fatal("an absent variant matched")
 	}
+	// The key is known though: a miss on it is a vary-miss.
+	if !c.Stored("h/v") || c.Stored("h/none") {
+		t.Fatalf("Stored(h/v) = %v, Stored(h/none) = %v", c.Stored("h/v"), c.Stored("h/none"))
+	}
 	if c.LookupFast([]byte("h/v"), now) != nil {
 		t.Fatal("LookupFast must leave Vary objects to Lookup")
 	}
@@ -110,7 +114,14 @@ func TestDiskTierAndTombstones(t *testing.T) {
 	if _, err := st.Get("h/d", ""); err != nil {
 		t.Fatalf("store: %v", err)
 	}
+	c.removeMemory(c.Lookup("h/d", nil, time.Now()))
+	if !c.Stored("h/d") {
+		t.Fatal("Stored does not see an object on disk only")
+	}
 	c.Purge("h/d")
+	if c.Stored("h/d") {
+		t.Fatal("Stored after a purge")
+	}
 	if _, err := st.Get("h/d", ""); err == nil {
 		t.Fatal("purge left the object on disk")
 	}
@@ -124,8 +135,13 @@ func TestBans(t *testing.T) {
 	keep := object("h/css/1", "2", nil, time.Minute)
 	keep.ReqURL = "/css/1"
 	c.Insert(keep)
+	c.Flush()
 	if err := c.Ban(`req.url ~ "^/img/" && obj.http.content-type == "image/png"`); err != nil {
 		t.Fatal(err)
+	}
+	// A banned object does not count as stored, in memory or on disk.
+	if c.Stored("h/img/1") || !c.Stored("h/css/1") {
+		t.Fatalf("Stored after the ban: img %v, css %v", c.Stored("h/img/1"), c.Stored("h/css/1"))
 	}
 	if c.Lookup("h/img/1", nil, time.Now()) != nil {
 		t.Fatal("banned object served")

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/edgehost/edgehost/host/httpcache"
 )
 
 // Compute (DESIGN §8): tenants are declared inside a compute plugin's block,
@@ -99,7 +101,8 @@ func (c *Config) tenantRoutes() []*Route {
 			continue
 		}
 		out = append(out, &Route{Prefix: "/", Hosts: t.Hosts, Compute: &Compute{Stages: []Stage{{Tenant: t}}, DeclRange: t.DeclRange},
-			Index: -1, DeclRange: t.DeclRange})
+			Policy: httpcache.Policy{HeuristicMax: c.Cache.HeuristicMax, Targeted: c.Cache.TargetedFields},
+			Index:  -1, DeclRange: t.DeclRange})
 	}
 	return out
 }

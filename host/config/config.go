@@ -15,13 +15,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/edgehost/edgehost/host/httpcache"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -38,7 +41,6 @@ const (
 	DefaultMaxObject       = 64 << 20
 	DefaultMaxProgram      = 64 << 20
 	DefaultKeepPrograms    = 5
-	DefaultTTL             = 2 * time.Minute
 	DefaultMaxHeaderBytes  = 32 << 10
 	DefaultHeaderTimeout   = 10 * time.Second
 	DefaultIdleTimeout     = 75 * time.Second
@@ -57,6 +59,7 @@ type Config struct {
 	Storage  Storage
 	Limits   Limits
 	Log      Log
+	Cache    Cache
 	Backends map[string]*Backend
 	// Routes sorted for matching: longest prefix first, then declaration order.
 	Routes  []*Route
@@ -108,6 +111,18 @@ type Log struct {
 	Format string // text, json
 }
 
+// Cache holds the settings of the HTTP caching rules common to all routes
+// (the `cache` block).
+type Cache struct {
+	// TargetedFields are the targeted cache-control fields (RFC 9213) that
+	// edgehost obeys, highest precedence first, canonical; default
+	// ["CDN-Cache-Control"].
+	TargetedFields []string
+	// HeuristicMax caps heuristic freshness (RFC 9111 §4.2.2); "0s" turns
+	// it off.
+	HeuristicMax time.Duration
+}
+
 // Backend is an HTTP origin.
 type Backend struct {
 	Name                string
@@ -136,7 +151,7 @@ type Route struct {
 	When         hcl.Expression // nil = always
 	Backend      string         // backend name; "" for synthetic routes
 	Pass         bool
-	DefaultTTL   time.Duration
+	DefaultTTL   time.Duration // 0 unless the route says default_ttl: RFC 9111 decides
 	Grace        time.Duration
 	Keep         time.Duration
 	CacheCookies bool
@@ -144,8 +159,11 @@ type Route struct {
 	Slice        *Slice
 	Static       *Static  // a directory served through the file plugin (file.go)
 	Compute      *Compute // a tenant or a chain answers (compute.go)
-	Index        int
-	DeclRange    hcl.Range
+	// Policy is the caching rules' view of the route (DefaultTTL, Grace,
+	// CacheCookies and the cache block), built once at load.
+	Policy    httpcache.Policy
+	Index     int
+	DeclRange hcl.Range
 }
 
 // Slice makes a route fetch and cache large objects as segments (DESIGN §6).
@@ -346,6 +364,8 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		}
 	}
 
+	diags = append(diags, c.buildCache(raw.Cache)...)
+
 	c.Backends = map[string]*Backend{}
 	for _, b := range raw.Backends {
 		be, d := buildBackend(b)
@@ -467,7 +487,7 @@ func buildBackend(b *backendSchema) (*Backend, hcl.Diagnostics) {
 
 func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	rt := &Route{Prefix: r.Prefix, Pass: r.Pass, CacheCookies: r.CacheCookies, Index: i, DeclRange: r.DeclRange, DefaultTTL: DefaultTTL}
+	rt := &Route{Prefix: r.Prefix, Pass: r.Pass, CacheCookies: r.CacheCookies, Index: i, DeclRange: r.DeclRange}
 	if !strings.HasPrefix(r.Prefix, "/") {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid route prefix",
 			Detail: fmt.Sprintf("route %q: a prefix is a path starting with \"/\"", r.Prefix), Subject: r.LabelRange.Ptr()})
@@ -491,6 +511,8 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 	diags = append(diags, durAttr(r.DefaultTTLRange, r.DefaultTTL, &rt.DefaultTTL)...)
 	diags = append(diags, durAttr(r.GraceRange, r.Grace, &rt.Grace)...)
 	diags = append(diags, durAttr(r.KeepRange, r.Keep, &rt.Keep)...)
+	rt.Policy = httpcache.Policy{DefaultTTL: rt.DefaultTTL, HeuristicMax: c.Cache.HeuristicMax, Grace: rt.Grace,
+		AllowCookies: rt.CacheCookies, Targeted: c.Cache.TargetedFields}
 	if r.Respond != nil {
 		rs := &Respond{Status: 200, Body: r.Respond.Body, Headers: r.Respond.Headers}
 		if r.Respond.Status != 0 {
@@ -519,6 +541,34 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 			Detail: fmt.Sprintf("route %q needs a backend (backend = backend.NAME), a respond block or a tenant (compute = tenant.NAME)", r.Prefix), Subject: r.DeclRange.Ptr()})
 	}
 	return rt, diags
+}
+
+// buildCache reads the `cache` block.
+func (c *Config) buildCache(cs *cacheSchema) hcl.Diagnostics {
+	c.Cache = Cache{TargetedFields: []string{httpcache.CDNCacheControl}, HeuristicMax: httpcache.DefaultHeuristicMax}
+	if cs == nil {
+		return nil
+	}
+	diags := durAttr(cs.HeuristicMaxRange, cs.HeuristicMax, &c.Cache.HeuristicMax)
+	if a := cs.TargetedFields; a != nil {
+		names, d := stringOrList(a)
+		diags = append(diags, d...)
+		c.Cache.TargetedFields = nil
+		for _, n := range names {
+			canon := http.CanonicalHeaderKey(n)
+			switch {
+			case n == "" || strings.ContainsAny(n, " \t\r\n:,;=\"()"):
+				diags = append(diags, attrErr(a, "Invalid field name", fmt.Sprintf("%q is not an HTTP field name", n)))
+			case canon == "Cache-Control":
+				diags = append(diags, attrErr(a, "Invalid targeted field", "Cache-Control is what a targeted field overrides (RFC 9213); list only targeted fields such as CDN-Cache-Control"))
+			case slices.Contains(c.Cache.TargetedFields, canon):
+				diags = append(diags, attrErr(a, "Duplicate targeted field", fmt.Sprintf("%q is listed twice", n)))
+			default:
+				c.Cache.TargetedFields = append(c.Cache.TargetedFields, canon)
+			}
+		}
+	}
+	return diags
 }
 
 func (c *Config) buildSlice(sl *sliceSchema, diags hcl.Diagnostics) (*Slice, hcl.Diagnostics) {

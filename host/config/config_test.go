@@ -172,3 +172,65 @@ func FuzzParse(f *testing.F) {
 		c.WriteDiagnostics(&buf, diags)
 	})
 }
+
+// Issue 14: an unconfigured route invents no freshness (default_ttl is 0,
+// RFC 9111 decides); the cache block sets the targeted fields (RFC 9213)
+// and the heuristic cap (RFC 9111 §4.2.2), carried to each route's Policy.
+func TestCachePolicy(t *testing.T) {
+	src := `
+backend "origin" { url = "http://127.0.0.1:1" }
+route "/" { backend = backend.origin }
+route "/ttl" {
+  backend       = backend.origin
+  default_ttl   = "2m"
+  grace         = "1h"
+  cache_cookies = true
+}
+`
+	c, diags := Parse("t.hcl", []byte(src))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	byPrefix := map[string]*Route{}
+	for _, r := range c.Routes {
+		byPrefix[r.Prefix] = r
+	}
+	if p := byPrefix["/"].Policy; p.DefaultTTL != 0 || p.HeuristicMax != 24*time.Hour || len(p.Targeted) != 1 || p.Targeted[0] != "Cdn-Cache-Control" {
+		t.Errorf("default policy = %+v", p)
+	}
+	if p := byPrefix["/ttl"].Policy; p.DefaultTTL != 2*time.Minute || p.Grace != time.Hour || !p.AllowCookies {
+		t.Errorf("route policy = %+v", p)
+	}
+
+	c, diags = Parse("t.hcl", []byte(src+`
+cache {
+  targeted_fields = ["Edgehost-Cache-Control", "CDN-Cache-Control"]
+  heuristic_max   = "1h"
+}
+`))
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if p := c.Routes[0].Policy; p.HeuristicMax != time.Hour || strings.Join(p.Targeted, ",") != "Edgehost-Cache-Control,Cdn-Cache-Control" {
+		t.Errorf("policy = %+v", p)
+	}
+
+	for _, bad := range []struct{ block, summary string }{
+		{`cache { targeted_fields = ["Cache-Control"] }`, "Invalid targeted field"},
+		{`cache { targeted_fields = ["CDN-Cache-Control", "cdn-cache-control"] }`, "Duplicate targeted field"},
+		{`cache { targeted_fields = ["a b"] }`, "Invalid field name"},
+		{`cache { heuristic_max = "soon" }`, ""},
+	} {
+		_, diags := Parse("t.hcl", []byte(src+bad.block))
+		if !diags.HasErrors() {
+			t.Errorf("%s: no error", bad.block)
+			continue
+		}
+		if bad.summary != "" && diags[0].Summary != bad.summary {
+			t.Errorf("%s: %s, want %s", bad.block, diags[0].Summary, bad.summary)
+		}
+		if diags[0].Subject == nil || diags[0].Subject.Start.Line != 10 {
+			t.Errorf("%s: subject %v, want line 10", bad.block, diags[0].Subject)
+		}
+	}
+}

@@ -14,6 +14,7 @@ type fileSchema struct {
 	Storage  *storageSchema   `hcl:"storage,block"`
 	Limits   *limitsSchema    `hcl:"limits,block"`
 	Log      *logSchema       `hcl:"log,block"`
+	Cache    *cacheSchema     `hcl:"cache,block"`
 	Backends []*backendSchema `hcl:"backend,block"`
 	Routes   []*routeSchema   `hcl:"route,block"`
 	Plugins  []*pluginSchema  `hcl:"plugin,block"`
@@ -66,6 +67,12 @@ type logSchema struct {
 	LevelRange  hcl.Range `hcl:"level,attr_value_range"`
 	Format      string    `hcl:"format,optional"`
 	FormatRange hcl.Range `hcl:"format,attr_value_range"`
+}
+
+type cacheSchema struct {
+	TargetedFields    *hcl.Attribute `hcl:"targeted_fields,optional"`
+	HeuristicMax      string         `hcl:"heuristic_max,optional"`
+	HeuristicMaxRange hcl.Range      `hcl:"heuristic_max,attr_value_range"`
 }
 
 type backendSchema struct {

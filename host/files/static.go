@@ -114,7 +114,10 @@ func staticObject(route *config.Route, r *http.Request, key, rel, etag string, s
 		"Etag":           {etag},
 		"Accept-Ranges":  {"bytes"},
 	}
-	ttl := min(route.Static.TTL, route.DefaultTTL)
+	ttl := route.Static.TTL // the check interval, at most the route's default_ttl when it has one
+	if d := route.DefaultTTL; d > 0 {
+		ttl = min(ttl, d)
+	}
 	o := &cache.Object{Key: key, Status: http.StatusOK, Header: hdr, Body: body, Created: now,
 		// Kept past its freshness (the route's keep, at least an hour) so
 		// that an expired copy is revalidated with a stat, not read again.

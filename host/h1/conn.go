@@ -419,9 +419,17 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != 101 {
-		// Informational: goes out at once, the real status follows.
-		w.c.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n\r\n")
-		w.c.bw.Flush()
+		// Informational: goes out at once with the header fields set so
+		// far (as net/http does: 103 Early Hints carries Link), the real
+		// status follows. Never to an HTTP/1.0 client (RFC 9110 §15.2).
+		if w.req.Minor == 0 {
+			return
+		}
+		bw := w.c.bw
+		bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n")
+		writeFields(bw, w.header)
+		bw.WriteString("\r\n")
+		bw.Flush()
 		return
 	}
 	w.wroteHeader = true
@@ -524,6 +532,17 @@ func (w *response) commit(final bool) {
 	if _, ok := h["Date"]; !ok {
 		bw.Write(appendDate(nil))
 	}
+	writeFields(bw, h)
+	bw.WriteString("\r\n")
+	if len(w.pending) > 0 && !w.head {
+		p := w.pending
+		w.pending = nil
+		w.writeBody(p)
+	}
+}
+
+// writeFields writes the field lines of h.
+func writeFields(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
 		for _, v := range vs {
 			bw.WriteString(k)
@@ -531,12 +550,6 @@ func (w *response) commit(final bool) {
 			bw.WriteString(headerValue(v))
 			bw.WriteString("\r\n")
 		}
-	}
-	bw.WriteString("\r\n")
-	if len(w.pending) > 0 && !w.head {
-		p := w.pending
-		w.pending = nil
-		w.writeBody(p)
 	}
 }
 

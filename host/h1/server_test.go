@@ -272,3 +272,26 @@ func TestRawIOLargeAndDeadline(t *testing.T) {
 		}
 	}
 }
+
+// An informational response goes out with the fields set before it (103
+// Early Hints carries Link), before the final one; never to HTTP/1.0
+// (RFC 9110 §15.2).
+func TestInformational(t *testing.T) {
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Write([]byte("final"))
+	}), nil)
+	got := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	early, final, ok := strings.Cut(got, "\r\n\r\n")
+	if !ok || early != "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload" {
+		t.Fatalf("interim response %q", early)
+	}
+	if !strings.HasPrefix(final, "HTTP/1.1 200 OK\r\n") || strings.Contains(final, "Link:") || !strings.HasSuffix(final, "final") {
+		t.Errorf("final response %q", final)
+	}
+	if got := exchange(t, addr, "GET / HTTP/1.0\r\nHost: a\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") {
+		t.Errorf("HTTP/1.0 got %.60q", got)
+	}
+}

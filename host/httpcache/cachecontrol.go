@@ -26,8 +26,10 @@ const Unlimited time.Duration = 1<<63 - 1
 // §4.2.1). Invalid arguments are read the conservative way:
 //
 //   - max-age, s-maxage with a missing, negative or non-numeric argument
-//     are 0: "caches are encouraged to consider responses that have invalid
-//     freshness information to be stale" (§4.2.1).
+//     (max-age=3600.0, max-age=-1, max-age=1h) are 0: delta-seconds is
+//     1*DIGIT (§1.2.2) and "caches are encouraged to consider responses
+//     that have invalid freshness information to be stale" (§4.2.1). A
+//     value too large for the cache is 2147483648 seconds (§1.2.2).
 //   - stale-while-revalidate, stale-if-error, min-fresh and a max-stale with
 //     a bad argument are ignored (Absent): not serving stale content is the
 //     safe reading of a directive we cannot understand.
@@ -37,7 +39,7 @@ const Unlimited time.Duration = 1<<63 - 1
 // forms (no-cache="Set-Cookie", private="X-Secret") leave them false and list
 // their field names, canonicalized, in NoCacheFields and PrivateFields: a
 // shared cache may store such a response without those fields
-// (§5.2.2.4, §5.2.2.7); see StripQualified. An empty qualified list
+// (§5.2.2.4, §5.2.2.7); see StoredHeader. An empty qualified list
 // (no-cache="") is read as the unqualified form.
 type CacheControl struct {
 	MaxAge, SMaxAge, StaleWhileRevalidate, StaleIfError, MaxStale, MinFresh time.Duration
@@ -48,6 +50,10 @@ type CacheControl struct {
 	MustUnderstand bool
 
 	NoCacheFields, PrivateFields []string
+
+	// Targeted names the targeted field (RFC 9213) these directives come
+	// from; "" for Cache-Control. See ResponseDirectives.
+	Targeted string
 }
 
 // ParseCacheControl parses every line of a Cache-Control field (pass
@@ -305,40 +311,4 @@ func validToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// StripQualified deletes from h (a response's header about to be stored)
-// the fields named by a qualified no-cache or private directive. RFC 9111
-// §5.2.2.4 and §5.2.2.7 let a shared cache store such a response as long as
-// those fields are never sent from the cache without revalidation; not
-// storing them is the simplest way to keep that promise.
-func StripQualified(h http.Header, cc CacheControl) {
-	for _, f := range cc.NoCacheFields {
-		delete(h, f)
-	}
-	for _, f := range cc.PrivateFields {
-		delete(h, f)
-	}
-}
-
-// RequestNoCache reports whether a request asks the cache not to answer
-// from storage without validating with the origin: Cache-Control no-cache
-// or max-age=0 (RFC 9111 §5.2.1.4, §5.2.1.1), or Pragma: no-cache when the
-// request has no Cache-Control (§5.4).
-func RequestNoCache(reqHeader http.Header) bool {
-	ccv, ok := reqHeader["Cache-Control"]
-	if ok {
-		cc := ParseCacheControl(ccv)
-		return cc.NoCache || len(cc.NoCacheFields) > 0 || cc.MaxAge == 0
-	}
-	for _, p := range reqHeader["Pragma"] {
-		for p != "" {
-			var d string
-			d, p, _ = strings.Cut(p, ",")
-			if strings.EqualFold(trimOWS(d), "no-cache") {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -1,7 +1,6 @@
 package httpcache
 
 import (
-	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,6 +39,14 @@ func TestParseCacheControl(t *testing.T) {
 		{"negative max-age", []string{"max-age=-1"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
 		{"max-age no arg", []string{"max-age"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
 		{"bad s-maxage", []string{"s-maxage=1.5"}, ccWith(func(c *CacheControl) { c.SMaxAge = 0 })},
+		// §1.2.2: delta-seconds is 1*DIGIT; anything else is invalid, and
+		// invalid is stale (§4.2.1).
+		{"decimal max-age", []string{"max-age=3600.0"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
+		{"unit max-age", []string{"max-age=1h"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
+		{"plus max-age", []string{"max-age=+60"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
+		{"hex max-age", []string{"max-age=0x10"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
+		{"empty max-age", []string{"max-age="}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
+		{"inner space max-age", []string{"max-age=36 00"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
 		// §4.2.1: first occurrence wins, across field lines too.
 		{"duplicate", []string{"max-age=10", "max-age=20"}, ccWith(func(c *CacheControl) { c.MaxAge = 10 * s })},
 		{"duplicate bad first", []string{"max-age=x, max-age=20"}, ccWith(func(c *CacheControl) { c.MaxAge = 0 })},
@@ -94,35 +101,6 @@ func TestParseCacheControl(t *testing.T) {
 				t.Errorf("ParseCacheControl(%q)\n got %+v\nwant %+v", tt.in, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestStripQualified(t *testing.T) {
-	h := http.Header{"Set-Cookie": {"a=b"}, "X-Foo": {"1"}, "X-Keep": {"2"}}
-	StripQualified(h, ParseCacheControl([]string{`no-cache="set-cookie", private="X-FOO"`}))
-	if got, want := len(h), 1; got != want || h.Get("X-Keep") != "2" {
-		t.Errorf("after StripQualified: %v", h)
-	}
-}
-
-func TestRequestNoCache(t *testing.T) {
-	tests := []struct {
-		h    http.Header
-		want bool
-	}{
-		{http.Header{}, false},
-		{http.Header{"Cache-Control": {"no-cache"}}, true},                           // §5.2.1.4
-		{http.Header{"Cache-Control": {"max-age=0"}}, true},                          // §5.2.1.1
-		{http.Header{"Cache-Control": {"max-age=10"}}, false},                        //
-		{http.Header{"Pragma": {"no-cache"}}, true},                                  // §5.4
-		{http.Header{"Pragma": {"x, No-Cache"}}, true},                               // §5.4
-		{http.Header{"Pragma": {"x"}}, false},                                        //
-		{http.Header{"Pragma": {"no-cache"}, "Cache-Control": {"max-stale"}}, false}, // §5.4: Cache-Control wins
-	}
-	for _, tt := range tests {
-		if got := RequestNoCache(tt.h); got != tt.want {
-			t.Errorf("RequestNoCache(%v) = %v, want %v", tt.h, got, tt.want)
-		}
 	}
 }
 

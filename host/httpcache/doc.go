@@ -3,14 +3,19 @@
 //
 //   - cachecontrol.go: a lenient Cache-Control parser (RFC 9111 §5.2,
 //     RFC 5861, RFC 8246), as shared caches must be.
-//   - freshness.go: whether a response may be stored by a shared cache
-//     (RFC 9111 §3), its freshness lifetime and stale windows (§4.2,
-//     RFC 5861) and its age (§4.2.3).
+//   - freshness.go: a route's Policy; whether a response may be stored by
+//     a shared cache (RFC 9111 §3), its freshness lifetime — explicit
+//     (§4.2.1), heuristic (§4.2.2) or the route's default_ttl — and stale
+//     windows (§4.2.4, RFC 5861), and its age (§4.2.3).
+//   - targeted.go: targeted cache-control fields such as CDN-Cache-Control
+//     (RFC 9213), Structured Fields Dictionaries (RFC 8941).
+//   - date.go: HTTP-date, strictly (RFC 9110 §5.6.7).
 //   - conditional.go: preconditions on a stored representation
 //     (RFC 9110 §13.2.2) and If-Range (§13.1.5).
-//   - validation.go: what is kept out of storage (RFC 9111 §3.1), the
-//     conditional request to the origin (§4.3.1), and freshening a stored
-//     response with a 304 (§3.2, §4.3.4).
+//   - validation.go: the header as stored (RFC 9111 §3.1, qualified
+//     private and no-cache §5.2.2.4, §5.2.2.7), the conditional request to
+//     the origin (§4.3.1), whether a 304 selects the stored response and
+//     freshening it (§3.2, §4.3.4).
 //   - range.go: byte ranges (RFC 9110 §14): parsing, 206 single and
 //     multipart/byteranges responses, 416.
 //   - vary.go: the secondary cache key (RFC 9111 §4.1).

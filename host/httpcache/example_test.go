@@ -8,24 +8,30 @@ import (
 	"github.com/edgehost/edgehost/host/httpcache"
 )
 
-func ExampleComputeLifetime() {
+func ExamplePolicy() {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	h := http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30"}, "Age": {"10"}}
-	if ok, reason := httpcache.Storable(http.MethodGet, 200, http.Header{}, h, false); !ok {
-		fmt.Println("not storable:", reason)
-		return
-	}
-	cc := httpcache.ParseCacheControl(h["Cache-Control"])
-	lt := httpcache.ComputeLifetime(h, cc, 2*time.Minute, 0, now)
-	initial := httpcache.InitialAge(h, now, now)
-	for _, later := range []time.Duration{0, 55 * time.Second, 85 * time.Second} {
-		age := httpcache.CurrentAge(initial, now, now.Add(later))
-		fmt.Println(age, lt.Freshness(age))
+	p := httpcache.Policy{HeuristicMax: 24 * time.Hour, Grace: time.Minute, Targeted: []string{httpcache.CDNCacheControl}}
+	for _, h := range []http.Header{
+		{"Cache-Control": {"max-age=60, stale-while-revalidate=300"}},
+		{"Cache-Control": {"max-age=60"}, "Cdn-Cache-Control": {"max-age=3600"}},
+		{"Last-Modified": {"Sun, 22 Nov 2026 00:00:00 GMT"}, "Date": {"Sun, 22 Nov 2026 10:00:00 GMT"}},
+		{"Etag": {`"v1"`}},
+		{"Cache-Control": {`max-age=60, private="X-Secret"`}, "X-Secret": {"token"}},
+	} {
+		cc := httpcache.ResponseDirectives(h, p.Targeted)
+		if ok, reason := p.Storable(http.MethodGet, 200, http.Header{}, h, cc); !ok {
+			fmt.Println("not storable:", reason)
+			continue
+		}
+		lt := p.Lifetime(200, h, cc, now)
+		fmt.Println(lt.TTL, lt.Grace, len(httpcache.StoredHeader(h, cc, p.Targeted)))
 	}
 	// Output:
-	// 10s fresh
-	// 1m5s grace
-	// 1m35s stale
+	// 1m0s 5m0s 1
+	// 1h0m0s 1m0s 1
+	// 1h0m0s 1m0s 2
+	// 0s 0s 1
+	// 1m0s 1m0s 1
 }
 
 func ExampleCacheStatus() {

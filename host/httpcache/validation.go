@@ -14,25 +14,57 @@ var unstorable = [...]string{
 	"Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization",
 }
 
-// StripUnstorable removes from a response header about to be stored the
-// fields RFC 9111 §3.1 keeps out of storage: the hop-by-hop fields, those
-// named in Connection, the proxy authentication fields, and the fields
-// named by a qualified no-cache or private directive in cc (see
-// StripQualified).
-func StripUnstorable(h http.Header, cc CacheControl) {
+// StoredHeader returns the copy of a response header that a shared cache
+// stores, given the response's directives cc (ResponseDirectives) and the
+// targeted fields the cache obeys. It leaves out:
+//   - what RFC 9111 §3.1 keeps out of storage: the hop-by-hop fields
+//     (RFC 9110 §7.6.1), those named in Connection, and the proxy
+//     authentication fields;
+//   - Age, recomputed on every delivery (§4.2.3, §5.1), and Cache-Status,
+//     which each delivery writes anew (RFC 9211);
+//   - the fields named by a qualified private (§5.2.2.7: "a shared cache
+//     MUST NOT store the specified field names") and by a qualified
+//     no-cache (§5.2.2.4: they "MUST NOT be sent in the response to a
+//     subsequent request without successful revalidation"; a field that
+//     is not stored is never sent from the cache, so the rest of the
+//     response may be reused). Those of Cache-Control go too when a
+//     targeted field decides: Cache-Control still speaks to the caches
+//     downstream, and a leaked field costs more than a refetched one;
+//   - the targeted fields (RFC 9213): they address this cache, not the
+//     client.
+func StoredHeader(h http.Header, cc CacheControl, targeted []string) http.Header {
+	out := h.Clone()
 	for _, c := range h["Connection"] {
 		for c != "" {
 			var f string
 			f, c = cutComma(c)
 			if f = trimOWS(f); f != "" {
-				delete(h, http.CanonicalHeaderKey(f))
+				delete(out, http.CanonicalHeaderKey(f))
 			}
 		}
 	}
 	for _, f := range unstorable {
+		delete(out, f)
+	}
+	delete(out, "Age")
+	delete(out, "Cache-Status")
+	deleteQualified(out, cc)
+	if cc.Targeted != "" {
+		deleteQualified(out, ParseCacheControl(h["Cache-Control"]))
+	}
+	for _, f := range targeted {
+		delete(out, f)
+	}
+	return out
+}
+
+func deleteQualified(h http.Header, cc CacheControl) {
+	for _, f := range cc.NoCacheFields {
 		delete(h, f)
 	}
-	StripQualified(h, cc)
+	for _, f := range cc.PrivateFields {
+		delete(h, f)
+	}
 }
 
 // AddValidators makes an origin request conditional on a stored response
@@ -53,16 +85,33 @@ func AddValidators(req, stored http.Header) bool {
 }
 
 // NotModifiedSelects reports whether a 304 answer to a validation request
-// applies to a stored response (RFC 9111 §4.3.4): when the 304 carries an
-// entity tag, the stored one must match it (weak comparison, the 304 may
-// carry W/); otherwise when it carries Last-Modified, the stored one must
-// be equal; with neither it applies to the stored response that was
-// validated. A 304 that selects nothing means the origin's representation
-// changed under us: refetch without conditions.
+// applies to the stored response it revalidated (RFC 9111 §4.3.4):
+//   - a strong entity tag in the 304 selects only a stored response with
+//     the same strong tag (strong comparison, RFC 9110 §8.8.3.2);
+//   - a weak one selects a stored response whose tag matches it by weak
+//     comparison;
+//   - without an entity tag, a Last-Modified in the 304 selects a stored
+//     response with an equal Last-Modified;
+//   - a 304 with no validator at all selects the response that edgehost
+//     validated. §4.3.4 asks, for that case, that the stored response lack
+//     validators too, to guard against a 304 to a conditional request made
+//     from elsewhere; edgehost's request was built from this one stored
+//     response (AddValidators), so the answer is about it.
+//
+// A 304 that selects nothing means the origin's representation changed
+// under us: the stored response must not be updated (nor served as fresh);
+// fetch again without conditions.
 func NotModifiedSelects(stored, notModified http.Header) bool {
 	if et := notModified["Etag"]; len(et) > 0 {
 		st := stored["Etag"]
-		return len(st) > 0 && weakMatch(trimOWS(et[0]), st[0])
+		if len(st) == 0 {
+			return false
+		}
+		tag := trimOWS(et[0])
+		if strings.HasPrefix(tag, "W/") {
+			return weakMatch(tag, st[0])
+		}
+		return tag == trimOWS(st[0])
 	}
 	if lm := notModified["Last-Modified"]; len(lm) > 0 {
 		st := stored["Last-Modified"]
@@ -78,40 +127,19 @@ func NotModifiedSelects(stored, notModified http.Header) bool {
 
 // UpdateStored freshens a stored response header with the header of a 304
 // (or of a HEAD response) that selected it (RFC 9111 §3.2, §4.3.4): every
-// field of the new header replaces the stored one, except the fields kept
-// out of storage (§3.1), Content-Length (§3.2: a 304 describes no
-// content), and Content-Encoding and Content-Range, on which the stored
-// body depends (§3.2 lets a cache keep those it relies on). The caller then
-// recomputes the lifetime from the updated header and restarts the age from
-// the 304 (its Date and Age, via InitialAge).
+// field of the new header replaces the stored one, except Content-Length
+// (§3.2: a 304 describes no content), and Content-Encoding and
+// Content-Range, on which the stored body depends (§3.2 lets a cache keep
+// those it relies on). The caller then reads the directives and the
+// lifetime from the updated header, restarts the age from the 304 (its Date
+// and Age, via InitialAge), and stores StoredHeader of it, which drops what
+// must not be stored.
 func UpdateStored(stored, fresh http.Header) {
-	connection := fresh["Connection"]
 	for k, v := range fresh {
-		if skipUpdate(k, connection) {
+		switch k {
+		case "Content-Length", "Content-Encoding", "Content-Range":
 			continue
 		}
 		stored[k] = append([]string(nil), v...)
 	}
-}
-
-func skipUpdate(k string, connection []string) bool {
-	switch k {
-	case "Content-Length", "Content-Encoding", "Content-Range":
-		return true
-	}
-	for _, f := range unstorable {
-		if k == f {
-			return true
-		}
-	}
-	for _, c := range connection {
-		for c != "" {
-			var f string
-			f, c = cutComma(c)
-			if strings.EqualFold(trimOWS(f), k) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,6 +51,34 @@ func LoadConfig(path string) (*config.Config, error) {
 		cfg.WriteDiagnostics(os.Stderr, diags)
 	}
 	return cfg, nil
+}
+
+// Validate loads the config at path and checks what Run would refuse (issue
+// 14): besides the config itself, each plugin's binary, pinned digest,
+// start and settings (pluginhost.Manager.Validate). Diagnostics go to
+// stderr with file, line and column. The binaries are pinned into a
+// throwaway directory, never the config's state_dir.
+func Validate(ctx context.Context, path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "edgehost-validate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	plugins := pluginhost.New(pluginhost.Options{StateDir: tmp, Logger: log, EvalContext: config.EvalContext()})
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	diags := plugins.Validate(ctx, pluginSpecs(cfg))
+	plugins.Shutdown(ctx)
+	if diags.HasErrors() {
+		cfg.WriteDiagnostics(os.Stderr, diags)
+		return fmt.Errorf("%s: %d error(s)", path, len(diags.Errs()))
+	}
+	return nil
 }
 
 // node is one running edgehost.

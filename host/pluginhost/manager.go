@@ -98,6 +98,28 @@ func (m *Manager) get(name string) (*managed, error) {
 // longer configured. Reload swaps a plugin unconditionally.
 func (m *Manager) Load(ctx context.Context, specs []Spec) hcl.Diagnostics {
 	m.pruneOnce.Do(m.pruneStore)
+	seen, diags := eachSpec(specs, func(s Spec) hcl.Diagnostics { return m.loadOne(ctx, s) })
+	if diags.HasErrors() {
+		return diags
+	}
+	m.mu.Lock()
+	var gone []*managed
+	for name, p := range m.plugins {
+		if !seen[name] {
+			gone = append(gone, p)
+			delete(m.plugins, name)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range gone {
+		p.stop(m.opts.ShutdownGrace)
+	}
+	return diags
+}
+
+// eachSpec runs do for every spec, side by side, after refusing a second
+// spec of one name; it returns the names and every diagnostic.
+func eachSpec(specs []Spec, do func(Spec) hcl.Diagnostics) (map[string]bool, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	seen := map[string]bool{}
 	var todo []Spec
@@ -122,29 +144,14 @@ func (m *Manager) Load(ctx context.Context, specs []Spec) hcl.Diagnostics {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := m.loadOne(ctx, s)
+			d := do(s)
 			mu.Lock()
 			diags = append(diags, d...)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if diags.HasErrors() {
-		return diags
-	}
-	m.mu.Lock()
-	var gone []*managed
-	for name, p := range m.plugins {
-		if !seen[name] {
-			gone = append(gone, p)
-			delete(m.plugins, name)
-		}
-	}
-	m.mu.Unlock()
-	for _, p := range gone {
-		p.stop(m.opts.ShutdownGrace)
-	}
-	return diags
+	return seen, diags
 }
 
 func (m *Manager) loadOne(ctx context.Context, s Spec) hcl.Diagnostics {
@@ -206,36 +213,47 @@ func (m *Manager) loadOne(ctx context.Context, s Spec) hcl.Diagnostics {
 // start pins the spec's binary, launches it and runs every check; the
 // returned instance has passed them all.
 func (m *Manager) start(ctx context.Context, p *managed, s Spec) (*instance, binary, cty.Value, hcl.Diagnostics) {
+	inst, bin, cfg, diags := m.launchChecked(ctx, s, p.log)
+	if diags.HasErrors() {
+		return nil, bin, cty.NilVal, diags
+	}
+	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)}); err != nil {
+		inst.stop(m.opts.ShutdownGrace)
+		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin refused its configuration", err)
+	}
+	return inst, bin, cfg, diags
+}
+
+// launchChecked pins the spec's binary, launches it, checks it and decodes
+// its settings against the schema it declares: everything but Configure.
+func (m *Manager) launchChecked(ctx context.Context, s Spec, log *slog.Logger) (*instance, binary, cty.Value, hcl.Diagnostics) {
 	bin, diags := m.pin(s)
 	if diags.HasErrors() {
 		return nil, bin, cty.NilVal, diags
 	}
-	failed := func(summary string, err error) hcl.Diagnostics {
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  summary,
-			Detail:   fmt.Sprintf("Plugin %q (%s, sha256 %s): %v.", s.Name, bin.source, bin.digest, err),
-			Subject:  s.DefRange.Ptr(),
-		}}
-	}
-	inst, err := m.launch(s.Name, bin, s.Env, p.log)
+	inst, err := m.launch(s.Name, bin, s.Env, log)
 	if err != nil {
-		return nil, bin, cty.NilVal, failed("Plugin failed to start", err)
+		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin failed to start", err)
 	}
 	if err := m.check(ctx, inst); err != nil {
 		inst.stop(m.opts.ShutdownGrace)
-		return nil, bin, cty.NilVal, failed("Plugin failed its checks", err)
+		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin failed its checks", err)
 	}
 	cfg, diags := m.decode(s, inst.info.Schema)
 	if diags.HasErrors() {
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, diags
 	}
-	if err := m.configure(ctx, inst, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)}); err != nil {
-		inst.stop(m.opts.ShutdownGrace)
-		return nil, bin, cty.NilVal, failed("Plugin refused its configuration", err)
-	}
 	return inst, bin, cfg, diags
+}
+
+func failedDiag(s Spec, bin binary, summary string, err error) hcl.Diagnostics {
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf("Plugin %q (%s, sha256 %s): %v.", s.Name, bin.source, bin.digest, err),
+		Subject:  s.DefRange.Ptr(),
+	}}
 }
 
 // decodeBody decodes a plugin's settings against the schema it declared;

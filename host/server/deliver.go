@@ -110,9 +110,7 @@ func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, last
 // deliverStream sends a response while its body is still arriving.
 func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error {
 	h := tx.w.Header()
-	for k, v := range f.Header {
-		h[k] = v
-	}
+	copyOriginHeader(h, f.Header, tx.route.Route)
 	h.Set("Cache-Status", tx.status.String())
 	etag := f.Header.Get("Etag")
 	var lm time.Time
@@ -124,6 +122,11 @@ func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error 
 		size, _ = strconv.ParseInt(cl, 10, 64)
 	}
 	if f.Status == http.StatusOK && size >= 0 {
+		// Ranges are served from the stream as from the stored object:
+		// say so as its hits will (store).
+		if rangeable(f.Status, h) {
+			h["Accept-Ranges"] = acceptRanges
+		}
 		s.respond(tx, r, f.Status, etag, lm, size, &streamReaderAt{ctx: r.Context(), s: f.Body})
 		// A whole GET body: let the fetch finish storing before its last
 		// buffered bytes go out, so the client's next request is a hit.

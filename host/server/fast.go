@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/httpcache"
 	"github.com/edgehost/edgehost/host/observe"
@@ -72,14 +74,15 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	body = SendFast(s.metrics, r, w, head, body, isHead, status)
 	s.metrics.Hits.Add(1)
 	// The record reuses strings that exist already: the object's request
-	// URL and host are this request's (same cache key).
+	// URL is this request's and its key starts with this request's Host,
+	// port included, lowercased (same cache key, cacheKey).
 	id := observe.NewID()
 	method := http.MethodGet
 	if isHead {
 		method = http.MethodHead
 	}
 	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
-		Method: method, Host: o.ReqHost, URL: o.ReqURL, Status: status,
+		Method: method, Host: keyHost(o), URL: o.ReqURL, Status: status,
 		Cache: "hit", Bytes: int64(len(body)), Remote: r.RemoteAddr})
 	return true
 }
@@ -176,4 +179,14 @@ func SendFast(m *observe.Metrics, r *h1.Request, w *h1.Writer, head, body []byte
 	m.Status(status)
 	m.BytesOut.Add(int64(len(body)))
 	return body
+}
+
+// keyHost is the Host a cache key was made of (host and port, lowercased,
+// as cacheKey writes it), without allocating; the object's ReqHost (no
+// port) when the key is not of that form.
+func keyHost(o *cache.Object) string {
+	if strings.HasSuffix(o.Key, o.ReqURL) {
+		return o.Key[:len(o.Key)-len(o.ReqURL)]
+	}
+	return o.ReqHost
 }

@@ -227,7 +227,8 @@ func (tx *Txn) Object(r *http.Request, key string, status int, header http.Heade
 	resp := &http.Response{StatusCode: status, Header: header, ContentLength: int64(len(body))}
 	o, _ := tx.rt.s.storable(tx.rt.cfg, tx.route.Route, r, resp, key, reqTime, respTime)
 	if o == nil || r.Method != http.MethodGet && r.Method != http.MethodHead {
-		o = &cache.Object{Key: key, Status: status, Header: StoredHeader(header), Created: respTime,
+		stored, _ := StoredHeader(header, tx.route.Route)
+		o = &cache.Object{Key: key, Status: status, Header: stored, Created: respTime,
 			ReqURL: r.URL.RequestURI(), ReqHost: HostOnly(r.Host)}
 	}
 	o.Body = body

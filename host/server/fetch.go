@@ -33,24 +33,38 @@ func (s *Server) fetchAndDeliver(tx *Txn, r *http.Request, key string, stale *ca
 		return s.deliver(tx, r, f.Object, now)
 	case resp != nil:
 		if tx.status.Fwd == "" {
-			tx.status = httpcache.CacheStatus{Fwd: fwdFor(stale), FwdStatus: resp.StatusCode, Detail: f.Reason}
+			tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(stale), FwdStatus: resp.StatusCode, Detail: f.Reason}
 		}
 		s.stream(tx, r, resp)
 		return nil
 	}
-	if tx.status.Fwd == "" {
-		tx.status = httpcache.CacheStatus{Fwd: fwdFor(stale), FwdStatus: f.Status, Stored: true, TTL: f.TTL}
-	}
-	tx.status.Stored = true
+	// Stored: whatever was said before the fetch (a hit-for-miss expected
+	// it not to be) no longer holds.
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(stale), FwdStatus: f.Status, Stored: true, TTL: f.TTL}
 	return s.deliverStream(tx, r, f)
 }
 
-func fwdFor(stale *cache.Object) string {
-	if stale != nil {
+// fwdFor is the Cache-Status fwd of a fetch (RFC 9211 §2.2): stale when a
+// stored response is revalidated or expired, vary-miss when only other
+// variants of the URL are stored, else uri-miss.
+func (tx *Txn) fwdFor(stale *cache.Object) string {
+	switch {
+	case stale != nil || tx.found == foundExpired:
 		return httpcache.FwdStale
+	case tx.found == foundOtherVariants:
+		return httpcache.FwdVaryMiss
 	}
 	return httpcache.FwdURIMiss
 }
+
+// found is what lookup found stored for a request it could not answer.
+type found uint8
+
+const (
+	foundNothing       found = iota
+	foundExpired             // the request's variant, expired
+	foundOtherVariants       // only other variants of the URL (Vary)
+)
 
 // fetch asks the route's backend for the object and settles f: f.Err on
 // failure; f.Object when a stored object answers (a 304 refreshed it, the
@@ -76,7 +90,7 @@ func (s *Server) fetch(ctx context.Context, tx *Txn, r *http.Request, key string
 	if stale != nil && stale.Revalidatable() {
 		s.metrics.Revalidations.Add(1)
 	}
-	resp, err := fx.Do(fx.Out)
+	resp, err := fx.backend.Do(interim(ctx, tx), fx.Out)
 	fx.Resp, fx.RespTime = resp, time.Now()
 	switch {
 	case err != nil:
@@ -84,6 +98,9 @@ func (s *Server) fetch(ctx context.Context, tx *Txn, r *http.Request, key string
 		return nil
 	case s.staleAnswers(fx):
 		return nil
+	case fx.Resp == nil:
+		// A 304 that selects nothing (staleAnswers): the whole object.
+		return s.fetch(ctx, tx, r, key, nil, f, done, retry)
 	case step == nil:
 		return s.storeAnswer(fx)
 	}
@@ -130,6 +147,15 @@ func (s *Server) staleAnswers(fx *Fetch) bool {
 	switch {
 	case stale == nil:
 		return false
+	case resp.StatusCode == http.StatusNotModified && !httpcache.NotModifiedSelects(stale.Header, resp.Header):
+		// RFC 9111 §4.3.4: this 304 is about another representation
+		// (another strong ETag): it must not relabel the stored body.
+		// fetch asks again without conditions.
+		resp.Body.Close()
+		s.log.Warn("304 does not select the stored response, fetching it whole", "tx", fx.Tx.ID, "key", fx.Key,
+			"stored_etag", stale.ETag, "etag", resp.Header.Get("Etag"))
+		fx.Resp = nil
+		return false
 	case resp.StatusCode == http.StatusNotModified:
 		resp.Body.Close()
 		s.metrics.Revalidated304.Add(1)
@@ -175,8 +201,14 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 		f.Ready()
 		fx.done()
 		resp.Body = &storeTee{rc: resp.Body, s: s, obj: obj, max: tx.rt.cfg.Storage.MaxObject}
-		tx.status = httpcache.CacheStatus{Fwd: fwdFor(fx.Stale), FwdStatus: resp.StatusCode, Detail: "streamed"}
+		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(fx.Stale), FwdStatus: resp.StatusCode, Detail: "streamed"}
 		return resp
+	}
+	if _, aged := resp.Header["Age"]; aged {
+		// An upstream cache's answer: the clients of this fetch get its
+		// corrected age, as the hits after them will (RFC 9111 §4.2.3; a
+		// fresh origin answer carries no Age, §5.1).
+		resp.Header["Age"] = []string{string(httpcache.AppendAge(nil, obj.InitAge))}
 	}
 	f.Variant = obj.Variant
 	fx.FillFlight(obj, -1, nil)
@@ -216,7 +248,9 @@ func (t *storeTee) Close() error { return t.rc.Close() }
 
 // storable builds the object to store from resp, or says why not.
 func (s *Server) storable(cfg *config.Config, route *config.Route, r *http.Request, resp *http.Response, key string, reqTime, respTime time.Time) (*cache.Object, string) {
-	ok, reason := httpcache.Storable(http.MethodGet, resp.StatusCode, r.Header, resp.Header, route.CacheCookies)
+	pol := &route.Policy
+	cc := httpcache.ResponseDirectives(resp.Header, pol.Targeted)
+	ok, reason := pol.Storable(http.MethodGet, resp.StatusCode, r.Header, resp.Header, cc)
 	if !ok {
 		return nil, reason
 	}
@@ -227,9 +261,8 @@ func (s *Server) storable(cfg *config.Config, route *config.Route, r *http.Reque
 	if !vok {
 		return nil, "vary-star"
 	}
-	cc := httpcache.ParseCacheControl(resp.Header.Values("Cache-Control"))
-	lt := httpcache.ComputeLifetime(resp.Header, cc, route.DefaultTTL, route.Grace, respTime)
-	o := &cache.Object{Key: key, Variant: variant, Status: resp.StatusCode, Header: storedHeader(resp.Header),
+	lt := pol.Lifetime(resp.StatusCode, resp.Header, cc, respTime)
+	o := &cache.Object{Key: key, Variant: variant, Status: resp.StatusCode, Header: httpcache.StoredHeader(resp.Header, cc, pol.Targeted),
 		Created: respTime, InitAge: httpcache.InitialAge(resp.Header, reqTime, respTime),
 		ReqURL: r.URL.RequestURI(), ReqHost: hostOnly(r.Host)}
 	setLifetime(o, lt, route)
@@ -259,35 +292,29 @@ func setLifetime(o *cache.Object, lt httpcache.Lifetime, route *config.Route) {
 	}
 }
 
-// storedHeader is the response header as stored: no Age (recomputed on
-// delivery), no per-connection fields.
-func storedHeader(h http.Header) http.Header { return StoredHeader(h) }
-
-// StoredHeader is a response header as stored: no Age (recomputed on
-// delivery), no per-connection fields.
-func StoredHeader(h http.Header) http.Header {
-	out := h.Clone()
-	out.Del("Age")
-	out.Del("Cache-Status")
-	return out
+// StoredHeader is resp's header as the route stores it
+// (httpcache.StoredHeader): without what RFC 9111 §3.1 keeps out of
+// storage, the fields of a qualified private or no-cache, Age,
+// Cache-Status and the targeted fields (RFC 9213). cc returns the
+// response's directives for the route, read once for the features that
+// store parts (slicing).
+func StoredHeader(h http.Header, route *config.Route) (stored http.Header, cc httpcache.CacheControl) {
+	cc = httpcache.ResponseDirectives(h, route.Policy.Targeted)
+	return httpcache.StoredHeader(h, cc, route.Policy.Targeted), cc
 }
 
-// refresh builds the object that a 304 makes of stale (RFC 9111 §4.3.4):
-// the stored header updated with the 304's fields, new freshness.
+// refresh builds the object that a 304 selecting stale makes of it (RFC
+// 9111 §4.3.4): the stored header updated with the 304's fields
+// (httpcache.UpdateStored), its directives and lifetime read anew, its age
+// restarted from the 304.
 func (s *Server) refresh(stale *cache.Object, h http.Header, route *config.Route, reqTime, respTime time.Time) *cache.Object {
 	nh := stale.Header.Clone()
-	for k, v := range h {
-		switch k {
-		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Range", "Age":
-			continue
-		}
-		nh[k] = v
-	}
-	o := &cache.Object{Key: stale.Key, Variant: stale.Variant, Status: stale.Status, Header: nh, Body: stale.Body,
+	httpcache.UpdateStored(nh, h)
+	stored, cc := StoredHeader(nh, route)
+	o := &cache.Object{Key: stale.Key, Variant: stale.Variant, Status: stale.Status, Header: stored, Body: stale.Body,
 		Created: respTime, InitAge: httpcache.InitialAge(h, reqTime, respTime), ReqURL: stale.ReqURL, ReqHost: stale.ReqHost,
 		Kind: stale.Kind, Parent: stale.Parent, Extra: stale.Extra}
-	cc := httpcache.ParseCacheControl(nh.Values("Cache-Control"))
-	setLifetime(o, httpcache.ComputeLifetime(nh, cc, route.DefaultTTL, route.Grace, respTime), route)
+	setLifetime(o, route.Policy.Lifetime(stale.Status, nh, cc, respTime), route)
 	o.Finish()
 	return o
 }
@@ -351,11 +378,20 @@ func (s *Server) store(obj *cache.Object, body []byte) {
 		obj.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	obj.Header.Del("Transfer-Encoding")
-	if obj.Status == http.StatusOK && obj.Header.Get("Content-Encoding") == "" {
-		obj.Header.Set("Accept-Ranges", "bytes")
+	if rangeable(obj.Status, obj.Header) {
+		obj.Header["Accept-Ranges"] = acceptRanges
 	}
 	obj.Finish()
 	s.cache.Insert(obj)
+}
+
+var acceptRanges = []string{"bytes"}
+
+// rangeable says whether edgehost serves byte ranges (RFC 9110 §14) of a
+// response it stores: a whole 200 without a content coding (a range of a
+// coded body would be a range of the coding).
+func rangeable(status int, h http.Header) bool {
+	return status == http.StatusOK && h.Get("Content-Encoding") == ""
 }
 
 // originRequest derives the backend request: always a GET for the whole
@@ -371,12 +407,7 @@ func originRequest(ctx context.Context, r *http.Request, stale *cache.Object) *h
 		out.Header.Del(h)
 	}
 	if stale != nil {
-		if stale.ETag != "" {
-			out.Header.Set("If-None-Match", stale.ETag)
-		}
-		if lm := stale.Header.Get("Last-Modified"); lm != "" {
-			out.Header.Set("If-Modified-Since", lm)
-		}
+		httpcache.AddValidators(out.Header, stale.Header)
 	}
 	return out
 }

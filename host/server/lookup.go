@@ -41,9 +41,12 @@ func (s *Server) lookup(tx *Txn, r *http.Request) error {
 		}
 		// Expired past grace: revalidate it in the foreground if it has
 		// validators, else fetch anew.
+		tx.found = foundExpired
 		if !o.Revalidatable() && !o.UsableOnError(now) {
 			o = nil
 		}
+	} else if s.cache.Stored(key) {
+		tx.found = foundOtherVariants
 	}
 	s.metrics.Misses.Add(1)
 	if until, ok := s.hfm.Load(key); ok && !now.Before(until.(time.Time)) {
@@ -79,7 +82,7 @@ func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Obje
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
 		return s.deliver(tx, r, f.Object, time.Now())
 	}
-	tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdURIMiss, FwdStatus: f.Status, Collapsed: true, Stored: true}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(nil), FwdStatus: f.Status, Collapsed: true, Stored: true}
 	return s.deliverStream(tx, r, f)
 }
 
@@ -127,7 +130,7 @@ func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source, anyMethod bo
 		// a flight: the flight's leader may be its own ancestor, waiting
 		// for it (a program fetching its own URL). Running on its own, a
 		// loop ends at max_depth or a full queue instead of a deadlock.
-		tx.status = httpcache.CacheStatus{Fwd: fwdFor(o)}
+		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o)}
 		return s.sourceOnce(tx, r, src, o)
 	}
 	f, leader := s.flights.Join(key)
@@ -145,7 +148,7 @@ func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source, anyMethod bo
 		}
 		// The leader's answer was not to be kept, so not to be shared
 		// either: this request gets its own.
-		tx.status = httpcache.CacheStatus{Fwd: fwdFor(o)}
+		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o)}
 		return s.sourceOnce(tx, r, src, o)
 	}
 	obj, err := src.Fetch(context.WithoutCancel(r.Context()), tx, r, key, o)
@@ -161,7 +164,7 @@ func (s *Server) lookupSource(tx *Txn, r *http.Request, src Source, anyMethod bo
 	if err != nil {
 		return err
 	}
-	tx.status = httpcache.CacheStatus{Fwd: fwdFor(o), Stored: keep}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(o), Stored: keep}
 	if keep {
 		tx.status.TTL = obj.TTL(time.Now())
 	}

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 
+	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/httpcache"
 )
 
@@ -22,7 +26,7 @@ func (s *Server) pass(tx *Txn, r *http.Request) error {
 // A nil response with a nil error: the client went away.
 func (s *Server) forwardRequest(tx *Txn, r *http.Request) (*http.Response, error) {
 	s.metrics.OriginFetches.Add(1)
-	resp, err := tx.route.backend.Do(r.Context(), r)
+	resp, err := tx.route.backend.Do(interim(r.Context(), tx), r)
 	if err != nil {
 		s.metrics.OriginErrors.Add(1)
 		if r.Context().Err() != nil {
@@ -65,9 +69,7 @@ func (s *Server) unsafe(tx *Txn, r *http.Request) error {
 func (s *Server) stream(tx *Txn, r *http.Request, resp *http.Response) {
 	defer resp.Body.Close()
 	h := tx.w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
+	copyOriginHeader(h, resp.Header, tx.route.Route)
 	h.Set("Cache-Status", tx.status.String())
 	tx.w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodHead {
@@ -90,3 +92,43 @@ func (s *Server) stream(tx *Txn, r *http.Request, resp *http.Response) {
 // writerOnly hides ReadFrom so that io.CopyBuffer uses the given buffer
 // (the transit buffer bounds memory per pass-through transfer).
 type writerOnly struct{ io.Writer }
+
+// interim makes the origin's informational responses (1xx but 100 and 101,
+// e.g. 103 Early Hints) reach the client of tx as they arrive, with their
+// fields (RFC 9110 §15.2). They are hints for this client's connection:
+// never stored, and a background fetch or a subrequest's own fetch step (a
+// segment) passes none on. A waiter of the fetch gets none either: it
+// joins after the fact.
+func interim(ctx context.Context, tx *Txn) context.Context {
+	if tx.w == nil || tx.step != nil {
+		return ctx
+	}
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		if code == http.StatusContinue || code == http.StatusSwitchingProtocols {
+			return nil
+		}
+		// The handler's goroutine waits in the round trip meanwhile: the
+		// writer is ours. The fields go with the 1xx only.
+		wh := tx.w.Header()
+		for k, v := range h {
+			wh[k] = v
+		}
+		tx.w.WriteHeader(code)
+		for k := range h {
+			delete(wh, k)
+		}
+		return nil
+	}})
+}
+
+// copyOriginHeader copies an origin's response header for the client,
+// without the targeted cache-control fields (RFC 9213) the route obeys:
+// they address edgehost, not the client.
+func copyOriginHeader(dst, src http.Header, route *config.Route) {
+	for k, v := range src {
+		dst[k] = v
+	}
+	for _, f := range route.Policy.Targeted {
+		delete(dst, f)
+	}
+}

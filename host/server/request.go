@@ -23,6 +23,7 @@ type Txn struct {
 
 	step    FetchStep // a subrequest's own fetch step (a slicer segment)
 	retried bool      // the lookup already started over once (ErrStartOver)
+	found   found     // what lookup found before a fetch, for Cache-Status (fwdFor)
 	transit int       // pass: copy buffer size (slice transit_buffer)
 }
 

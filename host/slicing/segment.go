@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/cache"
+	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/httpcache"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/store"
@@ -129,7 +130,7 @@ func (st *segStep) Fetched(fx *server.Fetch) (server.Verdict, error) {
 		st.sl.log.Warn("segment rejected", "tx", fx.Tx.ID, "key", fx.Key, "err", err)
 		return 0, err
 	}
-	obj := segmentObject(seg, fx.Key, resp, fx.RespTime)
+	obj := segmentObject(seg, fx.Key, resp, fx.RespTime, fx.Tx.RouteConfig())
 	obj.MarkBans(fx.BanMark)
 	fx.FillFlight(obj, seg.length(), errSegmentMismatch)
 	return server.Filling, nil
@@ -164,8 +165,8 @@ func checkSegment(status int, h http.Header, contentLength int64, meta *cache.Ob
 // segmentObject builds the stored segment from a checked origin answer. It
 // lives and dies with its meta object: same lifetime, and it is the meta
 // object's child in the store.
-func segmentObject(seg *segReq, key string, resp *http.Response, respTime time.Time) *cache.Object {
-	h := server.StoredHeader(resp.Header)
+func segmentObject(seg *segReq, key string, resp *http.Response, respTime time.Time, route *config.Route) *cache.Object {
+	h, _ := server.StoredHeader(resp.Header, route)
 	h.Del("Vary")
 	m := seg.meta
 	return &cache.Object{Key: key, Status: http.StatusPartialContent, Header: h, Created: respTime,

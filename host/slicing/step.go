@@ -202,7 +202,8 @@ func (st *sliceStep) askSlicer(fx *server.Fetch, resp *http.Response) error {
 // cannot slice it (whatever the plugin thinks).
 func (st *sliceStep) sliceMeta(fx *server.Fetch, resp *http.Response) (*cache.Object, error) {
 	r, route, respTime := fx.Req, st.route, fx.RespTime
-	if ok, reason := httpcache.Storable(http.MethodGet, resp.StatusCode, r.Header, resp.Header, route.CacheCookies); !ok {
+	h, cc := server.StoredHeader(resp.Header, route)
+	if ok, reason := route.Policy.Storable(http.MethodGet, resp.StatusCode, r.Header, resp.Header, cc); !ok {
 		return nil, fmt.Errorf("%w: response not storable (%s)", errNotSliceable, reason)
 	}
 	// Parts may only be combined under a strong validator (RFC 9111
@@ -221,15 +222,13 @@ func (st *sliceStep) sliceMeta(fx *server.Fetch, resp *http.Response) (*cache.Ob
 	if size <= 0 || resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: no length", errNotSliceable)
 	}
-	h := server.StoredHeader(resp.Header)
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Accept-Ranges", "bytes")
 	meta := &cache.Object{Key: fx.Key, Variant: variant, Status: http.StatusOK, Header: h, Created: respTime,
 		InitAge: httpcache.InitialAge(resp.Header, fx.ReqTime, respTime),
 		ReqURL:  r.RequestURI, ReqHost: server.HostOnly(r.Host), Kind: store.KindSegmentMeta}
 	meta.Extra = encodeSliceMeta(sliceMeta{size: size, segSize: st.cfg.Size, gen: generation(strongETag(h.Get("Etag")), h.Get("Last-Modified"), variant, size)})
-	cc := httpcache.ParseCacheControl(resp.Header.Values("Cache-Control"))
-	server.SetLifetime(meta, httpcache.ComputeLifetime(resp.Header, cc, route.DefaultTTL, route.Grace, respTime), route)
+	server.SetLifetime(meta, route.Policy.Lifetime(resp.StatusCode, resp.Header, cc, respTime), route)
 	meta.Finish()
 	return meta, nil
 }
@@ -336,7 +335,7 @@ func (sl *Slicing) adoptSegment(fx *server.Fetch, meta *cache.Object) bool {
 		return false
 	}
 	sl.metrics.SegmentMisses.Add(1)
-	obj := segmentObject(seg, skey, resp, fx.RespTime)
+	obj := segmentObject(seg, skey, resp, fx.RespTime, fx.Tx.RouteConfig())
 	obj.MarkBans(fx.BanMark)
 	fx.Fill(f, resp, obj, seg.length(), errSegmentMismatch, func() { sl.flights.Done(f) })
 	return true

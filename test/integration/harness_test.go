@@ -6,6 +6,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,7 +34,13 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "edgehost"), "github.com/edgehost/edgehost/host").CombinedOutput()
+		// Under -race the binaries are built with it too: edge.stop looks
+		// for the detector's reports in their logs.
+		build := []string{"build"}
+		if raceEnabled {
+			build = append(build, "-race")
+		}
+		out, err := exec.Command("go", append(build, "-o", filepath.Join(dir, "edgehost"), "github.com/edgehost/edgehost/host")...).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building edgehost: %v\n%s", err, out)
 			os.Exit(1)
@@ -43,7 +50,7 @@ func TestMain(m *testing.M) {
 		mains, _ := filepath.Glob("../../plugins/*/main.go")
 		for _, mainGo := range mains {
 			name := filepath.Base(filepath.Dir(mainGo))
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "edgehost-plugin-"+name), "./"+filepath.Dir(mainGo)).CombinedOutput()
+			out, err := exec.Command("go", append(build, "-o", filepath.Join(dir, "edgehost-plugin-"+name), "./"+filepath.Dir(mainGo))...).CombinedOutput()
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "building plugin %s: %v\n%s", name, err, out)
 				os.Exit(1)
@@ -54,7 +61,39 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
+	if err := checkRaceBuilds(binDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	os.Exit(m.Run())
+}
+
+// checkRaceBuilds refuses binaries in dir built without -race when the
+// tests run with it: their race check would pass without checking.
+func checkRaceBuilds(dir string) error {
+	if !raceEnabled {
+		return nil
+	}
+	bins, _ := filepath.Glob(filepath.Join(dir, "edgehost*"))
+	if len(bins) == 0 {
+		return fmt.Errorf("EDGEHOST_BIN=%s holds no edgehost binaries", dir)
+	}
+	for _, b := range bins {
+		info, err := buildinfo.ReadFile(b)
+		if err != nil {
+			return fmt.Errorf("%s: %v", b, err)
+		}
+		race := false
+		for _, s := range info.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				race = true
+			}
+		}
+		if !race {
+			return fmt.Errorf("%s was built without -race while the tests run with it: its data races would go unseen (build it with go build -race, as make test does)", b)
+		}
+	}
+	return nil
 }
 
 func edgehostBin() string { return filepath.Join(binDir, "edgehost") }

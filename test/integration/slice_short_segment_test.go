@@ -14,15 +14,15 @@ import (
 	"time"
 )
 
-// regress2Origin serves /big/x: 3 MiB, strong ETag, ranges. The first
+// shortSegmentOrigin serves /big/x: 3 MiB, strong ETag, ranges. The first
 // request for segment 1 (bytes=1048576-2097151) is answered with a 206
 // whose chunked body stops after half the segment and ends cleanly (an
 // origin bug, or a 206 without Content-Length cut by a connection close).
-func regress2Origin(t *testing.T, shortOnce *atomic.Bool) (*httptest.Server, []byte) {
-	return regress2OriginTTL(t, shortOnce, 600, nil)
+func shortSegmentOrigin(t *testing.T, shortOnce *atomic.Bool) (*httptest.Server, []byte) {
+	return shortSegmentOriginTTL(t, shortOnce, 600, nil)
 }
 
-func regress2OriginTTL(t *testing.T, shortOnce *atomic.Bool, maxAge int, down *atomic.Bool) (*httptest.Server, []byte) {
+func shortSegmentOriginTTL(t *testing.T, shortOnce *atomic.Bool, maxAge int, down *atomic.Bool) (*httptest.Server, []byte) {
 	const size = 3 << 20
 	body := make([]byte, size)
 	for i := range body {
@@ -66,7 +66,7 @@ func regress2OriginTTL(t *testing.T, shortOnce *atomic.Bool, maxAge int, down *a
 	return srv, body
 }
 
-func regress2Get(t *testing.T, e *edge, path string, hdr ...string) (int, []byte, error) {
+func shortSegmentGet(t *testing.T, e *edge, path string, hdr ...string) (int, []byte, error) {
 	req, _ := http.NewRequest("GET", e.url(path), nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -84,16 +84,16 @@ func regress2Get(t *testing.T, e *edge, path string, hdr ...string) (int, []byte
 // shorter than the segment (fill checks the length only for tx.seg), and
 // the subrequest path serves the broken stored segment without a check:
 // every later full GET fails mid-body until the meta object expires.
-func TestRegress2AdoptedShortSegmentStored(t *testing.T) {
+func TestRegressAdoptedShortSegmentStored(t *testing.T) {
 	var short atomic.Bool
 	short.Store(true)
-	srv, body := regress2Origin(t, &short)
+	srv, body := shortSegmentOrigin(t, &short)
 	e := newEdge(t, sliceConfig(srv.URL, "response", "pass"))
 	// Cold: a range inside segment 1; the response stage adopts the short 206.
-	st, b, err := regress2Get(t, e, "/big/x", "Range", "bytes=1048576-1048675")
+	st, b, err := shortSegmentGet(t, e, "/big/x", "Range", "bytes=1048576-1048675")
 	t.Logf("cold range: status %d, %d bytes, err %v", st, len(b), err)
 	for i := 0; i < 3; i++ {
-		st, b, err := regress2Get(t, e, "/big/x")
+		st, b, err := shortSegmentGet(t, e, "/big/x")
 		if err != nil || st != 200 || !bytes.Equal(b, body) {
 			t.Errorf("full GET %d after the short segment: status %d, %d of %d bytes, err %v", i, st, len(b), len(body), err)
 		}
@@ -104,13 +104,13 @@ func TestRegress2AdoptedShortSegmentStored(t *testing.T) {
 // body (fetch.go:254) while adoptSegment's fill goroutine reads it: the
 // backend body's timer field is written by Read and read by Close with no
 // synchronisation. Run with an edgehost built with -race.
-func TestRegress2AdoptedFillCloseRace(t *testing.T) {
+func TestRegressAdoptedFillCloseRace(t *testing.T) {
 	var short atomic.Bool
-	srv, body := regress2Origin(t, &short)
+	srv, body := shortSegmentOrigin(t, &short)
 	cfg := strings.Replace(sliceConfig(srv.URL, "response", "pass"), `plugin "slicer" {}`, "plugin \"slicer\" {\n  min_size = 104857600\n}", 1)
 	e := newEdge(t, cfg)
 	for i := 0; i < 5; i++ {
-		st, b, err := regress2Get(t, e, "/big/x?"+strconv.Itoa(i))
+		st, b, err := shortSegmentGet(t, e, "/big/x?"+strconv.Itoa(i))
 		if err != nil || st != 200 || !bytes.Equal(b, body) {
 			t.Errorf("GET %d: status %d, %d bytes, err %v", i, st, len(b), err)
 		}
@@ -127,10 +127,10 @@ func TestRegress2AdoptedFillCloseRace(t *testing.T) {
 // partial path alike: it sends a second, whole-object GET to the origin
 // and asks the hung plugin again before answering 503 (twice the timeout,
 // one wasted origin request per client request).
-func TestRegress2SlicerDownRefetchesWhole(t *testing.T) {
+func TestRegressSlicerDownRefetchesWhole(t *testing.T) {
 	var n atomic.Int32
 	var short atomic.Bool
-	inner, _ := regress2Origin(t, &short)
+	inner, _ := shortSegmentOrigin(t, &short)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		t.Logf("origin: %s Range=%q", r.Method, r.Header.Get("Range"))
@@ -145,7 +145,7 @@ func TestRegress2SlicerDownRefetchesWhole(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGSTOP)
 	defer syscall.Kill(pid, syscall.SIGCONT)
 	t0 := time.Now()
-	st, _, err := regress2Get(t, e, "/big/x")
+	st, _, err := shortSegmentGet(t, e, "/big/x")
 	t.Logf("status %d err %v after %v, %d origin requests", st, err, time.Since(t0), n.Load())
 	if n.Load() != 1 {
 		t.Errorf("%d origin requests for one client request with the slicer down, want 1", n.Load())
@@ -157,15 +157,15 @@ func TestRegress2SlicerDownRefetchesWhole(t *testing.T) {
 // / start() use a stored segment only while it or the meta object is
 // fresh: every segment goes to the origin, and with the origin down the
 // client gets an error although every byte is in the cache.
-func TestRegress2SlicedGraceOriginDown(t *testing.T) {
+func TestRegressSlicedGraceOriginDown(t *testing.T) {
 	var short, down atomic.Bool
-	srv, body := regress2OriginTTL(t, &short, 1, &down)
+	srv, body := shortSegmentOriginTTL(t, &short, 1, &down)
 	cfg := strings.Replace(sliceConfig(srv.URL, "fetch", "pass"), "backend = backend.origin\n  slice {", "backend = backend.origin\n  grace = \"1h\"\n  slice {", 1)
 	if !strings.Contains(cfg, "grace = \"1h\"\n  slice") {
 		t.Fatal("config not patched")
 	}
 	e := newEdge(t, cfg)
-	st, b, err := regress2Get(t, e, "/big/x")
+	st, b, err := shortSegmentGet(t, e, "/big/x")
 	if err != nil || st != 200 || !bytes.Equal(b, body) {
 		t.Fatalf("warm-up: status %d, %d bytes, err %v", st, len(b), err)
 	}
