@@ -289,6 +289,15 @@ func (cc computeClient) Handle(ctx context.Context, req *Request) (*Response, er
 	return recvResponse(cancel, stream.Recv)
 }
 
+// Status asks for each tenant's state.
+func (cc computeClient) Status(ctx context.Context) ([]*pluginv1.TenantStatus, error) {
+	r, err := cc.c.Status(ctx, &pluginv1.ComputeStatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetTenants(), nil
+}
+
 type processorClient struct{ c pluginv1.ProcessorClient }
 
 func (pc processorClient) Process(ctx context.Context, head *pluginv1.ProcessHead, body io.Reader) (*Response, error) {

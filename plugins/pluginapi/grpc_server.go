@@ -255,6 +255,18 @@ func (s *computeServer) Handle(stream grpc.BidiStreamingServer[pluginv1.RequestP
 	return sendResponse(resp, stream.Send)
 }
 
+func (s *computeServer) Status(ctx context.Context, _ *pluginv1.ComputeStatusRequest) (*pluginv1.ComputeStatusResponse, error) {
+	st, ok := s.impl.(ComputeStatus)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this compute plugin reports no status")
+	}
+	ts, err := st.Status(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.ComputeStatusResponse{Tenants: ts}, nil
+}
+
 // sendResponse sends a response as head, chunks and trailer, and closes
 // its body.
 func sendResponse(resp *Response, send func(*pluginv1.ResponsePart) error) error {

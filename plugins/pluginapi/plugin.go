@@ -97,6 +97,13 @@ type Compute interface {
 	Handle(ctx context.Context, req *Request) (*Response, error)
 }
 
+// ComputeStatus is what a compute plugin may add: each tenant's state
+// (issue 12: GET /tenants). A Compute implementation without it answers
+// Unimplemented.
+type ComputeStatus interface {
+	Status(ctx context.Context) ([]*pluginv1.TenantStatus, error)
+}
+
 // Processor runs a body through one of the processors that a plugin
 // offers (DESIGN §9).
 type Processor interface {
