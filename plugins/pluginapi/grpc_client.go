@@ -160,7 +160,7 @@ func (c *Client) Slicer() Slicer {
 // Compute returns the client of the Compute service.
 func (c *Client) Compute() Compute {
 	if dp := c.dp.Load(); dp != nil {
-		return dpCompute{dp}
+		return dpCompute{dp, computeClient{c.compute}}
 	}
 	return computeClient{c.compute}
 }
@@ -179,7 +179,17 @@ func (s dpSlicer) Decide(ctx context.Context, req *pluginv1.DecideRequest) (*plu
 	return s.d.decide(ctx, req)
 }
 
-type dpCompute struct{ d *dataPath }
+// dpCompute sends Handle over the data path; Status, a control call,
+// stays on gRPC.
+type dpCompute struct {
+	d    *dataPath
+	ctrl computeClient
+}
+
+// Status asks the plugin for its tenants' state (gRPC).
+func (c dpCompute) Status(ctx context.Context) ([]*pluginv1.TenantStatus, error) {
+	return c.ctrl.Status(ctx)
+}
 
 func (c dpCompute) Handle(ctx context.Context, req *Request) (*Response, error) {
 	if req == nil || req.Head == nil {
