@@ -23,6 +23,9 @@ storage {
   memory     = "64MiB"
   disk       = "1GiB"
   max_object = "64MiB"
+  # programs.db (tenants' programs): the largest upload, binaries kept per tenant
+  max_program   = "64MiB"
+  keep_programs = 5
 }
 
 limits {

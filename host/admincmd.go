@@ -24,6 +24,7 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 	path := fs.String("config", "config.hcl", "config file of the running edgehost")
 	follow := fs.Bool("follow", cmd == "log", "log: keep following new transactions (the default; -follow=false prints the kept log and exits)")
 	group := fs.Bool("group", false, "log: print each request with its subrequests")
+	asJSON := fs.Bool("json", false, "programs, tenants: print the admin API's JSON")
 	if err := fs.Parse(args); err != nil {
 		return usageError{}
 	}
@@ -39,6 +40,14 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 		}
 		if cfg.Admin.Token != "" {
 			req.Header.Set("Authorization", "Bearer "+cfg.Admin.Token)
+		}
+		if f, ok := body.(*os.File); ok {
+			// An upload is streamed with its length, so that one over the
+			// limit is refused before it is sent.
+			if st, err := f.Stat(); err == nil {
+				req.ContentLength = st.Size()
+			}
+			req.Header.Set("Edgehost-Uploader", uploader())
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -90,6 +99,8 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 		return usageError{"file check NAME | file list"}
 	case "stat":
 		return stat(ctx, call)
+	case "upload", "programs", "rollback", "tenants", "debug":
+		return programCmd(cmd, fs.Args(), *asJSON, call)
 	case "log":
 		q := "/log"
 		if *follow {

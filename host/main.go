@@ -58,6 +58,11 @@ commands:
   plugins                  list plugins and their state
   file check NAME          check a file reader now; prints its new state
   file list                every file reader's state
+  upload TENANT FILE       make FILE (a static x86-64 ELF) the tenant's live program
+  programs [TENANT]        list the tenants' program versions
+  rollback TENANT [VER]    make an earlier version live (default: the previous one)
+  tenants                  every tenant: backend, live version, slots, queue, counters
+  debug TENANT URL         run GET URL under GDB (allow_debug; prints the gdb target, then the answer)
   demo-origin -listen ADDR run the demo origin
   program run FILE URL     answer one request with a compute program (no proxy)
 
@@ -83,7 +88,8 @@ func run(ctx context.Context, args []string) error {
 		return cmdDemoOrigin(ctx, rest)
 	case "program":
 		return cmdProgram(ctx, rest)
-	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file":
+	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file",
+		"upload", "programs", "rollback", "tenants", "debug":
 		return cmdAdmin(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Println(usage)

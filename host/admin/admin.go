@@ -12,6 +12,7 @@
 //	POST /purge-tag?tag=TAG            purge by Surrogate-Key / xkey (token)
 //	POST /reload                       reload the config file (token)
 //	/plugins…                          plugin manager (token)
+//	/files…, /tenants…                 features' endpoints (Extra; token): file readers, tenants' programs
 //	GET  /debug/pprof/…                Go profiles (token)
 //
 // The token is compared in constant time and never logged.
@@ -104,6 +105,13 @@ func (a *api) auth(h http.HandlerFunc) http.HandlerFunc {
 		h(w, r)
 	}
 }
+
+// WriteError answers {"error": msg} with code: the admin API's errors,
+// for the features' endpoints too.
+func WriteError(w http.ResponseWriter, code int, msg string) { httpError(w, code, msg) }
+
+// WriteJSON answers v as indented JSON.
+func WriteJSON(w http.ResponseWriter, v any) { writeJSON(w, v) }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")

@@ -30,6 +30,7 @@ type Tenant struct {
 	Name      string
 	Plugin    string   // the plugin block that runs it
 	Hosts     []string // lowercased; requests for them go to the tenant
+	Program   string   // the file the block names ("": uploads only); its first version (issue 12)
 	DeclRange hcl.Range
 }
 
@@ -70,6 +71,11 @@ func (c *Config) buildTenants(raw *fileSchema) hcl.Diagnostics {
 				continue
 			}
 			attrs, _ := b.Body.JustAttributes()
+			if a := attrs["program"]; a != nil {
+				// Decoded by the plugin's schema too; here only to store
+				// the file as the tenant's first version.
+				_ = gohcl.DecodeExpression(a.Expr, baseContext(), &t.Program)
+			}
 			if a := attrs["hosts"]; a != nil {
 				var hosts []string
 				if d := gohcl.DecodeExpression(a.Expr, baseContext(), &hosts); d.HasErrors() {

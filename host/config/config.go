@@ -39,6 +39,8 @@ const (
 	DefaultMemory          = 64 << 20
 	DefaultDisk            = 1 << 30
 	DefaultMaxObject       = 64 << 20
+	DefaultMaxProgram      = 64 << 20
+	DefaultKeepPrograms    = 5
 	DefaultMaxHeaderBytes  = 32 << 10
 	DefaultHeaderTimeout   = 10 * time.Second
 	DefaultIdleTimeout     = 75 * time.Second
@@ -84,9 +86,13 @@ type Admin struct {
 	Token string
 }
 
-// Storage holds the cache budgets in bytes.
+// Storage holds the cache budgets in bytes, and the bounds of
+// programs.db: the largest program accepted, and how many binaries are
+// kept per tenant.
 type Storage struct {
 	Memory, Disk, MaxObject int64
+	MaxProgram              int64
+	KeepPrograms            int
 }
 
 // Limits protect the listeners from bad clients and loops.
@@ -305,11 +311,21 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		c.Admin.Token = raw.Admin.Token
 	}
 
-	c.Storage = Storage{Memory: DefaultMemory, Disk: DefaultDisk, MaxObject: DefaultMaxObject}
+	c.Storage = Storage{Memory: DefaultMemory, Disk: DefaultDisk, MaxObject: DefaultMaxObject,
+		MaxProgram: DefaultMaxProgram, KeepPrograms: DefaultKeepPrograms}
 	if s := raw.Storage; s != nil {
 		diags = append(diags, sizeAttr(s.MemoryRange, s.Memory, &c.Storage.Memory)...)
 		diags = append(diags, sizeAttr(s.DiskRange, s.Disk, &c.Storage.Disk)...)
 		diags = append(diags, sizeAttr(s.MaxObjectRange, s.MaxObject, &c.Storage.MaxObject)...)
+		diags = append(diags, sizeAttr(s.MaxProgramRange, s.MaxProgram, &c.Storage.MaxProgram)...)
+		if k := s.KeepPrograms; k != nil {
+			if *k < 1 || *k > 1000 {
+				diags = append(diags, rangeErr(s.KeepProgramsRange, "Invalid keep_programs",
+					"the number of program binaries kept per tenant (rollback targets), from 1 to 1000"))
+			} else {
+				c.Storage.KeepPrograms = *k
+			}
+		}
 	}
 
 	c.Limits = Limits{

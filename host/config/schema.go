@@ -42,6 +42,11 @@ type storageSchema struct {
 	DiskRange      hcl.Range `hcl:"disk,attr_value_range"`
 	MaxObject      string    `hcl:"max_object,optional"`
 	MaxObjectRange hcl.Range `hcl:"max_object,attr_value_range"`
+	// Tenants' programs (programs.db, issue 12).
+	MaxProgram        string    `hcl:"max_program,optional"`
+	MaxProgramRange   hcl.Range `hcl:"max_program,attr_value_range"`
+	KeepPrograms      *int      `hcl:"keep_programs,optional"`
+	KeepProgramsRange hcl.Range `hcl:"keep_programs,attr_value_range"`
 }
 
 type limitsSchema struct {

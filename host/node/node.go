@@ -34,6 +34,7 @@ import (
 	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/processors"
+	"github.com/edgehost/edgehost/host/programs"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/slicing"
 	"github.com/edgehost/edgehost/host/store"
@@ -91,16 +92,17 @@ type node struct {
 	start   time.Time
 	log     *slog.Logger
 
-	store   *store.Store
-	cache   *cache.Cache
-	metrics *observe.Metrics
-	txlog   *observe.TxLog
-	plugins *pluginhost.Manager
-	flights *cache.Flights // fetches in progress: the server's and the slicer's
-	files   *files.Files
-	slicing *slicing.Slicing
-	compute *compute.Compute
-	srv     *server.Server
+	store    *store.Store
+	programs *programs.Store
+	cache    *cache.Cache
+	metrics  *observe.Metrics
+	txlog    *observe.TxLog
+	plugins  *pluginhost.Manager
+	flights  *cache.Flights // fetches in progress: the server's and the slicer's
+	files    *files.Files
+	slicing  *slicing.Slicing
+	compute  *compute.Compute
+	srv      *server.Server
 
 	processors *processors.Processors // body transforms per route (issue 16)
 
@@ -157,6 +159,14 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 		return closeAll, err
 	}
 	closers = append(closers, func() { n.store.Close() })
+	// programs.db is the source of truth (fsync on every write); a damaged
+	// one stops the start, naming the file.
+	n.programs, err = programs.Open(cfg.StateDir, programs.Options{
+		MaxSize: cfg.Storage.MaxProgram, KeepBinaries: cfg.Storage.KeepPrograms, Logger: n.log.With("component", "programs")})
+	if err != nil {
+		return closeAll, err
+	}
+	closers = append(closers, func() { n.programs.Close() })
 
 	n.metrics = &observe.Metrics{}
 	n.metrics.Gauge("edgehost_disk_objects", func() float64 { return float64(n.store.Stats().Objects) })
@@ -171,15 +181,15 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	}
 	closers = append(closers, n.cache.Close)
 
-	n.plugins = pluginhost.New(pluginhost.Options{StateDir: cfg.StateDir, Logger: n.log.With("component", "plugins"), EvalContext: config.EvalContext()})
+	n.plugins = pluginhost.New(pluginhost.Options{StateDir: cfg.StateDir, Logger: n.log.With("component", "plugins"), EvalContext: config.EvalContext(),
+		Adjust: n.programs.Adjust})
 	closers = append(closers, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		n.plugins.Shutdown(sctx)
 	})
-	if diags := n.plugins.Load(ctx, pluginSpecs(cfg)); diags.HasErrors() {
-		cfg.WriteDiagnostics(os.Stderr, diags)
-		return closeAll, fmt.Errorf("plugins failed to start")
+	if err := n.loadPlugins(ctx, cfg); err != nil {
+		return closeAll, fmt.Errorf("plugins failed to start: %w", err)
 	}
 	n.metrics.Extra(n.plugins.Metrics)
 
@@ -270,7 +280,7 @@ func (n *node) adminHandler(cfg *config.Config) http.Handler {
 		Token: cfg.Admin.Token, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog, Logger: n.log.With("component", "admin"),
 		Reload:  n.reload,
 		Plugins: n.plugins.AdminHandler(cfg.Admin.Token),
-		Extra:   n.files.AdminHandlers(), // GET /files, POST /files/NAME/check
+		Extra:   n.adminExtra(),
 		Status: func() map[string]any {
 			objs, bytes := n.cache.Stats()
 			return map[string]any{
@@ -281,6 +291,16 @@ func (n *node) adminHandler(cfg *config.Config) http.Handler {
 			}
 		},
 	})
+}
+
+// adminExtra are the features' admin endpoints: GET /files, POST
+// /files/NAME/check (files), /tenants… (programs.go).
+func (n *node) adminExtra() map[string]http.Handler {
+	extra := n.files.AdminHandlers()
+	for p, h := range n.programHandlers() {
+		extra[p] = h
+	}
+	return extra
 }
 
 // reload loads the config file again and swaps it in: plugins first (a
@@ -298,10 +318,9 @@ func (n *node) reload() error {
 	if next.Storage != n.srv.Config().Storage || next.StateDir != n.srv.Config().StateDir {
 		n.log.Warn("storage and state_dir changes take effect at the next restart")
 	}
-	if diags := n.plugins.Load(context.Background(), pluginSpecs(next)); diags.HasErrors() {
-		next.WriteDiagnostics(os.Stderr, diags)
-		n.log.Error("reload rejected: plugins failed; the old config keeps serving", "errors", diags.Error())
-		return fmt.Errorf("plugins: %s", diags.Error())
+	if err := n.loadPlugins(context.Background(), next); err != nil {
+		n.log.Error("reload rejected: plugins failed; the old config keeps serving", "errors", err)
+		return err
 	}
 	if err := n.srv.Reload(next); err != nil {
 		n.log.Error("reload failed; the old config keeps serving", "err", err)

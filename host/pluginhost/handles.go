@@ -268,6 +268,21 @@ func (p *managed) nextForWatch(ctx context.Context, last *instance) (*instance, 
 	}
 }
 
+// ComputeStatus asks the named compute plugin for its tenants' state.
+func (m *Manager) ComputeStatus(ctx context.Context, name string) ([]*pluginv1.TenantStatus, error) {
+	h, err := m.handle(name, pluginapi.ServiceCompute)
+	if err != nil {
+		return nil, err
+	}
+	return call(ctx, h.p, true, func(i *instance) ([]*pluginv1.TenantStatus, error) {
+		st, ok := i.api.Compute().(pluginapi.ComputeStatus)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q: %w %q (no status)", name, ErrNoService, pluginapi.ServiceCompute)
+		}
+		return st.Status(ctx)
+	})
+}
+
 type computeHandle struct{ handle }
 
 func (h computeHandle) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi.Response, error) {

@@ -90,6 +90,16 @@ func (m *Manager) launchOnce(name string, bin binary, env []string, log *slog.Lo
 		cmd.ExtraFiles = []*os.File{lifeR} // fd 3 in the plugin
 		cmd.Env = append(cmd.Env, pluginapi.EnvLifelineFD+"=3")
 	}
+	// The data path (pluginapi/datapath.go): the plugin uses it when its
+	// Info says it serves it, else every call stays on gRPC.
+	offer, err := pluginapi.OfferDataPath(cmd)
+	if err != nil {
+		if lifeW != nil {
+			lifeR.Close()
+			lifeW.Close()
+		}
+		return nil, fmt.Errorf("data path: %w", err)
+	}
 	stderrTail := &tailBuffer{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pluginapi.Handshake,
@@ -108,6 +118,7 @@ func (m *Manager) launchOnce(name string, bin binary, env []string, log *slog.Lo
 	})
 	fail := func(err error) (*instance, error) {
 		client.Kill()
+		offer.Close()
 		if lifeW != nil {
 			lifeW.Close()
 		}
@@ -120,6 +131,7 @@ func (m *Manager) launchOnce(name string, bin binary, env []string, log *slog.Lo
 	if lifeR != nil {
 		lifeR.Close() // the plugin has its own copy now
 	}
+	offer.Started()
 	if err != nil {
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			err = fmt.Errorf("%w: %s changed after it was pinned", ErrChecksum, bin.path)
@@ -137,6 +149,7 @@ func (m *Manager) launchOnce(name string, bin binary, env []string, log *slog.Lo
 	if !ok {
 		return fail(fmt.Errorf("dispense: got %T", raw))
 	}
+	api.UseDataPath(offer) // taken into use by check's Info
 	inst := &instance{
 		client:   client,
 		api:      api,
@@ -269,6 +282,7 @@ func (i *instance) stop(grace time.Duration) {
 			cancel()
 		}
 		i.client.Kill()
+		i.api.Close()
 		if i.lifeline != nil {
 			i.lifeline.Close()
 		}

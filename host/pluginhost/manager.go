@@ -239,7 +239,7 @@ func (m *Manager) launchChecked(ctx context.Context, s Spec, log *slog.Logger) (
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, failedDiag(s, bin, "Plugin failed its checks", err)
 	}
-	cfg, diags := decodeBody(s.Body, inst.info.Schema, m.opts.EvalContext)
+	cfg, diags := m.decode(s, inst.info.Schema)
 	if diags.HasErrors() {
 		inst.stop(m.opts.ShutdownGrace)
 		return nil, bin, cty.NilVal, diags
@@ -277,6 +277,24 @@ func decodeBody(body hcl.Body, schema *pluginapi.Schema, ctx *hcl.EvalContext) (
 	return v, diags
 }
 
+// decode decodes a spec's block and applies Options.Adjust.
+func (m *Manager) decode(s Spec, schema *pluginapi.Schema) (cty.Value, hcl.Diagnostics) {
+	v, diags := decodeBody(s.Body, schema, m.opts.EvalContext)
+	if diags.HasErrors() || m.opts.Adjust == nil {
+		return v, diags
+	}
+	v, err := m.opts.Adjust(s.Name, v)
+	if err != nil {
+		return cty.NilVal, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Plugin settings not adjusted",
+			Detail:   fmt.Sprintf("Plugin %q: %v.", s.Name, err),
+			Subject:  s.DefRange.Ptr(),
+		})
+	}
+	return v, diags
+}
+
 // unchanged reports whether s would start the same binary with the same
 // configuration as the running instance, so that a config reload leaves
 // the plugin alone. A block that no longer decodes is an error here, and
@@ -295,7 +313,7 @@ func (p *managed) unchanged(s Spec) (bool, hcl.Diagnostics) {
 	if nb.digest != bin.digest || nb.source != bin.source {
 		return false, nil
 	}
-	v, diags := decodeBody(s.Body, cur.info.Schema, p.m.opts.EvalContext)
+	v, diags := p.m.decode(s, cur.info.Schema)
 	if diags.HasErrors() {
 		return false, diags
 	}
@@ -567,6 +585,44 @@ func (m *Manager) Reload(ctx context.Context, name string) error {
 	if diags := p.swap(ctx, s); diags.HasErrors() {
 		return fmt.Errorf("reload plugin %q: %w", name, diags)
 	}
+	return nil
+}
+
+// Reconfigure sends the named plugin's block, decoded and adjusted again
+// (Options.Adjust), to its running instance, which applies it in place
+// (the compute plugin boots changed tenants beside the running ones, then
+// switches: issue 12). On success relaunches use the new configuration;
+// on an error the plugin keeps the old one.
+func (m *Manager) Reconfigure(ctx context.Context, name string) error {
+	p, err := m.get(name)
+	if err != nil {
+		return err
+	}
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	p.mu.Lock()
+	s, cur := p.spec, p.cur
+	p.mu.Unlock()
+	if cur == nil {
+		return p.unavailable()
+	}
+	cfg, diags := m.decode(s, cur.info.Schema)
+	if diags.HasErrors() {
+		return fmt.Errorf("reconfigure plugin %q: %w", name, diags)
+	}
+	if !cur.acquire() {
+		return p.unavailable()
+	}
+	err = m.configure(ctx, cur, pluginapi.Config{Value: cfg, StateDir: m.pluginDataDir(s.Name)})
+	cur.release()
+	if err != nil {
+		return fmt.Errorf("reconfigure plugin %q: %w", name, err)
+	}
+	p.mu.Lock()
+	p.cfg = cfg
+	p.mu.Unlock()
+	p.reloads.Add(1)
+	p.log.Info("plugin reconfigured in place", "pid", cur.pid)
 	return nil
 }
 

@@ -590,3 +590,123 @@ func TestWatchFollowsRelaunchAndProcessor(t *testing.T) {
 		t.Errorf("call counters = %d calls, %d errors", st.Calls, st.Errors)
 	}
 }
+
+// trickle is a request body that yields a KiB at a time, slowly; before
+// its end it waits (at most 20s) for hold to return true.
+type trickle struct {
+	left int
+	hold func() bool
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		for deadline := time.Now().Add(20 * time.Second); r.hold != nil && !r.hold() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return 0, io.EOF
+	}
+	time.Sleep(20 * time.Millisecond)
+	n := min(len(p), 1024, r.left)
+	for i := range p[:n] {
+		p[i] = 't'
+	}
+	r.left -= n
+	return n, nil
+}
+
+// TestSwapDrainsDataPathCalls: calls on the data path that are in flight
+// when a swap switches finish on the old instance (the swap waits for
+// them), and the calls after it go to the new one over its own data path.
+func TestSwapDrainsDataPathCalls(t *testing.T) {
+	env := newManager(t)
+	path := filepath.Join(t.TempDir(), "edgehost-plugin-s")
+	copyFile(t, bins.v1, path)
+	load(t, env, parseSpec(t, "s", path, `greeting = "hi"`))
+	if info, err := env.m.Info("s"); err != nil || info.DataPath != pluginapi.DataPathVersion {
+		t.Fatalf("info = %+v, %v: want the data path in use", info, err)
+	}
+	old := statusOf(t, env.m, "s")
+	c, err := env.m.Compute("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const size = 8 << 10
+	// The bodies end only once the new instance serves: the calls are in
+	// flight across the switch, whatever the machine's load.
+	switched := func() bool {
+		for _, st := range env.m.Status() {
+			if st.Name == "s" {
+				return st.PID != old.PID
+			}
+		}
+		return false
+	}
+	type result struct {
+		version string
+		n       int64
+		err     error
+		at      time.Time
+	}
+	inflight := make(chan result, 2)
+	for range 2 {
+		go func() {
+			resp, err := c.Handle(context.Background(), &pluginapi.Request{
+				Head: &pluginv1.RequestHead{Method: "POST", Url: "/", ContentLength: size},
+				Body: &trickle{left: size, hold: switched},
+			})
+			if err != nil {
+				inflight <- result{err: err, at: time.Now()}
+				return
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			v := ""
+			for _, h := range resp.Head.GetHeaders() {
+				if h.GetName() == "x-version" {
+					v = h.GetValues()[0]
+				}
+			}
+			inflight <- result{version: v, n: n, err: err, at: time.Now()}
+		}()
+	}
+	// A slow Decide in flight too.
+	decided := make(chan *pluginv1.DecideResponse, 1)
+	go func() {
+		r, err := decide(context.Background(), env.m, "s", "x-test-action", "sleep=300ms")
+		if err != nil {
+			t.Errorf("slow decide across the swap: %v", err)
+		}
+		decided <- r
+	}()
+	time.Sleep(100 * time.Millisecond)
+	copyFile(t, bins.v2, path)
+	if err := env.m.Reload(context.Background(), "s"); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	reloaded := time.Now()
+	for range 2 {
+		r := <-inflight
+		if r.err != nil || r.n != size || r.version != "v1" {
+			t.Errorf("call in flight across the swap: %d bytes from %q, %v; want %d from v1", r.n, r.version, r.err, size)
+		}
+		if r.at.After(reloaded) {
+			t.Errorf("the swap returned %v before a call in flight on the old instance ended", r.at.Sub(reloaded))
+		}
+	}
+	if r := <-decided; !strings.HasPrefix(r.GetReason(), "v1 ") {
+		t.Errorf("slow decide answered by %q, want v1", r.GetReason())
+	}
+	if alive(old.PID) {
+		t.Errorf("old instance %d still alive after the swap", old.PID)
+	}
+	if info, err := env.m.Info("s"); err != nil || info.DataPath != pluginapi.DataPathVersion || info.Version != "v2" {
+		t.Fatalf("info after the swap = %+v, %v", info, err)
+	}
+	if r, err := decide(context.Background(), env.m, "s"); err != nil || !strings.HasPrefix(r.GetReason(), "v2 ") {
+		t.Errorf("decide after the swap = %v, %v; want v2", r, err)
+	}
+	if err := echo(context.Background(), env.m, "s", 1<<20); err != nil {
+		t.Errorf("echo after the swap: %v", err)
+	}
+}

@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Errors returned by the Manager and the plugin handles.
@@ -117,6 +118,10 @@ type Options struct {
 	Logger *slog.Logger
 	// EvalContext evaluates plugin blocks (variables, functions).
 	EvalContext *hcl.EvalContext
+	// Adjust, when set, rewrites a plugin's decoded settings before they
+	// are sent (and compared, on a reload): the host puts the programs of
+	// programs.db in the compute plugin's tenant blocks with it (issue 12).
+	Adjust func(plugin string, cfg cty.Value) (cty.Value, error)
 
 	StartTimeout   time.Duration // launch up to the handshake: 10s
 	CallTimeout    time.Duration // Info, Configure, Shutdown: 10s

@@ -4,15 +4,22 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/plugins/pluginapi"
 	pluginv1 "github.com/edgehost/edgehost/proto/edgehost/plugin/v1"
 )
 
 // The cost every miss that needs a plugin pays: one round trip host →
-// plugin → host over the real transport (a subprocess, a Unix socket,
-// AutoMTLS), through the manager's handle (acquire, count, release).
+// plugin → host over the real transport (a subprocess; the data path of
+// plugins/pluginapi/datapath.go), through the manager's handle (acquire,
+// count, release).
+//
+// 2026-12-02, 2 cores at load ~13, old (gRPC) and new interleaved, -count 5
+// each, medians: Small p50 149 → 42 µs (mean 207 → 66 µs), Parallel 154 →
+// 49 µs, Body1MiB 120 → 1074 MiB/s (p50 7.1 → 0.75 ms).
 
 func BenchmarkRoundTripSmall(b *testing.B) {
 	env := newManager(b)
@@ -31,13 +38,33 @@ func BenchmarkRoundTripSmall(b *testing.B) {
 		}},
 	}
 	ctx := context.Background()
+	var lat latencies
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
+		t0 := time.Now()
 		if _, err := s.Decide(ctx, req); err != nil {
 			b.Fatal(err)
 		}
+		lat.add(t0)
 	}
+	lat.report(b)
+}
+
+// latencies records each call's duration for p50 and p99 (the issue's
+// target is a p50; ns/op is a mean, which a few scheduler delays on a
+// loaded machine pull up).
+type latencies []time.Duration
+
+func (l *latencies) add(t0 time.Time) { *l = append(*l, time.Since(t0)) }
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	b.ReportMetric(float64(l[len(l)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(l[len(l)*99/100].Microseconds()), "p99-µs")
 }
 
 func BenchmarkRoundTripSmallParallel(b *testing.B) {
@@ -76,7 +103,9 @@ func BenchmarkRoundTripBody1MiB(b *testing.B) {
 	b.SetBytes(size)
 	b.ReportAllocs()
 	b.ResetTimer()
+	var lat latencies
 	for b.Loop() {
+		t0 := time.Now()
 		rd.Reset(body)
 		resp, err := c.Handle(ctx, &pluginapi.Request{Head: head, Body: rd})
 		if err != nil {
@@ -87,5 +116,7 @@ func BenchmarkRoundTripBody1MiB(b *testing.B) {
 		if err != nil || n != size {
 			b.Fatalf("echoed %d bytes, %v", n, err)
 		}
+		lat.add(t0)
 	}
+	lat.report(b)
 }

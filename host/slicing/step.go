@@ -189,7 +189,10 @@ func (st *sliceStep) askSlicer(fx *server.Fetch, resp *http.Response) error {
 		Config:   st.route.Prefix,
 	})
 	if err != nil {
-		return err
+		// A slicer that fails or does not answer in time (a crashed one
+		// being relaunched, say) is unavailable: 503, never the origin's
+		// 504.
+		return server.NewStatusError(http.StatusServiceUnavailable, err)
 	}
 	if !d.GetSlice() {
 		return fmt.Errorf("%w: %s", errNotSliceable, d.GetReason())

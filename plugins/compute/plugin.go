@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +41,9 @@ import (
 //	    max_memory       = "256MiB"
 //	    max_response_size = "16MiB"
 //	    ephemeral        = true       # every request from the snapshot
+//	    allow_debug      = false      # edgehost debug TENANT URL: a request under GDB (process backend)
+//	    warm_requests    = 0          # GETs to warm_path answered (no 5xx) before it goes live
+//	    warm_path        = "/"
 //	    second_chance    = false      # a timed-out or crashed request: 1 s more, flagged
 //	    recycle_after    = 0          # process: a new process after N requests
 //	    arguments        = []
@@ -47,13 +52,40 @@ import (
 //	}
 //
 // Lifecycle: Configure loads every tenant's program and boots it to its
-// snapshot (a program that fails to boot fails the configuration); Handle
-// routes by RequestHead.tenant; Shutdown stops every slot.
+// snapshot (a program that fails to boot fails the configuration, and the
+// running tenants stay as they were); Handle routes by
+// RequestHead.tenant; Shutdown stops every slot.
+//
+// Configure is incremental (issue 12: a program goes live without
+// disturbing the other tenants): a tenant whose program bytes and
+// settings are unchanged keeps running; a changed one is booted (and
+// warmed) beside the old one, then new requests go to it while the old
+// one finishes its requests (queued ones included) and is closed.
 type Plugin struct {
 	Version string
 
 	mu      sync.RWMutex
-	tenants map[string]*sandbox.Tenant
+	tenants map[string]*entry
+	waiting map[string]bool // tenants declared without a program (uploads only)
+}
+
+// entry is a running tenant.
+type entry struct {
+	t     *sandbox.Tenant
+	key   string         // what it was built from; an equal key reuses it
+	prog  program        // where its program came from
+	calls sync.WaitGroup // requests routed to it (added under Plugin.mu)
+}
+
+// program is where a tenant's program came from.
+type program struct{ path, sha256 string }
+
+// retire closes e once the requests routed to it are done.
+func (e *entry) retire() {
+	go func() {
+		e.calls.Wait()
+		e.t.Close()
+	}()
 }
 
 var durationDoc = `a duration ("500ms", "8s")`
@@ -61,7 +93,7 @@ var durationDoc = `a duration ("500ms", "8s")`
 // Schema is the plugin's block.
 func Schema() *pluginapi.Schema {
 	tenant := &pluginapi.Schema{Attributes: []pluginapi.Attribute{
-		{Name: "program", Type: cty.String, Required: true, Doc: "path of the program, a static x86-64 ELF"},
+		{Name: "program", Type: cty.String, Doc: "path of the program, a static x86-64 ELF; none: the tenant waits for an upload (503 until then)"},
 		{Name: "backend", Type: cty.String, Doc: `"auto" (default), "process" or "kvm"`},
 		{Name: "concurrency", Type: cty.Number, Doc: "slots (processes or VMs); default 2"},
 		{Name: "max_boot_time", Type: cty.String, Doc: durationDoc + "; default 16s"},
@@ -71,6 +103,9 @@ func Schema() *pluginapi.Schema {
 		{Name: "max_memory", Type: cty.String, Doc: `bytes per slot ("256MiB"); default 256MiB`},
 		{Name: "max_response_size", Type: cty.String, Doc: `response body bytes ("16MiB"); default 16MiB`},
 		{Name: "ephemeral", Type: cty.Bool, Doc: "every request starts from the snapshot; default true"},
+		{Name: "allow_debug", Type: cty.Bool, Doc: "`edgehost debug TENANT URL` may run a request under GDB (process backend: ptrace); default false"},
+		{Name: "warm_requests", Type: cty.Number, Doc: "GET requests (to warm_path) the program must answer, without a 5xx, before it goes live; default 0"},
+		{Name: "warm_path", Type: cty.String, Doc: `the warm-up requests' path; default "/"`},
 		{Name: "second_chance", Type: cty.Bool, Doc: "a request that timed out or crashed goes to the program again, flagged, to answer within 1s; default false"},
 		{Name: "recycle_after", Type: cty.Number, Doc: "process backend: a new process after this many requests; 0 = never"},
 		{Name: "arguments", Type: cty.List(cty.String), Doc: "argv after argv[0], which is the tenant's name"},
@@ -90,18 +125,26 @@ func (p *Plugin) Info(context.Context) (*pluginapi.Info, error) {
 	return &pluginapi.Info{Name: "compute", Version: p.Version, Schema: Schema()}, nil
 }
 
-// Configure loads and boots every tenant.
-func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
+// Configure loads and boots every new or changed tenant, and warms those
+// that ask for it; unchanged tenants keep running.
+func (p *Plugin) Configure(ctx context.Context, cfg pluginapi.Config) error {
 	v := cfg.Value
+	socket := str(v, "self_socket")
 	var fetch sandbox.Fetcher
-	if s := str(v, "self_socket"); s != "" {
-		fetch = selfFetcher(s)
+	if socket != "" {
+		fetch = selfFetcher(socket)
 	}
-	tenants := map[string]*sandbox.Tenant{}
-	closeAll := func() {
-		for _, t := range tenants {
-			t.Close()
+	p.mu.RLock()
+	cur := p.tenants
+	p.mu.RUnlock()
+	next := map[string]*entry{}
+	waiting := map[string]bool{}
+	var started []*entry
+	fail := func(err error) error {
+		for _, e := range started {
+			e.t.Close()
 		}
+		return err
 	}
 	if attr(v, "tenant") {
 		if tv := v.GetAttr("tenant"); !tv.IsNull() {
@@ -110,29 +153,82 @@ func (p *Plugin) Configure(_ context.Context, cfg pluginapi.Config) error {
 				name := k.AsString()
 				s, err := settings(b)
 				if err != nil {
-					closeAll()
-					return fmt.Errorf("tenant %q: %w", name, err)
+					return fail(fmt.Errorf("tenant %q: %w", name, err))
+				}
+				if s.Program == "" {
+					waiting[name] = true
+					continue
 				}
 				elf, err := os.ReadFile(s.Program)
 				if err != nil {
-					closeAll()
-					return fmt.Errorf("tenant %q: %w", name, err)
+					return fail(fmt.Errorf("tenant %q: %w", name, err))
 				}
-				t, err := sandbox.NewTenant(name, elf, s, fetch, pluginapi.Logger())
-				if err != nil {
-					closeAll()
-					return err
+				sum := sha256.Sum256(elf)
+				e := &entry{prog: program{s.Program, hex.EncodeToString(sum[:])}}
+				e.key = tenantKey(e.prog.sha256, socket, b)
+				if old := cur[name]; old != nil && old.key == e.key {
+					next[name] = old
+					continue
 				}
-				tenants[name] = t
+				if e.t, err = sandbox.NewTenant(name, elf, s, fetch, pluginapi.Logger()); err != nil {
+					return fail(err)
+				}
+				started = append(started, e)
+				if err := warm(ctx, e.t, name, b); err != nil {
+					return fail(err)
+				}
+				next[name] = e
 			}
 		}
 	}
 	p.mu.Lock()
 	old := p.tenants
-	p.tenants = tenants
+	p.tenants, p.waiting = next, waiting
 	p.mu.Unlock()
-	for _, t := range old {
-		t.Close()
+	for name, e := range old {
+		if next[name] != e {
+			e.retire()
+		}
+	}
+	return nil
+}
+
+// tenantKey identifies what a tenant is built from: its program's bytes,
+// the self-request socket and its settings (the program's path aside).
+func tenantKey(sum, socket string, block cty.Value) string {
+	attrs := block.AsValueMap()
+	attrs["program"] = cty.NullVal(cty.String)
+	return sum + "|" + socket + "|" + cty.ObjectVal(attrs).GoString()
+}
+
+// warm sends a tenant's warm-up requests (warm_requests to warm_path):
+// a program that fails one, or answers it with a 5xx, does not go live
+// (issue 12: "optionally warmed with N requests").
+func warm(ctx context.Context, t *sandbox.Tenant, name string, v cty.Value) error {
+	n := 0
+	if attr(v, "warm_requests") && !v.GetAttr("warm_requests").IsNull() {
+		i, acc := v.GetAttr("warm_requests").AsBigFloat().Int64()
+		if acc != 0 || i < 0 || i > 1000 {
+			return fmt.Errorf("tenant %q: warm_requests: want a whole number from 0 to 1000", name)
+		}
+		n = int(i)
+	}
+	path := str(v, "warm_path")
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("tenant %q: warm_path: want a path starting with /, got %q", name, path)
+	}
+	for i := 1; i <= n; i++ {
+		r, err := t.Handle(ctx, sandbox.RequestInfo{Method: "GET", URL: path, Host: "localhost",
+			Headers: [][2]string{{"Edgehost-Warmup", strconv.Itoa(i)}}}, nil)
+		if err == nil && r.Status >= 500 {
+			err = fmt.Errorf("answered %d", r.Status)
+		}
+		if err != nil {
+			return fmt.Errorf("tenant %q: warm-up request %d of %d (GET %s) failed: %w", name, i, n, path, err)
+		}
 	}
 	return nil
 }
@@ -198,6 +294,9 @@ func settings(v cty.Value) (sandbox.Settings, error) {
 	if attr(v, "ephemeral") && !v.GetAttr("ephemeral").IsNull() {
 		s.Ephemeral = v.GetAttr("ephemeral").True()
 	}
+	if attr(v, "allow_debug") && !v.GetAttr("allow_debug").IsNull() {
+		s.AllowDebug = v.GetAttr("allow_debug").True()
+	}
 	if attr(v, "second_chance") && !v.GetAttr("second_chance").IsNull() {
 		s.SecondChance = v.GetAttr("second_chance").True()
 	}
@@ -245,6 +344,30 @@ func parseSize(s string) (uint64, error) {
 	return n * mult, nil
 }
 
+// Status reports every tenant, by name.
+func (p *Plugin) Status(context.Context) ([]*pluginv1.TenantStatus, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []*pluginv1.TenantStatus
+	for name, e := range p.tenants {
+		st := e.t.Status()
+		ts := &pluginv1.TenantStatus{Name: name, Backend: st.Backend, BackendWhy: st.Why,
+			Program: e.prog.path, ProgramSha256: e.prog.sha256,
+			Concurrency: uint32(st.Concurrency), Busy: st.Busy, Queued: st.Queued, Requests: st.Requests,
+			Faults: st.Faults, Timeouts: st.Timeouts, Rejected: st.Rejected, Booted: st.Booted,
+			BootTimeUs: st.BootTime.Microseconds(), LastError: st.LastError}
+		if !st.LastErrorAt.IsZero() {
+			ts.LastErrorUnixMs = st.LastErrorAt.UnixMilli()
+		}
+		out = append(out, ts)
+	}
+	for name := range p.waiting {
+		out = append(out, &pluginv1.TenantStatus{Name: name, LastError: "no program yet"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
 // Health is fine while the plugin runs: a tenant's failing instances are
 // replaced by the tenant itself.
 func (p *Plugin) Health(context.Context) error { return nil }
@@ -255,8 +378,8 @@ func (p *Plugin) Shutdown(context.Context) error {
 	old := p.tenants
 	p.tenants = nil
 	p.mu.Unlock()
-	for _, t := range old {
-		t.Close()
+	for _, e := range old {
+		e.t.Close()
 	}
 	return nil
 }
@@ -270,11 +393,23 @@ const maxRequestBody = 16 << 20
 func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi.Response, error) {
 	h := req.Head
 	p.mu.RLock()
-	t := p.tenants[h.GetTenant()]
+	e := p.tenants[h.GetTenant()]
+	if e != nil {
+		e.calls.Add(1) // under the lock: a Configure that replaces e waits for it
+		defer e.calls.Done()
+	}
+	waiting := p.waiting[h.GetTenant()]
 	p.mu.RUnlock()
-	if t == nil {
+	if waiting && h.GetDebugPort() != 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "tenant %q has no program yet: nothing to debug", h.GetTenant())
+	}
+	if waiting {
+		return failure(503, fmt.Sprintf("tenant %q has no program yet (edgehost upload %s FILE)", h.GetTenant(), h.GetTenant())), nil
+	}
+	if e == nil {
 		return nil, status.Errorf(codes.NotFound, "no tenant %q", h.GetTenant())
 	}
+	t := e.t
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(req.Body, maxRequestBody+1))
@@ -292,7 +427,21 @@ func (p *Plugin) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi
 			info.Headers = append(info.Headers, [2]string{hd.GetName(), v})
 		}
 	}
-	r, err := t.Handle(ctx, info, body)
+	var r *sandbox.Reply
+	var err error
+	if port := h.GetDebugPort(); port != 0 {
+		// Only the host's admin sets it (edgehost debug).
+		ln, lerr := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+		if lerr != nil {
+			return nil, status.Errorf(codes.Unavailable, "debug: %v", lerr)
+		}
+		r, err = t.Debug(ctx, info, body, ln)
+		if errors.Is(err, sandbox.ErrNoDebug) {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+	} else {
+		r, err = t.Handle(ctx, info, body)
+	}
 	if err != nil {
 		var f *sandbox.Failure
 		if errors.As(err, &f) {
@@ -393,6 +542,7 @@ func selfFetcher(socket string) sandbox.Fetcher {
 }
 
 var (
-	_ pluginapi.Plugin  = (*Plugin)(nil)
-	_ pluginapi.Compute = (*Plugin)(nil)
+	_ pluginapi.Plugin        = (*Plugin)(nil)
+	_ pluginapi.Compute       = (*Plugin)(nil)
+	_ pluginapi.ComputeStatus = (*Plugin)(nil)
 )

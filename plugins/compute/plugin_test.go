@@ -69,10 +69,15 @@ func setup(m *testing.M) int {
 // configures it with the HCL body src.
 func start(t testing.TB, src string) *pluginapi.Client {
 	t.Helper()
+	cmd := exec.Command(pluginBin)
+	offer, err := pluginapi.OfferDataPath(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pluginapi.Handshake,
 		VersionedPlugins: pluginapi.ClientPluginSets(),
-		Cmd:              exec.Command(pluginBin),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: testOutput(t), Level: hclog.Trace}),
@@ -80,7 +85,9 @@ func start(t testing.TB, src string) *pluginapi.Client {
 	})
 	t.Cleanup(pc.Kill)
 	rpc, err := pc.Client()
+	offer.Started()
 	if err != nil {
+		offer.Close()
 		t.Fatal(err)
 	}
 	raw, err := rpc.Dispense(pluginapi.PluginKey)
@@ -88,14 +95,26 @@ func start(t testing.TB, src string) *pluginapi.Client {
 		t.Fatal(err)
 	}
 	c := raw.(*pluginapi.Client)
+	c.UseDataPath(offer)
+	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 	info, err := c.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Has(pluginapi.ServiceCompute) || info.Name != "compute" {
-		t.Fatalf("info = %+v", info)
+	if !info.Has(pluginapi.ServiceCompute) || info.Name != "compute" || !c.DataPath() {
+		t.Fatalf("info = %+v, data path in use: %v", info, c.DataPath())
 	}
+	if err := configure(t, c, info, src); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	return c
+}
+
+// configure sends the HCL body src, decoded by the plugin's schema.
+func configure(t testing.TB, c *pluginapi.Client, info *pluginapi.Info, src string) error {
+	t.Helper()
 	f, diags := hclsyntax.ParseConfig([]byte(src), "test.hcl", hcl.InitialPos)
 	if diags.HasErrors() {
 		t.Fatal(diags)
@@ -104,11 +123,7 @@ func start(t testing.TB, src string) *pluginapi.Client {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if err := c.Configure(ctx, pluginapi.Config{Value: v}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Shutdown(context.Background()) })
-	return c
+	return c.Configure(context.Background(), pluginapi.Config{Value: v})
 }
 
 // testOutput is where the plugin's log goes: the test's log with -v.
@@ -316,5 +331,61 @@ func TestPluginBadConfig(t *testing.T) {
 			t.Errorf("%s: got %v, want an error about %s", tc.src, err, tc.want)
 		}
 		pc.Kill()
+	}
+}
+
+// TestPluginReconfigureInPlace: a Configure that changes a tenant boots
+// the new one beside the old; requests running or queued on the old one
+// finish there (none fails), and a Configure that fails changes nothing.
+func TestPluginReconfigureInPlace(t *testing.T) {
+	spin := "spin"
+	body := func(limit string) string {
+		return tenantBlock("s", spin, `backend = "process"
+    concurrency = 1
+    max_request_time = "`+limit+`"
+    max_queue_time = "5s"`)
+	}
+	c := start(t, body("1s"))
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconfigure := func(src string) error { return configure(t, c, info, src) }
+	// One request runs (it spins to its 1 s limit: 504), two queue behind
+	// it (a queued request's wait counts against its own 1 s: 503). With
+	// the old tenant closed under them, they would get an error instead.
+	const n = 3
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			resp, err := c.Compute().Handle(ctx, &pluginapi.Request{Head: &pluginv1.RequestHead{
+				Method: "GET", Url: "/", Host: "example.test", Tenant: "s", ContentLength: -1}})
+			if err == nil {
+				if st := resp.Head.GetStatus(); st != 504 && st != 503 {
+					err = fmt.Errorf("status %d, want the old tenant's 504 or 503", st)
+				}
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	if err := reconfigure(body("900ms")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a request running or queued during the switch: %v", err)
+		}
+	}
+	// A failing Configure (no such program) leaves the running tenant.
+	if err := reconfigure(tenantBlock("s", spin+"-missing", `backend = "process"`)); err == nil {
+		t.Fatal("Configure with a missing program succeeded")
+	}
+	start := time.Now()
+	if r := call(t, c, "s", "/", 0); r.status != 504 || time.Since(start) > 2*time.Second {
+		t.Fatalf("after a failed Configure: %d after %v", r.status, time.Since(start))
 	}
 }

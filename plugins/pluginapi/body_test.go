@@ -59,7 +59,7 @@ func TestSendBodyAndChunkWriter(t *testing.T) {
 		body := strings.Repeat("z", size)
 		var chunks [][]byte
 		var trailer *pluginv1.Trailer
-		err := sendBody(strings.NewReader(body),
+		err := sendBody(strings.NewReader(body), ChunkSize,
 			func(b []byte) error {
 				if len(b) > ChunkSize || len(b) == 0 {
 					t.Errorf("size %d: chunk of %d bytes", size, len(b))
@@ -75,7 +75,7 @@ func TestSendBodyAndChunkWriter(t *testing.T) {
 			t.Errorf("size %d: sent %d bytes", size, len(got))
 		}
 		var sent int
-		w := chunkWriter{send: func(b []byte) error {
+		w := &chunkWriter{send: func(b []byte) error {
 			if len(b) > ChunkSize {
 				t.Errorf("chunkWriter sent %d bytes in one chunk", len(b))
 			}
@@ -88,7 +88,7 @@ func TestSendBodyAndChunkWriter(t *testing.T) {
 	}
 	// A body that fails is ended with an error trailer.
 	var trailer *pluginv1.Trailer
-	_ = sendBody(io.MultiReader(strings.NewReader("x"), &failing{}), func([]byte) error { return nil },
+	_ = sendBody(io.MultiReader(strings.NewReader("x"), &failing{}), ChunkSize, func([]byte) error { return nil },
 		func(tr *pluginv1.Trailer) error { trailer = tr; return nil })
 	if trailer.GetError() != "disk on fire" {
 		t.Errorf("trailer = %v, want the read error", trailer)

@@ -8,12 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/edgehost/edgehost/plugins/pluginapi"
 	"github.com/edgehost/edgehost/plugins/pluginapi/internal/testimpl"
@@ -26,11 +29,18 @@ func inProcess(t *testing.T, version string) *pluginapi.Client { return inProces
 
 func inProcessB(b *testing.B) *pluginapi.Client { return inProcessV(b, "bench") }
 
+// overDataPath makes inProcess offer the data path too, served in
+// process: TestContractOverDataPath runs the feature tests with it.
+var overDataPath bool
+
 func inProcessV(t testing.TB, version string) *pluginapi.Client {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		pluginapi.PluginKey: &pluginapi.GRPCPlugin{Impl: &testimpl.Plugin{Version: version}},
-	})
+	impl := &testimpl.Plugin{Version: version}
+	gp := &pluginapi.GRPCPlugin{Impl: impl}
+	if overDataPath {
+		gp.DataPath = pluginapi.DataPathVersion
+	}
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{pluginapi.PluginKey: gp})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(pluginapi.PluginKey)
 	if err != nil {
@@ -40,7 +50,73 @@ func inProcessV(t testing.TB, version string) *pluginapi.Client {
 	if !ok {
 		t.Fatalf("dispensed %T, want *pluginapi.Client", raw)
 	}
+	if overDataPath {
+		c.UseDataPath(pluginapi.OfferInProcess(t, impl))
+		if _, err := c.Info(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !c.DataPath() {
+			t.Fatal("the data path was offered and served but not taken into use")
+		}
+		t.Cleanup(func() { c.Close() })
+	}
 	return c
+}
+
+// TestContractOverDataPath runs the tests of the calls that the data path
+// carries over it instead of gRPC.
+func TestContractOverDataPath(t *testing.T) {
+	overDataPath = true
+	defer func() { overDataPath = false }()
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"Slicer", TestContractSlicer},
+		{"ComputeEcho", TestContractComputeEcho},
+		{"ComputeAbortedBody", TestContractComputeAbortedBody},
+		{"Processor", TestContractProcessor},
+		{"File", TestContractFile},
+		{"Errors", TestContractErrors},
+	} {
+		t.Run(tc.name, tc.test)
+	}
+}
+
+// TestContractErrors: a plugin's error reaches the host with its gRPC
+// code and message, whichever transport carried it.
+func TestContractErrors(t *testing.T) {
+	c := inProcess(t, "v1")
+	ctx := context.Background()
+	_, err := c.Slicer().Decide(ctx, &pluginv1.DecideRequest{Request: &pluginv1.RequestHead{
+		Headers: []*pluginv1.Header{{Name: "x-test-action", Values: []string{"sleep=bogus"}}},
+	}})
+	if status.Code(err) != codes.Unknown || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("decide error = %v, want Unknown with the parse error", err)
+	}
+	_, err = c.Processor().Process(ctx, &pluginv1.ProcessHead{Processor: "nope"}, strings.NewReader("x"))
+	if err == nil || !strings.Contains(err.Error(), `no processor "nope"`) {
+		t.Errorf("process error = %v", err)
+	}
+	var buf bytes.Buffer
+	err = c.File().Read(ctx, &pluginv1.ReadRequest{Reader: "a", Length: 10}, &buf)
+	if err != nil || buf.String() != "xxxxxxxxxx" {
+		t.Errorf("read = %q, %v", buf.String(), err)
+	}
+	// A deadline crosses the boundary: the plugin's sleep ends with it.
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Slicer().Decide(dctx, &pluginv1.DecideRequest{Request: &pluginv1.RequestHead{
+		Headers: []*pluginv1.Header{{Name: "x-test-action", Values: []string{"sleep=10s"}}},
+	}})
+	if status.Code(err) != codes.DeadlineExceeded || time.Since(start) > 5*time.Second {
+		t.Errorf("decide past its deadline = %v after %v, want DeadlineExceeded at once", err, time.Since(start))
+	}
+	// The connection is usable after all that.
+	if _, err := c.Slicer().Decide(ctx, &pluginv1.DecideRequest{}); err != nil {
+		t.Errorf("decide after errors: %v", err)
+	}
 }
 
 func decodeBlock(t *testing.T, schema *pluginapi.Schema, src string) (cty.Value, hcl.Diagnostics) {

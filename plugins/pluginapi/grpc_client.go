@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 
@@ -14,13 +15,18 @@ import (
 
 // Client is the host's side of one plugin process: the Plugin service and
 // typed clients of the feature services, over one gRPC connection that
-// every call shares (no per-call handshakes).
+// every call shares (no per-call handshakes), and over the data path
+// (datapath.go) when the host offered one and the plugin serves it.
 type Client struct {
 	plugin    pluginv1.PluginClient
 	file      pluginv1.FileClient
 	slicer    pluginv1.SlicerClient
 	compute   pluginv1.ComputeClient
 	processor pluginv1.ProcessorClient
+
+	offerMu sync.Mutex
+	offer   *DataPathOffer
+	dp      atomic.Pointer[dataPath]
 }
 
 var _ Plugin = (*Client)(nil)
@@ -37,12 +43,54 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 	}
 }
 
-// Info asks the plugin who it is and converts its schema.
+// UseDataPath hands the client the data path offered to its plugin at
+// launch. The next Info call takes it into use when the plugin serves the
+// same version, and closes it when not. Close closes it.
+func (c *Client) UseDataPath(o *DataPathOffer) {
+	c.offerMu.Lock()
+	defer c.offerMu.Unlock()
+	if c.offer != nil {
+		c.offer.Close()
+	}
+	c.offer = o
+}
+
+// DataPath reports whether calls go over the data path.
+func (c *Client) DataPath() bool { return c.dp.Load() != nil }
+
+// Close closes the data path: idle connections at once, the others when
+// their calls end. The gRPC connection belongs to go-plugin.
+func (c *Client) Close() error {
+	c.offerMu.Lock()
+	defer c.offerMu.Unlock()
+	if c.offer != nil {
+		c.offer.Close()
+		c.offer = nil
+	}
+	if dp := c.dp.Load(); dp != nil {
+		return dp.close()
+	}
+	return nil
+}
+
+// Info asks the plugin who it is and converts its schema; it negotiates
+// the data path (see UseDataPath).
 func (c *Client) Info(ctx context.Context) (*Info, error) {
 	resp, err := c.plugin.Info(ctx, &pluginv1.InfoRequest{})
 	if err != nil {
 		return nil, err
 	}
+	c.offerMu.Lock()
+	if o := c.offer; o != nil {
+		c.offer = nil
+		if resp.GetCapabilities().GetDataPath() == DataPathVersion {
+			o.Started()
+			c.dp.Store(&dataPath{ctl: o.host})
+		} else {
+			o.Close()
+		}
+	}
+	c.offerMu.Unlock()
 	schema, err := schemaFromProto(resp.GetConfigSchema())
 	if err != nil {
 		return nil, fmt.Errorf("plugin's config schema: %w", err)
@@ -51,6 +99,7 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		Name:     resp.GetName(),
 		Version:  resp.GetVersion(),
 		Services: resp.GetCapabilities().GetServices(),
+		DataPath: int(resp.GetCapabilities().GetDataPath()),
 		Schema:   schema,
 	}
 	for _, v := range resp.GetProtocolVersions() {
@@ -96,17 +145,64 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// File returns the client of the File service.
-func (c *Client) File() File { return fileClient{c.file} }
+// File returns the client of the File service (Read over the data path
+// when there is one).
+func (c *Client) File() File { return fileClient{c.file, c.dp.Load()} }
 
 // Slicer returns the client of the Slicer service.
-func (c *Client) Slicer() Slicer { return slicerClient{c.slicer} }
+func (c *Client) Slicer() Slicer {
+	if dp := c.dp.Load(); dp != nil {
+		return dpSlicer{dp}
+	}
+	return slicerClient{c.slicer}
+}
 
 // Compute returns the client of the Compute service.
-func (c *Client) Compute() Compute { return computeClient{c.compute} }
+func (c *Client) Compute() Compute {
+	if dp := c.dp.Load(); dp != nil {
+		return dpCompute{dp, computeClient{c.compute}}
+	}
+	return computeClient{c.compute}
+}
 
 // Processor returns the client of the Processor service.
-func (c *Client) Processor() Processor { return processorClient{c.processor} }
+func (c *Client) Processor() Processor {
+	if dp := c.dp.Load(); dp != nil {
+		return dpProcessor{dp}
+	}
+	return processorClient{c.processor}
+}
+
+type dpSlicer struct{ d *dataPath }
+
+func (s dpSlicer) Decide(ctx context.Context, req *pluginv1.DecideRequest) (*pluginv1.DecideResponse, error) {
+	return s.d.decide(ctx, req)
+}
+
+// dpCompute sends Handle over the data path; Status, a control call,
+// stays on gRPC.
+type dpCompute struct {
+	d    *dataPath
+	ctrl computeClient
+}
+
+// Status asks the plugin for its tenants' state (gRPC).
+func (c dpCompute) Status(ctx context.Context) ([]*pluginv1.TenantStatus, error) {
+	return c.ctrl.Status(ctx)
+}
+
+func (c dpCompute) Handle(ctx context.Context, req *Request) (*Response, error) {
+	if req == nil || req.Head == nil {
+		return nil, errors.New("request without a head")
+	}
+	return c.d.stream(ctx, methodHandle, req.Head, req.Body)
+}
+
+type dpProcessor struct{ d *dataPath }
+
+func (p dpProcessor) Process(ctx context.Context, head *pluginv1.ProcessHead, body io.Reader) (*Response, error) {
+	return p.d.stream(ctx, methodProcess, head, body)
+}
 
 type slicerClient struct{ c pluginv1.SlicerClient }
 
@@ -114,7 +210,10 @@ func (s slicerClient) Decide(ctx context.Context, req *pluginv1.DecideRequest) (
 	return s.c.Decide(ctx, req)
 }
 
-type fileClient struct{ c pluginv1.FileClient }
+type fileClient struct {
+	c  pluginv1.FileClient
+	dp *dataPath
+}
 
 func (f fileClient) Watch(ctx context.Context, send func(*pluginv1.ReaderState) error) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -142,6 +241,9 @@ func (f fileClient) Check(ctx context.Context, reader string) (*pluginv1.ReaderS
 }
 
 func (f fileClient) Read(ctx context.Context, req *pluginv1.ReadRequest, w io.Writer) error {
+	if f.dp != nil {
+		return f.dp.read(ctx, req, w)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := f.c.Read(ctx, req)
@@ -183,7 +285,7 @@ func (cc computeClient) Handle(ctx context.Context, req *Request) (*Response, er
 		return nil, recvErr(stream, err)
 	}
 	go func() {
-		err := sendBody(req.Body,
+		err := sendBody(req.Body, ChunkSize,
 			func(b []byte) error {
 				return stream.Send(&pluginv1.RequestPart{Part: &pluginv1.RequestPart_Chunk{Chunk: &pluginv1.Chunk{Data: b}}})
 			},
@@ -195,6 +297,15 @@ func (cc computeClient) Handle(ctx context.Context, req *Request) (*Response, er
 		}
 	}()
 	return recvResponse(cancel, stream.Recv)
+}
+
+// Status asks for each tenant's state.
+func (cc computeClient) Status(ctx context.Context) ([]*pluginv1.TenantStatus, error) {
+	r, err := cc.c.Status(ctx, &pluginv1.ComputeStatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetTenants(), nil
 }
 
 type processorClient struct{ c pluginv1.ProcessorClient }
@@ -211,7 +322,7 @@ func (pc processorClient) Process(ctx context.Context, head *pluginv1.ProcessHea
 		return nil, recvErr(stream, err)
 	}
 	go func() {
-		err := sendBody(body,
+		err := sendBody(body, ChunkSize,
 			func(b []byte) error {
 				return stream.Send(&pluginv1.ProcessPart{Part: &pluginv1.ProcessPart_Chunk{Chunk: &pluginv1.Chunk{Data: b}}})
 			},

@@ -25,6 +25,8 @@ type GRPCPlugin struct {
 	Impl Plugin
 	// Version is the protocol version served; 0 means ProtocolVersion.
 	Version int
+	// DataPath is the data path version that Info reports (0: none).
+	DataPath int
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
@@ -36,7 +38,7 @@ func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if v == 0 {
 		v = ProtocolVersion
 	}
-	registerServices(s, p.Impl, v)
+	registerServices(s, p.Impl, v, p.DataPath)
 	return nil
 }
 
@@ -46,9 +48,9 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *g
 }
 
 // registerServices registers on s the services that impl implements.
-func registerServices(s grpc.ServiceRegistrar, impl Plugin, version int) {
+func registerServices(s grpc.ServiceRegistrar, impl Plugin, version, dataPath int) {
 	services := servicesOf(impl)
-	pluginv1.RegisterPluginServer(s, &pluginServer{impl: impl, services: services, version: version})
+	pluginv1.RegisterPluginServer(s, &pluginServer{impl: impl, services: services, version: version, dataPath: dataPath})
 	if f, ok := impl.(File); ok {
 		pluginv1.RegisterFileServer(s, &fileServer{impl: f})
 	}
@@ -105,6 +107,7 @@ type pluginServer struct {
 	impl     Plugin
 	services []string
 	version  int
+	dataPath int
 }
 
 func (s *pluginServer) Info(ctx context.Context, _ *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
@@ -120,7 +123,7 @@ func (s *pluginServer) Info(ctx context.Context, _ *pluginv1.InfoRequest) (*plug
 		Name:             info.Name,
 		Version:          info.Version,
 		ProtocolVersions: []uint32{uint32(s.version)},
-		Capabilities:     &pluginv1.Capabilities{Services: s.services},
+		Capabilities:     &pluginv1.Capabilities{Services: s.services, DataPath: uint32(s.dataPath)},
 		ConfigSchema:     schema,
 	}
 	for _, p := range info.Processors {
@@ -214,7 +217,7 @@ func (s *fileServer) Check(ctx context.Context, req *pluginv1.CheckRequest) (*pl
 }
 
 func (s *fileServer) Read(req *pluginv1.ReadRequest, stream grpc.ServerStreamingServer[pluginv1.Chunk]) error {
-	w := chunkWriter{send: func(b []byte) error { return stream.Send(&pluginv1.Chunk{Data: b}) }}
+	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&pluginv1.Chunk{Data: b}) }}
 	return toStatus(s.impl.Read(stream.Context(), req, w))
 }
 
@@ -252,6 +255,18 @@ func (s *computeServer) Handle(stream grpc.BidiStreamingServer[pluginv1.RequestP
 	return sendResponse(resp, stream.Send)
 }
 
+func (s *computeServer) Status(ctx context.Context, _ *pluginv1.ComputeStatusRequest) (*pluginv1.ComputeStatusResponse, error) {
+	st, ok := s.impl.(ComputeStatus)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this compute plugin reports no status")
+	}
+	ts, err := st.Status(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginv1.ComputeStatusResponse{Tenants: ts}, nil
+}
+
 // sendResponse sends a response as head, chunks and trailer, and closes
 // its body.
 func sendResponse(resp *Response, send func(*pluginv1.ResponsePart) error) error {
@@ -268,7 +283,7 @@ func sendResponse(resp *Response, send func(*pluginv1.ResponsePart) error) error
 	if resp.Body != nil {
 		body = resp.Body
 	}
-	return sendBody(body,
+	return sendBody(body, ChunkSize,
 		func(b []byte) error {
 			return send(&pluginv1.ResponsePart{Part: &pluginv1.ResponsePart_Chunk{Chunk: &pluginv1.Chunk{Data: b}}})
 		},

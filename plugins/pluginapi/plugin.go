@@ -35,7 +35,10 @@ type Info struct {
 	// sets there itself is ignored.
 	ProtocolVersions []int
 	Services         []string
-	Processors       []ProcessorInfo
+	// DataPath is the version of the data path that the plugin serves (0:
+	// none, every call goes over gRPC); filled in by Serve.
+	DataPath   int
+	Processors []ProcessorInfo
 	// Schema describes the plugin's settings; nil accepts an empty block.
 	Schema *Schema
 }
@@ -92,6 +95,13 @@ type File interface {
 // not idempotent: the host never retries it.
 type Compute interface {
 	Handle(ctx context.Context, req *Request) (*Response, error)
+}
+
+// ComputeStatus is what a compute plugin may add: each tenant's state
+// (issue 12: GET /tenants). A Compute implementation without it answers
+// Unimplemented.
+type ComputeStatus interface {
+	Status(ctx context.Context) ([]*pluginv1.TenantStatus, error)
 }
 
 // Processor runs a body through one of the processors that a plugin

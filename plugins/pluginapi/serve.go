@@ -49,12 +49,22 @@ func ServeWith(impl Plugin, o ServeOptions) {
 	}
 	hs := Handshake
 	hs.ProtocolVersion = uint(v)
+	dataPath := 0
 	if os.Getenv(hs.MagicCookieKey) == hs.MagicCookieValue {
 		watchHost(impl, logger)
+		if ctl := dataPathFromEnv(); ctl != nil {
+			dataPath = DataPathVersion
+			go func() {
+				// Ends when the host closes the control socket or goes
+				// away; the lifeline ends the process.
+				err := newDPServer(impl).serve(ctl)
+				logger.Debug("data path closed", "error", err)
+			}()
+		}
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: serverPluginSets(impl, v),
+		VersionedPlugins: serverPluginSets(impl, v, dataPath),
 		GRPCServer:       newGRPCServer,
 		Logger:           logger,
 	})

@@ -96,12 +96,8 @@ type fileState struct {
 
 func (e *edge) files() map[string]fileState {
 	e.t.Helper()
-	r := e.admin("GET", "/files", "")
-	wantStatus(e.t, r, 200)
 	var list []fileState
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		e.t.Fatalf("GET /files: %v: %s", err, r.Body)
-	}
+	e.adminJSON("/files", &list)
 	out := map[string]fileState{}
 	for _, f := range list {
 		out[f.Name] = f
@@ -443,24 +439,7 @@ func TestFilePluginRelaunch(t *testing.T) {
 	}
 }
 
-func filePluginPID(t *testing.T, e *edge) int {
-	t.Helper()
-	var list []struct {
-		Name  string `json:"name"`
-		PID   int    `json:"pid"`
-		State string `json:"state"`
-	}
-	r := e.admin("GET", "/plugins", "")
-	if err := json.Unmarshal(r.Body, &list); err != nil {
-		t.Fatalf("GET /plugins: %v: %s", err, r.Body)
-	}
-	for _, p := range list {
-		if p.Name == "file" && p.State == "running" {
-			return p.PID
-		}
-	}
-	return 0
-}
+func filePluginPID(t *testing.T, e *edge) int { return pluginPID(t, e, "file") }
 
 // TestFileStatic serves a directory through the plugin: read on a miss,
 // cached, purged when the file changes, paths out of the root refused.

@@ -377,7 +377,11 @@ func (p *proc) kill() {
 		return
 	}
 	unix.Kill(p.pid, unix.SIGKILL)
-	if err := p.cmd.Wait(); err != nil {
+	err := p.cmd.Wait()
+	if out, ok := p.cmd.Stdout.(*logLines); ok {
+		out.flush() // a last line without a newline, for the boot error's output tail
+	}
+	if err != nil {
 		p.exitMsg = err.Error()
 	} else {
 		p.exitMsg = "exit status 0"
@@ -425,6 +429,14 @@ func (l *logLines) Write(p []byte) (int, error) {
 		}
 		l.t.programLog(string(l.buf[:i]))
 		l.buf = l.buf[i+1:]
+	}
+}
+
+// flush logs a last line that had no newline.
+func (l *logLines) flush() {
+	if len(l.buf) > 0 {
+		l.t.programLog(string(l.buf))
+		l.buf = l.buf[:0]
 	}
 }
 

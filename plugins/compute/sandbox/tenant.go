@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type Settings struct {
 	RecycleAfter   int           // process: a new process after this many requests (0: never)
 	Arguments      []string      // argv after argv[0] = the tenant's name
 	Environment    []string      // NAME=value
+	AllowDebug     bool          // `edgehost debug` may run requests under a GDB stub (process backend)
 }
 
 // Defaults fills zero settings in.
@@ -96,6 +98,17 @@ type Tenant struct {
 	waiting atomic.Int64 // requests waiting for a slot
 	faults  atomic.Int64
 
+	// for the status (GET /tenants)
+	requests atomic.Int64
+	timeouts atomic.Int64 // 504: past max_request_time
+	rejected atomic.Int64 // 503: queue full, or no free slot within max_queue_time
+	queued   atomic.Int64 // waiting for a slot now
+	busy     atomic.Int64 // slots serving a request now
+	errMu    sync.Mutex
+	lastErr  string
+	lastAt   time.Time
+	tail     []string // the program's last lines of output, for boot errors
+
 	logMu     sync.Mutex
 	logWindow time.Time
 	logLines  int
@@ -106,11 +119,19 @@ type Tenant struct {
 
 // Status is what a tenant reports.
 type Status struct {
-	Backend  string
-	Why      string
-	Booted   int64
-	Faults   int64
-	BootTime time.Duration
+	Backend     string
+	Why         string
+	Booted      int64
+	Faults      int64
+	BootTime    time.Duration
+	Concurrency int
+	Busy        int64 // slots serving a request
+	Queued      int64 // requests waiting for a slot
+	Requests    int64
+	Timeouts    int64
+	Rejected    int64 // no free slot within max_queue_time
+	LastError   string
+	LastErrorAt time.Time
 }
 
 // NewTenant loads a program and boots its first instance (the snapshot);
@@ -130,6 +151,9 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 	first, err := be.boot()
 	if err != nil {
 		be.close()
+		if tail := t.outputTail(); tail != "" {
+			err = fmt.Errorf("%w; the program's last output: %s", err, tail)
+		}
 		return nil, fmt.Errorf("tenant %s: program %s: %w", name, cfg.Program, err)
 	}
 	t.bootTime = time.Since(start)
@@ -144,7 +168,28 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 
 // Status says how the tenant runs.
 func (t *Tenant) Status() Status {
-	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime}
+	t.errMu.Lock()
+	last, at := t.lastErr, t.lastAt
+	t.errMu.Unlock()
+	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime,
+		Concurrency: t.cfg.Concurrency, Busy: t.busy.Load(), Queued: t.queued.Load(), Requests: t.requests.Load(),
+		Timeouts: t.timeouts.Load(), Rejected: t.rejected.Load(), LastError: last, LastErrorAt: at}
+}
+
+func (t *Tenant) noteErr(err error) {
+	t.errMu.Lock()
+	t.lastErr, t.lastAt = err.Error(), time.Now()
+	t.errMu.Unlock()
+}
+
+// outputTail is the program's last lines of output, quoted, oldest first.
+func (t *Tenant) outputTail() string {
+	t.logMu.Lock()
+	defer t.logMu.Unlock()
+	if len(t.tail) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%q", strings.Join(t.tail, "\n"))
 }
 
 // secondChanceTime is what a second chance may take.
@@ -207,7 +252,13 @@ func (t *Tenant) Handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 			return r, nil
 		}
 	}
+	if err != nil {
+		t.noteErr(err)
+	}
 	if err != nil && errors.As(err, &f) {
+		if f.Status == 504 {
+			t.timeouts.Add(1)
+		}
 		t.log.Warn("program request failed", "tenant", t.name, "status", f.Status, "why", f.Reason, "url", info.URL)
 	}
 	return r, err
@@ -221,6 +272,7 @@ func (t *Tenant) handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		deadline = d
 	}
 	j := newJob(ctx, info, body, deadline)
+	t.requests.Add(1)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
@@ -232,23 +284,32 @@ func (t *Tenant) handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 	default:
 		if t.waiting.Add(1) > int64(t.cfg.MaxQueue) {
 			t.waiting.Add(-1)
+			t.rejected.Add(1)
 			return nil, &Failure{503, "queue full (max_queue)"}
 		}
 		defer t.waiting.Add(-1)
+		t.queued.Add(1)
 		qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
 		select {
 		case inst = <-t.free:
 			qt.Stop()
+			t.queued.Add(-1)
 		case <-qt.C:
+			t.queued.Add(-1)
+			t.rejected.Add(1)
 			return nil, &Failure{503, "no free slot within max_queue_time"}
 		case <-ctx.Done():
 			qt.Stop()
+			t.queued.Add(-1)
 			return nil, ctx.Err()
 		case <-t.stop:
 			qt.Stop()
+			t.queued.Add(-1)
 			return nil, ErrClosed
 		}
 	}
+	t.busy.Add(1)
+	defer t.busy.Add(-1)
 	if err := inst.serve(j); err != nil {
 		if !errors.Is(err, errRecycle) {
 			t.faults.Add(1)
@@ -298,6 +359,15 @@ func (t *Tenant) programLog(line string) {
 		}
 		t.logWindow, t.logLines, t.logLost = now, 0, 0
 	}
+	const tailLines, tailWidth = 8, 240
+	tl := line
+	if len(tl) > tailWidth {
+		tl = tl[:tailWidth] + "…"
+	}
+	if len(t.tail) == tailLines {
+		t.tail = append(t.tail[:0], t.tail[1:]...)
+	}
+	t.tail = append(t.tail, tl)
 	t.logLines++
 	ok := t.logLines <= logBurst
 	if !ok {

@@ -24,6 +24,250 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ComputeStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComputeStatusRequest) Reset() {
+	*x = ComputeStatusRequest{}
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComputeStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComputeStatusRequest) ProtoMessage() {}
+
+func (x *ComputeStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComputeStatusRequest.ProtoReflect.Descriptor instead.
+func (*ComputeStatusRequest) Descriptor() ([]byte, []int) {
+	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{0}
+}
+
+type ComputeStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenants       []*TenantStatus        `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComputeStatusResponse) Reset() {
+	*x = ComputeStatusResponse{}
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComputeStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComputeStatusResponse) ProtoMessage() {}
+
+func (x *ComputeStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComputeStatusResponse.ProtoReflect.Descriptor instead.
+func (*ComputeStatusResponse) Descriptor() ([]byte, []int) {
+	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ComputeStatusResponse) GetTenants() []*TenantStatus {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+type TenantStatus struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Backend         string                 `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`                         // "process", "kvm"; "" while it has no program
+	BackendWhy      string                 `protobuf:"bytes,3,opt,name=backend_why,json=backendWhy,proto3" json:"backend_why,omitempty"` // why that backend (backend = "auto")
+	Program         string                 `protobuf:"bytes,4,opt,name=program,proto3" json:"program,omitempty"`                         // the file it was loaded from
+	ProgramSha256   string                 `protobuf:"bytes,5,opt,name=program_sha256,json=programSha256,proto3" json:"program_sha256,omitempty"`
+	Concurrency     uint32                 `protobuf:"varint,6,opt,name=concurrency,proto3" json:"concurrency,omitempty"` // slots
+	Busy            int64                  `protobuf:"varint,7,opt,name=busy,proto3" json:"busy,omitempty"`               // slots serving a request now
+	Queued          int64                  `protobuf:"varint,8,opt,name=queued,proto3" json:"queued,omitempty"`           // requests waiting for a slot now
+	Requests        int64                  `protobuf:"varint,9,opt,name=requests,proto3" json:"requests,omitempty"`
+	Faults          int64                  `protobuf:"varint,10,opt,name=faults,proto3" json:"faults,omitempty"`                             // instances replaced after a fault
+	Timeouts        int64                  `protobuf:"varint,11,opt,name=timeouts,proto3" json:"timeouts,omitempty"`                         // past max_request_time
+	Rejected        int64                  `protobuf:"varint,12,opt,name=rejected,proto3" json:"rejected,omitempty"`                         // no free slot within max_queue_time
+	Booted          int64                  `protobuf:"varint,13,opt,name=booted,proto3" json:"booted,omitempty"`                             // instances booted
+	BootTimeUs      int64                  `protobuf:"varint,14,opt,name=boot_time_us,json=bootTimeUs,proto3" json:"boot_time_us,omitempty"` // program start to snapshot
+	LastError       string                 `protobuf:"bytes,15,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorUnixMs int64                  `protobuf:"varint,16,opt,name=last_error_unix_ms,json=lastErrorUnixMs,proto3" json:"last_error_unix_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TenantStatus) Reset() {
+	*x = TenantStatus{}
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantStatus) ProtoMessage() {}
+
+func (x *TenantStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantStatus.ProtoReflect.Descriptor instead.
+func (*TenantStatus) Descriptor() ([]byte, []int) {
+	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TenantStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TenantStatus) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *TenantStatus) GetBackendWhy() string {
+	if x != nil {
+		return x.BackendWhy
+	}
+	return ""
+}
+
+func (x *TenantStatus) GetProgram() string {
+	if x != nil {
+		return x.Program
+	}
+	return ""
+}
+
+func (x *TenantStatus) GetProgramSha256() string {
+	if x != nil {
+		return x.ProgramSha256
+	}
+	return ""
+}
+
+func (x *TenantStatus) GetConcurrency() uint32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetBusy() int64 {
+	if x != nil {
+		return x.Busy
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetQueued() int64 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetFaults() int64 {
+	if x != nil {
+		return x.Faults
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetTimeouts() int64 {
+	if x != nil {
+		return x.Timeouts
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetRejected() int64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetBooted() int64 {
+	if x != nil {
+		return x.Booted
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetBootTimeUs() int64 {
+	if x != nil {
+		return x.BootTimeUs
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *TenantStatus) GetLastErrorUnixMs() int64 {
+	if x != nil {
+		return x.LastErrorUnixMs
+	}
+	return 0
+}
+
 type ProcessPart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Part:
@@ -38,7 +282,7 @@ type ProcessPart struct {
 
 func (x *ProcessPart) Reset() {
 	*x = ProcessPart{}
-	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[0]
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +294,7 @@ func (x *ProcessPart) String() string {
 func (*ProcessPart) ProtoMessage() {}
 
 func (x *ProcessPart) ProtoReflect() protoreflect.Message {
-	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[0]
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +307,7 @@ func (x *ProcessPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessPart.ProtoReflect.Descriptor instead.
 func (*ProcessPart) Descriptor() ([]byte, []int) {
-	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{0}
+	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProcessPart) GetPart() isProcessPart_Part {
@@ -133,7 +377,7 @@ type ProcessHead struct {
 
 func (x *ProcessHead) Reset() {
 	*x = ProcessHead{}
-	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[1]
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +389,7 @@ func (x *ProcessHead) String() string {
 func (*ProcessHead) ProtoMessage() {}
 
 func (x *ProcessHead) ProtoReflect() protoreflect.Message {
-	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[1]
+	mi := &file_edgehost_plugin_v1_compute_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +402,7 @@ func (x *ProcessHead) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessHead.ProtoReflect.Descriptor instead.
 func (*ProcessHead) Descriptor() ([]byte, []int) {
-	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{1}
+	return file_edgehost_plugin_v1_compute_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProcessHead) GetProcessor() string {
@@ -186,7 +430,31 @@ var File_edgehost_plugin_v1_compute_proto protoreflect.FileDescriptor
 
 const file_edgehost_plugin_v1_compute_proto_rawDesc = "" +
 	"\n" +
-	" edgehost/plugin/v1/compute.proto\x12\x12edgehost.plugin.v1\x1a\x1dedgehost/plugin/v1/http.proto\"\xb8\x01\n" +
+	" edgehost/plugin/v1/compute.proto\x12\x12edgehost.plugin.v1\x1a\x1dedgehost/plugin/v1/http.proto\"\x16\n" +
+	"\x14ComputeStatusRequest\"S\n" +
+	"\x15ComputeStatusResponse\x12:\n" +
+	"\atenants\x18\x01 \x03(\v2 .edgehost.plugin.v1.TenantStatusR\atenants\"\xde\x03\n" +
+	"\fTenantStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\x12\x1f\n" +
+	"\vbackend_why\x18\x03 \x01(\tR\n" +
+	"backendWhy\x12\x18\n" +
+	"\aprogram\x18\x04 \x01(\tR\aprogram\x12%\n" +
+	"\x0eprogram_sha256\x18\x05 \x01(\tR\rprogramSha256\x12 \n" +
+	"\vconcurrency\x18\x06 \x01(\rR\vconcurrency\x12\x12\n" +
+	"\x04busy\x18\a \x01(\x03R\x04busy\x12\x16\n" +
+	"\x06queued\x18\b \x01(\x03R\x06queued\x12\x1a\n" +
+	"\brequests\x18\t \x01(\x03R\brequests\x12\x16\n" +
+	"\x06faults\x18\n" +
+	" \x01(\x03R\x06faults\x12\x1a\n" +
+	"\btimeouts\x18\v \x01(\x03R\btimeouts\x12\x1a\n" +
+	"\brejected\x18\f \x01(\x03R\brejected\x12\x16\n" +
+	"\x06booted\x18\r \x01(\x03R\x06booted\x12 \n" +
+	"\fboot_time_us\x18\x0e \x01(\x03R\n" +
+	"bootTimeUs\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x0f \x01(\tR\tlastError\x12+\n" +
+	"\x12last_error_unix_ms\x18\x10 \x01(\x03R\x0flastErrorUnixMs\"\xb8\x01\n" +
 	"\vProcessPart\x125\n" +
 	"\x04head\x18\x01 \x01(\v2\x1f.edgehost.plugin.v1.ProcessHeadH\x00R\x04head\x121\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x19.edgehost.plugin.v1.ChunkH\x00R\x05chunk\x127\n" +
@@ -195,9 +463,10 @@ const file_edgehost_plugin_v1_compute_proto_rawDesc = "" +
 	"\vProcessHead\x12\x1c\n" +
 	"\tprocessor\x18\x01 \x01(\tR\tprocessor\x129\n" +
 	"\arequest\x18\x02 \x01(\v2\x1f.edgehost.plugin.v1.RequestHeadR\arequest\x12<\n" +
-	"\bresponse\x18\x03 \x01(\v2 .edgehost.plugin.v1.ResponseHeadR\bresponse2Z\n" +
+	"\bresponse\x18\x03 \x01(\v2 .edgehost.plugin.v1.ResponseHeadR\bresponse2\xb9\x01\n" +
 	"\aCompute\x12O\n" +
-	"\x06Handle\x12\x1f.edgehost.plugin.v1.RequestPart\x1a .edgehost.plugin.v1.ResponsePart(\x010\x012]\n" +
+	"\x06Handle\x12\x1f.edgehost.plugin.v1.RequestPart\x1a .edgehost.plugin.v1.ResponsePart(\x010\x01\x12]\n" +
+	"\x06Status\x12(.edgehost.plugin.v1.ComputeStatusRequest\x1a).edgehost.plugin.v1.ComputeStatusResponse2]\n" +
 	"\tProcessor\x12P\n" +
 	"\aProcess\x12\x1f.edgehost.plugin.v1.ProcessPart\x1a .edgehost.plugin.v1.ResponsePart(\x010\x01B@Z>github.com/edgehost/edgehost/proto/edgehost/plugin/v1;pluginv1b\x06proto3"
 
@@ -213,32 +482,38 @@ func file_edgehost_plugin_v1_compute_proto_rawDescGZIP() []byte {
 	return file_edgehost_plugin_v1_compute_proto_rawDescData
 }
 
-var file_edgehost_plugin_v1_compute_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_edgehost_plugin_v1_compute_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_edgehost_plugin_v1_compute_proto_goTypes = []any{
-	(*ProcessPart)(nil),  // 0: edgehost.plugin.v1.ProcessPart
-	(*ProcessHead)(nil),  // 1: edgehost.plugin.v1.ProcessHead
-	(*Chunk)(nil),        // 2: edgehost.plugin.v1.Chunk
-	(*Trailer)(nil),      // 3: edgehost.plugin.v1.Trailer
-	(*RequestHead)(nil),  // 4: edgehost.plugin.v1.RequestHead
-	(*ResponseHead)(nil), // 5: edgehost.plugin.v1.ResponseHead
-	(*RequestPart)(nil),  // 6: edgehost.plugin.v1.RequestPart
-	(*ResponsePart)(nil), // 7: edgehost.plugin.v1.ResponsePart
+	(*ComputeStatusRequest)(nil),  // 0: edgehost.plugin.v1.ComputeStatusRequest
+	(*ComputeStatusResponse)(nil), // 1: edgehost.plugin.v1.ComputeStatusResponse
+	(*TenantStatus)(nil),          // 2: edgehost.plugin.v1.TenantStatus
+	(*ProcessPart)(nil),           // 3: edgehost.plugin.v1.ProcessPart
+	(*ProcessHead)(nil),           // 4: edgehost.plugin.v1.ProcessHead
+	(*Chunk)(nil),                 // 5: edgehost.plugin.v1.Chunk
+	(*Trailer)(nil),               // 6: edgehost.plugin.v1.Trailer
+	(*RequestHead)(nil),           // 7: edgehost.plugin.v1.RequestHead
+	(*ResponseHead)(nil),          // 8: edgehost.plugin.v1.ResponseHead
+	(*RequestPart)(nil),           // 9: edgehost.plugin.v1.RequestPart
+	(*ResponsePart)(nil),          // 10: edgehost.plugin.v1.ResponsePart
 }
 var file_edgehost_plugin_v1_compute_proto_depIdxs = []int32{
-	1, // 0: edgehost.plugin.v1.ProcessPart.head:type_name -> edgehost.plugin.v1.ProcessHead
-	2, // 1: edgehost.plugin.v1.ProcessPart.chunk:type_name -> edgehost.plugin.v1.Chunk
-	3, // 2: edgehost.plugin.v1.ProcessPart.trailer:type_name -> edgehost.plugin.v1.Trailer
-	4, // 3: edgehost.plugin.v1.ProcessHead.request:type_name -> edgehost.plugin.v1.RequestHead
-	5, // 4: edgehost.plugin.v1.ProcessHead.response:type_name -> edgehost.plugin.v1.ResponseHead
-	6, // 5: edgehost.plugin.v1.Compute.Handle:input_type -> edgehost.plugin.v1.RequestPart
-	0, // 6: edgehost.plugin.v1.Processor.Process:input_type -> edgehost.plugin.v1.ProcessPart
-	7, // 7: edgehost.plugin.v1.Compute.Handle:output_type -> edgehost.plugin.v1.ResponsePart
-	7, // 8: edgehost.plugin.v1.Processor.Process:output_type -> edgehost.plugin.v1.ResponsePart
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2,  // 0: edgehost.plugin.v1.ComputeStatusResponse.tenants:type_name -> edgehost.plugin.v1.TenantStatus
+	4,  // 1: edgehost.plugin.v1.ProcessPart.head:type_name -> edgehost.plugin.v1.ProcessHead
+	5,  // 2: edgehost.plugin.v1.ProcessPart.chunk:type_name -> edgehost.plugin.v1.Chunk
+	6,  // 3: edgehost.plugin.v1.ProcessPart.trailer:type_name -> edgehost.plugin.v1.Trailer
+	7,  // 4: edgehost.plugin.v1.ProcessHead.request:type_name -> edgehost.plugin.v1.RequestHead
+	8,  // 5: edgehost.plugin.v1.ProcessHead.response:type_name -> edgehost.plugin.v1.ResponseHead
+	9,  // 6: edgehost.plugin.v1.Compute.Handle:input_type -> edgehost.plugin.v1.RequestPart
+	0,  // 7: edgehost.plugin.v1.Compute.Status:input_type -> edgehost.plugin.v1.ComputeStatusRequest
+	3,  // 8: edgehost.plugin.v1.Processor.Process:input_type -> edgehost.plugin.v1.ProcessPart
+	10, // 9: edgehost.plugin.v1.Compute.Handle:output_type -> edgehost.plugin.v1.ResponsePart
+	1,  // 10: edgehost.plugin.v1.Compute.Status:output_type -> edgehost.plugin.v1.ComputeStatusResponse
+	10, // 11: edgehost.plugin.v1.Processor.Process:output_type -> edgehost.plugin.v1.ResponsePart
+	9,  // [9:12] is the sub-list for method output_type
+	6,  // [6:9] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_edgehost_plugin_v1_compute_proto_init() }
@@ -247,7 +522,7 @@ func file_edgehost_plugin_v1_compute_proto_init() {
 		return
 	}
 	file_edgehost_plugin_v1_http_proto_init()
-	file_edgehost_plugin_v1_compute_proto_msgTypes[0].OneofWrappers = []any{
+	file_edgehost_plugin_v1_compute_proto_msgTypes[3].OneofWrappers = []any{
 		(*ProcessPart_Head)(nil),
 		(*ProcessPart_Chunk)(nil),
 		(*ProcessPart_Trailer)(nil),
@@ -258,7 +533,7 @@ func file_edgehost_plugin_v1_compute_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_edgehost_plugin_v1_compute_proto_rawDesc), len(file_edgehost_plugin_v1_compute_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

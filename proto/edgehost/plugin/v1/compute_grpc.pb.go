@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Compute_Handle_FullMethodName = "/edgehost.plugin.v1.Compute/Handle"
+	Compute_Status_FullMethodName = "/edgehost.plugin.v1.Compute/Status"
 )
 
 // ComputeClient is the client API for Compute service.
@@ -34,6 +35,10 @@ type ComputeClient interface {
 	// with a response head, chunks and a trailer. Both directions flow at
 	// once, so a program may answer before it has read the whole body.
 	Handle(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RequestPart, ResponsePart], error)
+	// Status reports each tenant: backend and why, slots in use, queue and
+	// counters (issue 12: GET /tenants). Optional: a plugin may answer
+	// Unimplemented.
+	Status(ctx context.Context, in *ComputeStatusRequest, opts ...grpc.CallOption) (*ComputeStatusResponse, error)
 }
 
 type computeClient struct {
@@ -57,6 +62,16 @@ func (c *computeClient) Handle(ctx context.Context, opts ...grpc.CallOption) (gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Compute_HandleClient = grpc.BidiStreamingClient[RequestPart, ResponsePart]
 
+func (c *computeClient) Status(ctx context.Context, in *ComputeStatusRequest, opts ...grpc.CallOption) (*ComputeStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ComputeStatusResponse)
+	err := c.cc.Invoke(ctx, Compute_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ComputeServer is the server API for Compute service.
 // All implementations must embed UnimplementedComputeServer
 // for forward compatibility.
@@ -66,6 +81,10 @@ type ComputeServer interface {
 	// with a response head, chunks and a trailer. Both directions flow at
 	// once, so a program may answer before it has read the whole body.
 	Handle(grpc.BidiStreamingServer[RequestPart, ResponsePart]) error
+	// Status reports each tenant: backend and why, slots in use, queue and
+	// counters (issue 12: GET /tenants). Optional: a plugin may answer
+	// Unimplemented.
+	Status(context.Context, *ComputeStatusRequest) (*ComputeStatusResponse, error)
 	mustEmbedUnimplementedComputeServer()
 }
 
@@ -78,6 +97,9 @@ type UnimplementedComputeServer struct{}
 
 func (UnimplementedComputeServer) Handle(grpc.BidiStreamingServer[RequestPart, ResponsePart]) error {
 	return status.Errorf(codes.Unimplemented, "method Handle not implemented")
+}
+func (UnimplementedComputeServer) Status(context.Context, *ComputeStatusRequest) (*ComputeStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
 }
 func (UnimplementedComputeServer) mustEmbedUnimplementedComputeServer() {}
 func (UnimplementedComputeServer) testEmbeddedByValue()                 {}
@@ -107,13 +129,36 @@ func _Compute_Handle_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Compute_HandleServer = grpc.BidiStreamingServer[RequestPart, ResponsePart]
 
+func _Compute_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ComputeStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ComputeServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Compute_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ComputeServer).Status(ctx, req.(*ComputeStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Compute_ServiceDesc is the grpc.ServiceDesc for Compute service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Compute_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "edgehost.plugin.v1.Compute",
 	HandlerType: (*ComputeServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Status",
+			Handler:    _Compute_Status_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Handle",

@@ -95,7 +95,11 @@ type RequestHead struct {
 	// depth is the request's self-request depth: 0 for a client's request,
 	// the caller's plus one for a self-request. A program's own fetches
 	// carry it on, so loops end at the host's max_depth.
-	Depth         uint32 `protobuf:"varint,8,opt,name=depth,proto3" json:"depth,omitempty"`
+	Depth uint32 `protobuf:"varint,8,opt,name=depth,proto3" json:"depth,omitempty"`
+	// debug_port is set only by the admin's `edgehost debug` (Compute.Handle,
+	// a tenant with allow_debug): the request runs in a fresh instance under
+	// a GDB remote stub listening on 127.0.0.1:debug_port (issue 12).
+	DebugPort     uint32 `protobuf:"varint,9,opt,name=debug_port,json=debugPort,proto3" json:"debug_port,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -182,6 +186,13 @@ func (x *RequestHead) GetTenant() string {
 func (x *RequestHead) GetDepth() uint32 {
 	if x != nil {
 		return x.Depth
+	}
+	return 0
+}
+
+func (x *RequestHead) GetDebugPort() uint32 {
+	if x != nil {
+		return x.DebugPort
 	}
 	return 0
 }
@@ -551,7 +562,7 @@ const file_edgehost_plugin_v1_http_proto_rawDesc = "" +
 	"\x1dedgehost/plugin/v1/http.proto\x12\x12edgehost.plugin.v1\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xea\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x89\x02\n" +
 	"\vRequestHead\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n" +
@@ -560,7 +571,9 @@ const file_edgehost_plugin_v1_http_proto_rawDesc = "" +
 	"\x0econtent_length\x18\x05 \x01(\x03R\rcontentLength\x12\x12\n" +
 	"\x04txid\x18\x06 \x01(\tR\x04txid\x12\x16\n" +
 	"\x06tenant\x18\a \x01(\tR\x06tenant\x12\x14\n" +
-	"\x05depth\x18\b \x01(\rR\x05depth\"\x83\x01\n" +
+	"\x05depth\x18\b \x01(\rR\x05depth\x12\x1d\n" +
+	"\n" +
+	"debug_port\x18\t \x01(\rR\tdebugPort\"\x83\x01\n" +
 	"\fResponseHead\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x124\n" +
 	"\aheaders\x18\x02 \x03(\v2\x1a.edgehost.plugin.v1.HeaderR\aheaders\x12%\n" +

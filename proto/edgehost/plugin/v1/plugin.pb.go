@@ -212,8 +212,14 @@ type Capabilities struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// services lists the feature services served, by their short name:
 	// "file", "slicer", "compute", "processor".
-	Services      []string         `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
-	Processors    []*ProcessorInfo `protobuf:"bytes,2,rep,name=processors,proto3" json:"processors,omitempty"`
+	Services   []string         `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	Processors []*ProcessorInfo `protobuf:"bytes,2,rep,name=processors,proto3" json:"processors,omitempty"`
+	// data_path is the version of the lean data path that the plugin serves
+	// on the socket the host handed it at launch (EDGEHOST_PLUGIN_DATA_FD),
+	// 0 when it serves none: Compute.Handle, Processor.Process, File.Read
+	// and Slicer.Decide then go over it instead of gRPC (see
+	// plugins/pluginapi/datapath.go).
+	DataPath      uint32 `protobuf:"varint,3,opt,name=data_path,json=dataPath,proto3" json:"data_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +266,13 @@ func (x *Capabilities) GetProcessors() []*ProcessorInfo {
 		return x.Processors
 	}
 	return nil
+}
+
+func (x *Capabilities) GetDataPath() uint32 {
+	if x != nil {
+		return x.DataPath
+	}
+	return 0
 }
 
 // ProcessorInfo describes one body processor that the plugin offers
@@ -824,12 +837,13 @@ const file_edgehost_plugin_v1_plugin_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12+\n" +
 	"\x11protocol_versions\x18\x03 \x03(\rR\x10protocolVersions\x12D\n" +
 	"\fcapabilities\x18\x04 \x01(\v2 .edgehost.plugin.v1.CapabilitiesR\fcapabilities\x12?\n" +
-	"\rconfig_schema\x18\x05 \x01(\v2\x1a.edgehost.plugin.v1.SchemaR\fconfigSchema\"m\n" +
+	"\rconfig_schema\x18\x05 \x01(\v2\x1a.edgehost.plugin.v1.SchemaR\fconfigSchema\"\x8a\x01\n" +
 	"\fCapabilities\x12\x1a\n" +
 	"\bservices\x18\x01 \x03(\tR\bservices\x12A\n" +
 	"\n" +
 	"processors\x18\x02 \x03(\v2!.edgehost.plugin.v1.ProcessorInfoR\n" +
-	"processors\"\x81\x01\n" +
+	"processors\x12\x1b\n" +
+	"\tdata_path\x18\x03 \x01(\rR\bdataPath\"\x81\x01\n" +
 	"\rProcessorInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12!\n" +
