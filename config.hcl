@@ -2,7 +2,8 @@
 # runs on embedded defaults: a demo origin on 127.0.0.1:18081 (started by
 # `make run` as `edgehost demo-origin`), caching with grace, a pass route, a
 # synthetic route, a route chosen by a request condition, the admin API,
-# and files (readers, a static directory, an error page).
+# files (readers, a static directory, an error page) and processors (gzip,
+# brotli, ESI, regex).
 #
 # Validate it with: bin/edgehost validate -config config.hcl
 
@@ -131,6 +132,36 @@ route "/big" {
     size       = "5MiB"
     stage      = "response"
     on_failure = "pass"
+  }
+}
+
+# Processors (issue 16): body transforms placed by the formats they take
+# and give; the host inserts gunzip, gzip, unbrotli, brotli and buffer
+# where formats do not meet. Every route with a processors block also
+# negotiates Accept-Encoding: a client that cannot take the stored
+# encoding gets it decoded (and Range applies to what it gets). Try:
+#   curl -s http://127.0.0.1:18080/page/text | head -3                # stored gzip, sent plain
+#   curl -s -H 'Accept-Encoding: gzip' http://127.0.0.1:18080/page/text | gunzip | head -3
+#   curl -s -H 'Range: bytes=0-14' http://127.0.0.1:18080/page/text   # a range of the plain text
+#   curl -s http://127.0.0.1:18080/page/text?br=1 | head -3             # br from the origin, decoded
+#   curl -s http://127.0.0.1:18080/page/esi                           # ESI, the fragment cached 10 s
+#   bin/edgehost explain -config config.hcl http://127.0.0.1:18080/page/esi
+route "/page/" {
+  backend = backend.origin
+  processors {
+    fetch   = ["gzip"]  # plain text is stored compressed
+    deliver = ["regex"] # "EUR" becomes "€" on the way out
+    regex {
+      pattern = "(\\d+\\.\\d+) EUR"
+      replace = "€$1"
+    }
+  }
+}
+
+route "/page/esi" {
+  backend = backend.origin
+  processors {
+    deliver = ["esi"]
   }
 }
 

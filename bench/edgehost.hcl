@@ -29,6 +29,13 @@ route "/" {
   grace       = "1h"
 }
 
+# A gzip page cached as it came and decoded for clients without gzip
+# (issue 16's gunzip row): a processors block negotiates Accept-Encoding.
+route "/page/" {
+  backend    = backend.origin
+  processors {}
+}
+
 # Compute rows: an uncached hello program on each backend, and a program
 # that fetches a cached object through the self socket.
 plugin "compute" {

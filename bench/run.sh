@@ -386,11 +386,16 @@ done
 # A reference copy of the range, straight from the origin.
 curl -fs -o "$OUT/range-ref.bin" -H "Range: bytes=$RANGE_FIRST-$RANGE_LAST" "http://$ORIGIN$BIG"
 
-ROWS=(1k-c1 1k-c64 28k-c1 28k-c64)
-declare -A ROW_PATH=([1k-c1]=/bytes/1k [1k-c64]=/bytes/1k [28k-c1]=/bytes/28k [28k-c64]=/bytes/28k)
-declare -A ROW_T=([1k-c1]=1 [1k-c64]=2 [28k-c1]=1 [28k-c64]=2)
-declare -A ROW_C=([1k-c1]=1 [1k-c64]=64 [28k-c1]=1 [28k-c64]=64)
-declare -A ROW_NAME=([1k-c1]="1 KiB hit, 1 conn" [1k-c64]="1 KiB hit, 64 conns" [28k-c1]="28 KiB hit, 1 conn" [28k-c64]="28 KiB hit, 64 conns")
+# gunzip rows (issue 16): a 28 KiB page cached gzip, delivered decoded to
+# a client without Accept-Encoding (edgehost's processors, nginx's
+# `gunzip on`, Varnish's built-in gunzip).
+GZ=/page/text?gzip=1
+ROWS=(1k-c1 1k-c64 28k-c1 28k-c64 gz-c1 gz-c64)
+declare -A ROW_PATH=([1k-c1]=/bytes/1k [1k-c64]=/bytes/1k [28k-c1]=/bytes/28k [28k-c64]=/bytes/28k [gz-c1]=$GZ [gz-c64]=$GZ)
+declare -A ROW_T=([1k-c1]=1 [1k-c64]=2 [28k-c1]=1 [28k-c64]=2 [gz-c1]=1 [gz-c64]=2)
+declare -A ROW_C=([1k-c1]=1 [1k-c64]=64 [28k-c1]=1 [28k-c64]=64 [gz-c1]=1 [gz-c64]=64)
+declare -A ROW_NAME=([1k-c1]="1 KiB hit, 1 conn" [1k-c64]="1 KiB hit, 64 conns" [28k-c1]="28 KiB hit, 1 conn" [28k-c64]="28 KiB hit, 64 conns"
+	[gz-c1]="28 KiB gunzip, 1 conn" [gz-c64]="28 KiB gunzip, 64 conn")
 # edgehost's compute rows (no peer has compute): an uncached hello program
 # per backend, and a program's self-request of a cached 28 KiB object.
 CROWS=(hp-c1 hp-c64 hk-c1 hk-c64 self-c1)
@@ -402,7 +407,7 @@ declare -A ROW_ORIGIN=([self-c1]=ok)
 
 for peer in $PEERS; do
 	[ "${STATE[$peer]}" = up ] || continue
-	for path in /bytes/1k /bytes/28k; do
+	for path in /bytes/1k /bytes/28k $GZ; do
 		warm "$peer" "$path" || NOTE[$peer]="${NOTE[$peer]:+${NOTE[$peer]}; }$path not served as a hit after warm-up"
 	done
 done

@@ -3,6 +3,7 @@
 //
 //	edgehost run -config config.hcl       serve (foreground, logs to stderr)
 //	edgehost validate -config config.hcl  check a config, print every diagnostic
+//	edgehost explain URL                  the processor chains built for URL
 //	edgehost version
 //	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | stat | plugins
 //	edgehost demo-origin -listen ADDR     a demo origin to try edgehost with
@@ -45,6 +46,8 @@ const usage = `usage: edgehost COMMAND [flags]
 commands:
   run -config FILE         serve in the foreground (logs to stderr)
   validate -config FILE    check a config; prints every error with file:line:col
+  explain [-config FILE] [-encoding E] [-type T] [-accept-encoding AE] URL
+                           the processor chains the host builds for URL
   version                  print the version
   reload                   reload the running edgehost's config (admin API)
   purge URL                purge a URL and all its variants
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string) error {
 		return cmdRun(ctx, rest)
 	case "validate":
 		return cmdValidate(rest)
+	case "explain":
+		return cmdExplain(rest)
 	case "version", "-version", "--version":
 		fmt.Println("edgehost", version)
 		return nil

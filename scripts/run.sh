@@ -13,6 +13,8 @@ cat <<MSG
   try:   curl -si http://127.0.0.1:18080/bytes/1k | head -20     # twice: miss, then hit
          curl -si -H 'Range: bytes=0-99' http://127.0.0.1:18080/bytes/28k
          curl -s  http://127.0.0.1:18080/edgehost/ping
+         curl -s  http://127.0.0.1:18080/page/esi                     # ESI, gzip decoded
+         bin/edgehost explain http://127.0.0.1:18080/page/text        # the processor chains
          curl -si http://127.0.0.1:18080/logo.svg                     # a file reader
          curl -s  http://127.0.0.1:18080/www/                         # a static directory
          curl -s  http://127.0.0.1:18080/hello/world                  # a tenant's program

@@ -164,6 +164,8 @@ type Route struct {
 	Policy    httpcache.Policy
 	Index     int
 	DeclRange hcl.Range
+
+	Processors *Processors // body transforms (processors.go); nil: none
 }
 
 // Slice makes a route fetch and cache large objects as segments (DESIGN §6).
@@ -531,6 +533,11 @@ func (c *Config) buildRoute(i int, r *routeSchema) (*Route, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, c.buildRouteFile(rt, r)...)
+	if r.Processors != nil {
+		var d hcl.Diagnostics
+		rt.Processors, d = buildProcessors(r.Processors)
+		diags = append(diags, d...)
+	}
 	diags = append(diags, c.buildCompute(r, rt)...)
 	switch {
 	case rt.Respond != nil && rt.Backend != "":

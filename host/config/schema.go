@@ -123,6 +123,8 @@ type routeSchema struct {
 	Compute         *hcl.Attribute `hcl:"compute,optional"` // compute.go
 	Chain           *hcl.Attribute `hcl:"chain,optional"`
 	DeclRange       hcl.Range      `hcl:",def_range"`
+
+	Processors *processorsSchema `hcl:"processors,block"` // processors.go
 }
 
 type sliceSchema struct {

@@ -22,6 +22,12 @@ Objects
   POST /admin/version       bump the /big version (content and validators change)
   GET  /admin/version       the current /big version
 
+Pages (processors: gzip, brotli, ESI)
+  GET /page/text[?gzip=1|br=1]  a 28 KiB HTML page, plain, gzip or br
+  GET /page/esi             a gzip page with <esi:include src="/page/fragment"/>,
+                            esi:remove and <!--esi-->
+  GET /page/fragment        an HTML fragment (max-age=10, counted)
+
 Faults
   GET /status/CODE          that status
   GET /delay/MS             sleeps MS ms before the headers

@@ -92,6 +92,7 @@ const (
 	epETag
 	epCounter
 	epEcho
+	epPage
 	epOther
 	// Control endpoints: answered, but not counted in Stats, so health
 	// probes and stats polling do not disturb what a test measures.
@@ -107,7 +108,7 @@ var endpointNames = [numEndpoints]string{
 	epIndex: "/", epBytes: "/bytes", epBig: "/big", epStatus: "/status",
 	epDelay: "/delay", epStall: "/stall", epTruncate: "/truncate",
 	epCookie: "/cookie", epVary: "/vary", epTag: "/tag", epCC: "/cc",
-	epETag: "/etag", epCounter: "/counter", epEcho: "/echo", epOther: "other",
+	epETag: "/etag", epCounter: "/counter", epEcho: "/echo", epPage: "/page", epOther: "other",
 	epHealthz: "/healthz", epStats: "/stats", epAdmin: "/admin",
 }
 
@@ -141,6 +142,8 @@ func lookupEndpoint(seg string) endpoint {
 		return epCounter
 	case "echo":
 		return epEcho
+	case "page":
+		return epPage
 	case "healthz":
 		return epHealthz
 	case "stats":
@@ -236,6 +239,8 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.serveCounter(w, r)
 	case epEcho:
 		o.serveEcho(w, r)
+	case epPage:
+		o.servePage(w, r, rest)
 	case epHealthz:
 		o.text(w, r, ep, http.StatusOK, "ok\n")
 	case epStats:

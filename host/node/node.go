@@ -33,6 +33,7 @@ import (
 	"github.com/edgehost/edgehost/host/files"
 	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/host/pluginhost"
+	"github.com/edgehost/edgehost/host/processors"
 	"github.com/edgehost/edgehost/host/programs"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/slicing"
@@ -43,6 +44,9 @@ import (
 // file, line, column and the offending source) to stderr.
 func LoadConfig(path string) (*config.Config, error) {
 	cfg, diags := config.Load(path)
+	if !diags.HasErrors() {
+		diags = append(diags, processors.Diagnose(cfg)...)
+	}
 	if diags.HasErrors() {
 		cfg.WriteDiagnostics(os.Stderr, diags)
 		return nil, fmt.Errorf("%s: %d error(s)", path, len(diags.Errs()))
@@ -99,6 +103,8 @@ type node struct {
 	slicing  *slicing.Slicing
 	compute  *compute.Compute
 	srv      *server.Server
+
+	processors *processors.Processors // body transforms per route (issue 16)
 
 	reloadMu sync.Mutex
 }
@@ -194,6 +200,8 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.flights = &cache.Flights{}
 	n.slicing = slicing.New(slicing.Options{Logger: n.log, Cache: n.cache, Flights: n.flights, Metrics: n.metrics, TxLog: n.txlog, Plugins: n.plugins})
 	closers = append(closers, n.slicing.Close)
+	n.processors = processors.New(processors.Options{Logger: n.log, Plugins: n.plugins})
+	closers = append(closers, n.processors.Close)
 	n.compute = compute.New(compute.Options{Logger: n.log, Plugins: n.plugins})
 	return closeAll, nil
 }
@@ -203,7 +211,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 func (n *node) wire(cfg *config.Config) error {
 	var err error
 	n.srv, err = server.New(cfg, server.Options{Logger: n.log, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog,
-		Flights: n.flights, Features: []server.Feature{n.files, n.slicing, n.compute}})
+		Flights: n.flights, Features: []server.Feature{n.files, n.slicing, n.compute, n.processors}})
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func fastRoute(routes []*route, host, path []byte) *route {
 		if !bytes.HasPrefix(path, []byte(rt.Prefix)) || !hostMatchBytes(rt.Hosts, host) {
 			continue
 		}
-		if rt.When != nil || rt.Respond != nil || rt.Pass || (rt.Backend == "" && rt.Static == nil) {
+		if rt.When != nil || rt.Respond != nil || rt.Pass || rt.deliver != nil || (rt.Backend == "" && rt.Static == nil) {
 			return nil
 		}
 		return rt

@@ -40,8 +40,21 @@ type Steps struct {
 	// and delivers ("source"): a static root's file.
 	Source Source
 	// Fetch takes part in a miss fetched from the route's backend: the
-	// slicer.
+	// slicer, fetch processors.
 	Fetch FetchStep
+	// Deliver sees every response of the route on its way to the client:
+	// delivery processors. A route without one delivers as before (and
+	// keeps the h1 fast path).
+	Deliver DeliverStep
+}
+
+// DeliverStep transforms the responses of a route on their way to the
+// client (delivery processors, Accept-Encoding negotiation, issue 16).
+type DeliverStep interface {
+	// Wrap returns the writer the response goes to instead of w (it may
+	// change the request first: take its Range, to cut the delivered
+	// representation itself) and end, called once the handler returned.
+	Wrap(tx *Txn, r *http.Request, w http.ResponseWriter) (_ http.ResponseWriter, end func())
 }
 
 // Handler answers a request. An error becomes the response in one place

@@ -140,6 +140,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, depth int, parent
 		return
 	}
 	tx.Route = tx.route.Prefix
+	if d := tx.route.deliver; d != nil {
+		w, end := d.Wrap(tx, r, tx.w.ResponseWriter)
+		tx.w.ResponseWriter = w
+		defer end()
+	}
 	s.run(tx, r, tx.route.handle)
 }
 

@@ -20,6 +20,7 @@ func (s *Server) compileRoute(rt *runtime, c *config.Route) (*route, error) {
 		synth = cmp(st.Synth, synth)
 		r.source = cmp(st.Source, r.source)
 		r.fetch = cmp(st.Fetch, r.fetch)
+		r.deliver = cmp(st.Deliver, r.deliver)
 	}
 	switch {
 	case c.Respond != nil && c.Respond.File != "":

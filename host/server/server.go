@@ -102,6 +102,7 @@ type route struct {
 	handle  func(*Txn, *http.Request) error
 	source  Source    // a feature's source of whole objects (a static root)
 	fetch   FetchStep // a feature's part in the backend's fetch (the slicer)
+	deliver DeliverStep
 }
 
 // Options construct a Server.
