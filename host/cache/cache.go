@@ -114,7 +114,7 @@ type op struct {
 // New returns a cache; it does nothing until Start.
 func New(opts Options) *Cache {
 	c := &Cache{opts: opts, log: opts.Logger, metrics: opts.Metrics, seed: maphash.MakeSeed(), banKeep: map[uint64]int64{},
-		writes: make(chan op, 4096), tombs: map[string]time.Time{}, tagTomb: map[string]time.Time{}}
+		writes: make(chan op, writeQueue), tombs: map[string]time.Time{}, tagTomb: map[string]time.Time{}}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -753,23 +753,42 @@ func (c *Cache) writer(ctx context.Context) {
 	}
 }
 
+// Write-behind bounds. The queue is what a kill -9 can lose (README,
+// "Persistence"): at most writeQueue operations wait for the writer, and a
+// full queue makes Insert wait (a miss is delayed, never a write lost). A
+// batch is one bbolt transaction, which holds its pages on the heap until
+// it commits: it is bounded in objects and in body bytes (an object larger
+// than batchBytes is committed alone).
+const (
+	writeQueue = 256
+	batchMax   = 64
+	batchBytes = 8 << 20
+)
+
 // apply performs one write-behind operation. Puts that are already queued
-// behind it go into the same transaction (one commit for many objects);
-// the first other operation found is returned, to be applied next, in
-// order.
+// behind it go into the same transaction (one commit for many objects,
+// within batchMax and batchBytes); the first operation that does not fit is
+// returned, to be applied next, in order.
 func (c *Cache) apply(w *op) *op {
 	var st Writer = c.opts.Store
 	if w.put != nil {
 		var batch []*store.Record
 		var next *op
+		size := 0
 	gather:
-		for len(batch) < 64 {
+		for {
 			if !w.put.dead.Load() {
 				batch = append(batch, w.put.record())
+				size += len(w.put.Body)
 			}
+			if len(batch) >= batchMax || size >= batchBytes {
+				break
+			}
+			// An operation taken from the queue is either added or
+			// returned: never dropped.
 			select {
 			case nw := <-c.writes:
-				if nw.put == nil {
+				if nw.put == nil || (len(batch) > 0 && size+len(nw.put.Body) > batchBytes) {
 					next = &nw
 					break gather
 				}
@@ -804,6 +823,10 @@ func (c *Cache) apply(w *op) *op {
 	}
 	return nil
 }
+
+// Pending is the number of writes waiting for the writer: what a kill -9
+// now would lose (bounded by writeQueue).
+func (c *Cache) Pending() int { return len(c.writes) }
 
 // Stats returns memory-tier figures.
 func (c *Cache) Stats() (objects, bytes int64) { return c.objects.Load(), c.bytes.Load() }
