@@ -11,10 +11,15 @@
 // request state machine is written once, against net/http's types.
 //
 // What it enforces (RFC 9112): a request line and header fields within
-// MaxHeaderBytes (431 past it), a Host field on HTTP/1.1 requests, exactly
-// one framing of the request body (Content-Length or chunked, never both:
-// request smuggling), header read and idle timeouts (slowloris), and a
-// connection closed whenever the framing of a response could not be kept.
+// MaxHeaderBytes (414 for the request line, 431 for the fields), a Host
+// field on HTTP/1.1 requests, exactly one framing of the request body
+// (Content-Length or chunked, never both: request smuggling), a strictly
+// parsed chunked trailer section, a read deadline on every byte a client
+// sends (idle between requests, header timeout from the first byte of a
+// head, IdleTimeout per body read: slowloris), and a connection closed
+// whenever the framing of a response could not be kept. Error answers are
+// followed by a lingering close, so that a client still sending reads them
+// instead of a reset.
 package h1
 
 import (
