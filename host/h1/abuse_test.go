@@ -217,4 +217,3 @@ func TestLongURI(t *testing.T) {
 		t.Errorf("long field: %.40q", got)
 	}
 }
-
