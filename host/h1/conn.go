@@ -644,6 +644,18 @@ func writeFields(bw *bufio.Writer, h http.Header) {
 	}
 }
 
+// Reset takes back the status and header fields if nothing of the
+// response has been sent yet, so that the handler can answer otherwise (an
+// error found before the first body byte); it reports whether it could.
+func (w *response) Reset() bool {
+	if w.committed {
+		return false
+	}
+	clear(w.header)
+	w.wroteHeader, w.status, w.cl, w.written, w.pending, w.chunked = false, 0, -1, 0, w.pending[:0], false
+	return true
+}
+
 // headerValue keeps a value from splitting the head: CR and LF become spaces.
 func headerValue(v string) string {
 	for i := 0; i < len(v); i++ {

@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,5 +98,81 @@ func TestStoredAfterBanSurvivesRestart(t *testing.T) {
 	e.start()
 	for round := range 3 {
 		wantCacheStatus(t, e.get(fmt.Sprintf("/bytes/1k?ban=%d", round)), "hit")
+	}
+}
+
+// rawOrigin answers every connection with fn (on a real loopback socket).
+func rawOrigin(t *testing.T, fn func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); fn(c) }()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestOriginFailsBeforeFirstByte (issue 13): an origin that fails before
+// the first byte of its response gets the client a 502 or 504 with a body,
+// never an empty reply, on every kind of route.
+func TestOriginFailsBeforeFirstByte(t *testing.T) {
+	readReq := func(c net.Conn) { bufio.NewReader(c).ReadString('\n'); time.Sleep(20 * time.Millisecond) }
+	origins := []struct {
+		name string
+		url  string
+		want int
+	}{
+		{"hangs up at once", rawOrigin(t, func(c net.Conn) {}), 502},
+		{"hangs up after the request", rawOrigin(t, readReq), 502},
+		{"garbage", rawOrigin(t, func(c net.Conn) { readReq(c); io.WriteString(c, "SPDY/9 what\r\n\r\n") }), 502},
+		{"silent", rawOrigin(t, func(c net.Conn) { readReq(c); time.Sleep(3 * time.Second) }), 504},
+		{"refused", "http://" + freePort(t), 502},
+	}
+	for _, o := range origins {
+		t.Run(o.name, func(t *testing.T) {
+			e := newEdge(t, baseConfig(o.url, `
+route "/pass/" {
+  backend = backend.origin
+  pass    = true
+}
+`))
+			for _, m := range []string{"GET /c", "HEAD /c", "GET /pass/p", "POST /pass/p"} {
+				method, path, _ := strings.Cut(m, " ")
+				raw := method + " " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+				got := rawRequest(t, e.HTTP, raw)
+				if want := fmt.Sprintf("HTTP/1.1 %d", o.want); !strings.HasPrefix(got, want) {
+					t.Errorf("%s: got %.80q, want %s", m, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestOriginStallsBeforeFirstBodyByte (issue 13): headers arrived but not
+// one byte of the body: nothing has reached the client yet, so it gets a
+// 504 rather than an empty reply.
+func TestOriginStallsBeforeFirstBodyByte(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, baseConfig(o.URL, `
+route "/stall" {
+  when    = lookup(request.query, "pass", "") == "1"
+  backend = backend.origin
+  pass    = true
+}
+`))
+	for _, p := range []string{"/stall?send=0&for=3s", "/stall?send=0&for=3s&pass=1"} {
+		got := rawRequest(t, e.HTTP, "GET "+p+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 504") {
+			t.Errorf("%s: got %.80q, want a 504", p, got)
+		}
 	}
 }
