@@ -16,7 +16,8 @@ listen {
 }
 
 admin {
-  token = "s3cret"
+  token          = "s3cret" # needed for everything on the admin listener but /healthz
+  public_metrics = false    # true: /metrics without the token (a Prometheus without credentials)
 }
 
 storage {

@@ -83,7 +83,8 @@ type Listen struct {
 
 // Admin holds the admin API settings.
 type Admin struct {
-	Token string
+	Token         string
+	PublicMetrics bool // GET /metrics without the token; everything else but /healthz needs it
 }
 
 // Storage holds the cache budgets in bytes, and the bounds of
@@ -309,6 +310,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 	}
 	if raw.Admin != nil {
 		c.Admin.Token = raw.Admin.Token
+		c.Admin.PublicMetrics = raw.Admin.PublicMetrics
 	}
 
 	c.Storage = Storage{Memory: DefaultMemory, Disk: DefaultDisk, MaxObject: DefaultMaxObject,

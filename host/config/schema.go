@@ -32,7 +32,8 @@ type listenSchema struct {
 }
 
 type adminSchema struct {
-	Token string `hcl:"token,optional"`
+	Token         string `hcl:"token,optional"`
+	PublicMetrics bool   `hcl:"public_metrics,optional"`
 }
 
 type storageSchema struct {

@@ -278,7 +278,7 @@ func (n *node) serve(ctx context.Context, cfg *config.Config) error {
 // adminHandler is the admin API of the node.
 func (n *node) adminHandler(cfg *config.Config) http.Handler {
 	return admin.Handler(admin.Options{
-		Token: cfg.Admin.Token, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog, Logger: n.log.With("component", "admin"),
+		Token: cfg.Admin.Token, PublicMetrics: cfg.Admin.PublicMetrics, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog, Logger: n.log.With("component", "admin"),
 		Reload:  n.reload,
 		Plugins: n.plugins.AdminHandler(cfg.Admin.Token),
 		Extra:   n.adminExtra(),
