@@ -33,6 +33,7 @@ limits {
   max_header_bytes = "32KiB"
   header_timeout   = "10s"
   idle_timeout     = "75s"
+  max_connections  = 10000 # client connections; past it the oldest idle one is closed
   self_concurrency = 256
   max_depth        = 8
 }

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/edgehost/edgehost/host/httpcache"
@@ -104,6 +105,19 @@ type Limits struct {
 	SendTimeout     time.Duration // writing a response
 	SelfConcurrency int           // concurrent self-requests
 	MaxDepth        int           // self-request nesting
+	MaxConnections  int           // open client connections on the public listener
+}
+
+// DefaultMaxConnections is limits.max_connections when the config says
+// nothing: half the process's file-descriptor limit, leaving the other
+// half for origin connections, cache files and plugins. Past it the oldest
+// idle connection is closed for a new one (issue 13).
+func DefaultMaxConnections() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return max(int(lim.Cur/2), 16)
 }
 
 // Log selects log level and format.
@@ -334,6 +348,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		MaxHeaderBytes: DefaultMaxHeaderBytes, HeaderTimeout: DefaultHeaderTimeout,
 		IdleTimeout: DefaultIdleTimeout, SendTimeout: DefaultSendTimeout,
 		SelfConcurrency: DefaultSelfConcurrency, MaxDepth: DefaultMaxDepth,
+		MaxConnections: DefaultMaxConnections(),
 	}
 	if l := raw.Limits; l != nil {
 		var mh int64
@@ -349,6 +364,12 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		}
 		if l.MaxDepth > 0 {
 			c.Limits.MaxDepth = l.MaxDepth
+		}
+		switch {
+		case l.MaxConnections > 0:
+			c.Limits.MaxConnections = l.MaxConnections
+		case l.MaxConnections < 0:
+			diags = append(diags, rangeErr(l.MaxConnectionsRange, "Invalid max_connections", "a number of connections, at least 1 (leave it out for half the file-descriptor limit)"))
 		}
 	}
 

@@ -60,6 +60,8 @@ type limitsSchema struct {
 	SendTimeout         string    `hcl:"send_timeout,optional"`
 	SendTimeoutRange    hcl.Range `hcl:"send_timeout,attr_value_range"`
 	SelfConcurrency     int       `hcl:"self_concurrency,optional"`
+	MaxConnections      int       `hcl:"max_connections,optional"`
+	MaxConnectionsRange hcl.Range `hcl:"max_connections,attr_value_range"`
 	MaxDepth            int       `hcl:"max_depth,optional"`
 }
 

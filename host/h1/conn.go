@@ -54,6 +54,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.req.RemoteAddr = c.remote
 	c.fw = Writer{c: c}
 	c.idle.Store(true)
+	c.idleSince.Store(time.Now().UnixNano())
 	return c
 }
 

@@ -176,3 +176,30 @@ route "/stall" {
 		}
 	}
 }
+
+// TestMaxConnectionsSheds (issue 13, item 1): at limits.max_connections a
+// new client is served and the oldest idle connection closed for it; the
+// metric counts it.
+func TestMaxConnectionsSheds(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, baseConfig(o.URL, "limits {\n  max_connections = 20\n}\n"))
+	var idle []net.Conn
+	for range 40 {
+		c, err := net.Dial("tcp", e.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	for i := range 5 {
+		wantStatus(t, e.get(fmt.Sprintf("/bytes/1k?c=%d", i)), 200)
+	}
+	if n := e.metric("edgehost_connections_shed_total"); n < 20 {
+		t.Errorf("shed %v connections, want at least 20", n)
+	}
+	idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("oldest idle connection: %v, want EOF", err)
+	}
+}
