@@ -49,14 +49,14 @@ type Cache interface {
 type Options struct {
 	Token         string
 	PublicMetrics bool // GET /metrics without the token (admin.public_metrics)
-	Cache   Cache
-	Metrics *observe.Metrics
-	TxLog   *observe.TxLog
-	Logger  *slog.Logger
-	Reload  func() error          // reload the config
-	Status  func() map[string]any // extra status fields
-	Plugins http.Handler          // mounted at /plugins (may be nil)
-	Extra   map[string]http.Handler
+	Cache         Cache
+	Metrics       *observe.Metrics
+	TxLog         *observe.TxLog
+	Logger        *slog.Logger
+	Reload        func() error          // reload the config
+	Status        func() map[string]any // extra status fields
+	Plugins       http.Handler          // mounted at /plugins (may be nil)
+	Extra         map[string]http.Handler
 }
 
 // Handler returns the admin API.
