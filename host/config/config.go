@@ -77,9 +77,12 @@ type Config struct {
 
 // Listen holds the listener addresses.
 type Listen struct {
-	HTTP  string // public TCP listener
-	Self  string // Unix socket for self-requests
-	Admin string // admin API, loopback by default
+	HTTP string // public TCP listener
+	Self string // Unix socket for self-requests
+	// SelfGroup (name or number) makes the self socket 0660 with that
+	// group and lets its members connect; "" = 0600, edgehost's user only.
+	SelfGroup string
+	Admin     string // admin API, loopback by default
 }
 
 // Admin holds the admin API settings.
@@ -307,6 +310,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		c.Listen.HTTP = or(l.HTTP, DefaultHTTP)
 		c.Listen.Admin = or(l.Admin, DefaultAdmin)
 		c.Listen.Self = l.Self
+		c.Listen.SelfGroup = l.SelfGroup
 		for _, a := range []struct {
 			v string
 			r hcl.Range

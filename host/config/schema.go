@@ -27,6 +27,7 @@ type listenSchema struct {
 	HTTP       string    `hcl:"http,optional"`
 	HTTPRange  hcl.Range `hcl:"http,attr_value_range"`
 	Self       string    `hcl:"self,optional"`
+	SelfGroup  string    `hcl:"self_group,optional"`
 	Admin      string    `hcl:"admin,optional"`
 	AdminRange hcl.Range `hcl:"admin,attr_value_range"`
 }

@@ -27,11 +27,18 @@ type Txn struct {
 	transit int       // pass: copy buffer size (slice transit_buffer)
 }
 
+// internalPrefix starts the names of the host's own header fields.
+const internalPrefix = "Edgehost-"
+
 func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
-	// The depth and parent headers belong to the host: a client cannot set
-	// them (DESIGN §5), nor a subrequest's marker.
-	r.Header.Del(HeaderDepth)
-	r.Header.Del(HeaderParent)
+	// Edgehost-* fields belong to the host (depth, parent, and any added
+	// later): a client cannot set them (DESIGN §5, issue 13), nor a
+	// subrequest's marker.
+	for k := range r.Header {
+		if len(k) >= len(internalPrefix) && strings.EqualFold(k[:len(internalPrefix)], internalPrefix) {
+			delete(r.Header, k)
+		}
+	}
 	for _, sub := range s.subs {
 		r.Header.Del(sub.header)
 	}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -201,5 +203,28 @@ func TestMaxConnectionsSheds(t *testing.T) {
 	idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := idle[0].Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("oldest idle connection: %v, want EOF", err)
+	}
+}
+
+// TestSelfSocketPrivate (issue 13, item 9): the self socket is 0600 even
+// when edgehost starts under umask 000 (it used to be 0777, and any local
+// user could send trusted subrequests); the public listener passes no
+// Edgehost-* field of the client's on, whatever its name or case.
+func TestSelfSocketPrivate(t *testing.T) {
+	o := startOrigin(t)
+	old := syscall.Umask(0)
+	e := newEdge(t, baseConfig(o.URL, ""))
+	syscall.Umask(old)
+	fi, err := os.Stat(e.Self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("self socket mode %v under umask 000, want 0600", fi.Mode().Perm())
+	}
+	r := e.get("/echo", "Edgehost-Depth", "7", "edgehost-parent", "0123", "EDGEHOST-SEGMENT", "1:2", "Edgehost-Future", "x")
+	wantStatus(t, r, 200)
+	if strings.Contains(strings.ToLower(string(r.Body)), "edgehost-") {
+		t.Errorf("internal fields reached the origin:\n%s", r.Body)
 	}
 }
