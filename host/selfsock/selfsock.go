@@ -104,7 +104,6 @@ type listener struct {
 	lastLog  atomic.Int64
 }
 
-
 func (l *listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.UnixListener.AcceptUnix()
