@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,7 +253,7 @@ func TestWriteBehindKeepsEveryPut(t *testing.T) {
 // the store's Created is the freshness base (arrival minus initial age).
 func TestArrivalTimeRoundTrip(t *testing.T) {
 	o := object("h/age", "x", nil, time.Hour)
-	o.Created = time.Now()
+	o.Created = time.Now().Round(0) // wall clock only, as stored
 	o.InitAge = 1500 * time.Millisecond
 	got := fromRecord(o.record())
 	if !got.Created.Equal(o.Created) {
@@ -322,5 +323,51 @@ func TestWriteBehindBatchBound(t *testing.T) {
 	}
 	if total != 40<<20 || len(bs.batches) < 40/(batchBytes>>20) {
 		t.Errorf("batches %v: %d bytes in all, want %d", bs.batches, total, 40<<20)
+	}
+}
+
+// countingStore counts Get calls, each slowed down like a large body read.
+type countingStore struct {
+	*store.Store
+	gets atomic.Int64
+}
+
+func (s *countingStore) Get(key, variant string) (*store.Record, error) {
+	s.gets.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return s.Store.Get(key, variant)
+}
+
+// TestConcurrentDiskLoadsShared (issue 13, item 3): concurrent lookups of
+// an object that is on disk only read it from the store once and share the
+// copy (100 concurrent hits on a disk-resident 50 MiB object used to make
+// 100 copies).
+func TestConcurrentDiskLoadsShared(t *testing.T) {
+	c1, st := newTestCache(t, 1<<20)
+	c1.Insert(object("h/disk", strings.Repeat("d", 100<<10), nil, time.Hour))
+	c1.Flush()
+	cs := &countingStore{Store: st}
+	c := New(Options{MemoryBytes: 1 << 20, Store: cs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wg sync.WaitGroup
+	objs := make([]*Object, 20)
+	for i := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			objs[i] = c.Lookup("h/disk", nil, time.Now())
+		}()
+	}
+	wg.Wait()
+	for i, o := range objs {
+		if o == nil || o != objs[0] {
+			t.Fatalf("lookup %d: %p, want the shared object %p", i, o, objs[0])
+		}
+	}
+	if n := cs.gets.Load(); n != 1 {
+		t.Errorf("%d reads from the store for 20 concurrent lookups, want 1", n)
 	}
 }
