@@ -213,3 +213,35 @@ func TestLongURI(t *testing.T) {
 		t.Errorf("long field: %.40q", got)
 	}
 }
+
+// FuzzTrailers: the trailer parser never panics, and what it accepts is
+// field lines ending in CRLF followed by an empty line, within the limit.
+func FuzzTrailers(f *testing.F) {
+	for _, s := range []string{"\r\n", "X: 1\r\n\r\n", "X\n", "X: 1\n\n", "X: 1\r\n 2\r\n\r\n", "a:\r\nb: c d\t\r\n\r\nGET"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		s := &Server{MaxHeaderBytes: 256}
+		br := bufio.NewReaderSize(strings.NewReader(raw), 64)
+		c := &conn{s: s, br: br}
+		if err := c.readTrailers(); err != nil {
+			return
+		}
+		rest, _ := io.ReadAll(br)
+		section := raw[:len(raw)-len(rest)]
+		if !strings.HasSuffix(section, "\r\n\r\n") && section != "\r\n" {
+			t.Fatalf("accepted %q: does not end with an empty line", section)
+		}
+		if len(section) > 256 {
+			t.Fatalf("accepted %d bytes past the limit", len(section))
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(section, "\r\n\r\n"), "\r\n") {
+			if line == "" && section == "\r\n" {
+				continue
+			}
+			if strings.ContainsAny(line, "\r\n") || !strings.Contains(line, ":") {
+				t.Fatalf("accepted line %q in %q", line, section)
+			}
+		}
+	})
+}
