@@ -16,7 +16,8 @@ listen {
 }
 
 admin {
-  token = "s3cret"
+  token          = "s3cret" # needed for everything on the admin listener but /healthz
+  public_metrics = false    # true: /metrics without the token (a Prometheus without credentials)
 }
 
 storage {
@@ -32,6 +33,7 @@ limits {
   max_header_bytes = "32KiB"
   header_timeout   = "10s"
   idle_timeout     = "75s"
+  max_connections  = 10000 # client connections; past it the oldest idle one is closed
   self_concurrency = 256
   max_depth        = 8
 }

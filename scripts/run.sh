@@ -22,7 +22,7 @@ cat <<MSG
          curl -s  'http://127.0.0.1:18080/fetch?src=/bytes/28k'       # a program's self-request
          curl -s  http://127.0.0.1:18080/shout/world                  # a chain of two programs
          bin/edgehost file list
-         curl -s  http://127.0.0.1:18090/metrics | grep hits
+         curl -s -H 'Authorization: Bearer s3cret' http://127.0.0.1:18090/metrics | grep hits
          bin/edgehost purge http://127.0.0.1:18080/bytes/1k
          bin/edgehost log -group
 

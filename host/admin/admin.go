@@ -4,7 +4,7 @@
 // URL, ban, purge by tag), config reload and plugin operations.
 //
 //	GET  /healthz                      liveness (no token)
-//	GET  /metrics                      Prometheus text format (no token)
+//	GET  /metrics                      Prometheus text format (token unless admin.public_metrics)
 //	GET  /status                       config path, tiers, backends, bans (token)
 //	GET  /log[?follow=1&group=1]       transaction log as JSON lines (token)
 //	POST /purge?url=URL                purge a URL with all its Vary variants (token)
@@ -15,7 +15,11 @@
 //	/files…, /tenants…                 features' endpoints (Extra; token): file readers, tenants' programs
 //	GET  /debug/pprof/…                Go profiles (token)
 //
-// The token is compared in constant time and never logged.
+// Everything but /healthz needs the token, reads included: status, the log,
+// the plugin list (binary paths, pids, errors) and profiles tell an
+// attacker much (issue 13). The check wraps the whole mux, so an endpoint
+// added later is covered without remembering to. The token is compared in
+// constant time and never logged.
 package admin
 
 import (
@@ -43,15 +47,16 @@ type Cache interface {
 
 // Options wire the admin API to the rest of the host.
 type Options struct {
-	Token   string
-	Cache   Cache
-	Metrics *observe.Metrics
-	TxLog   *observe.TxLog
-	Logger  *slog.Logger
-	Reload  func() error          // reload the config
-	Status  func() map[string]any // extra status fields
-	Plugins http.Handler          // mounted at /plugins (may be nil)
-	Extra   map[string]http.Handler
+	Token         string
+	PublicMetrics bool // GET /metrics without the token (admin.public_metrics)
+	Cache         Cache
+	Metrics       *observe.Metrics
+	TxLog         *observe.TxLog
+	Logger        *slog.Logger
+	Reload        func() error          // reload the config
+	Status        func() map[string]any // extra status fields
+	Plugins       http.Handler          // mounted at /plugins (may be nil)
+	Extra         map[string]http.Handler
 }
 
 // Handler returns the admin API.
@@ -63,33 +68,37 @@ func Handler(o Options) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		o.Metrics.WritePrometheus(w)
 	})
-	mux.HandleFunc("GET /status", a.auth(a.status))
-	mux.HandleFunc("GET /log", a.auth(a.log))
-	mux.HandleFunc("POST /purge", a.auth(a.purge))
-	mux.HandleFunc("POST /ban", a.auth(a.ban))
-	mux.HandleFunc("POST /purge-tag", a.auth(a.purgeTag))
-	mux.HandleFunc("POST /reload", a.auth(a.reload))
-	// Profiles of the running process (token: they reveal internals).
-	mux.HandleFunc("GET /debug/pprof/", a.auth(pprof.Index))
-	mux.HandleFunc("GET /debug/pprof/profile", a.auth(pprof.Profile))
-	mux.HandleFunc("GET /debug/pprof/trace", a.auth(pprof.Trace))
-	mux.HandleFunc("GET /debug/pprof/symbol", a.auth(pprof.Symbol))
+	mux.HandleFunc("GET /status", a.status)
+	mux.HandleFunc("GET /log", a.log)
+	mux.HandleFunc("POST /purge", a.purge)
+	mux.HandleFunc("POST /ban", a.ban)
+	mux.HandleFunc("POST /purge-tag", a.purgeTag)
+	mux.HandleFunc("POST /reload", a.reload)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	if o.Plugins != nil {
 		mux.Handle("/plugins", o.Plugins)
 		mux.Handle("/plugins/", o.Plugins)
 	}
 	for p, h := range o.Extra {
-		mux.Handle(p, a.authHandler(h))
+		mux.Handle(p, h)
 	}
-	return mux
+	authed := a.auth(mux.ServeHTTP)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || (o.PublicMetrics && r.URL.Path == "/metrics") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		authed(w, r)
+	})
 }
 
 type api struct{ o Options }
 
-func (a *api) authHandler(h http.Handler) http.Handler { return a.auth(h.ServeHTTP) }
-
 // auth requires `Authorization: Bearer TOKEN`. With no token configured,
-// state-changing endpoints are refused outright rather than left open.
+// everything it guards is refused outright rather than left open.
 func (a *api) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if a.o.Token == "" {

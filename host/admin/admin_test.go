@@ -42,7 +42,8 @@ func TestAdminAuthAndInvalidation(t *testing.T) {
 		want                      int
 	}{
 		{"GET", "/healthz", "", "", 200},
-		{"GET", "/metrics", "", "", 200},
+		{"GET", "/metrics", "", "", 401},
+		{"GET", "/metrics", "tok", "", 200},
 		{"POST", "/purge?url=http://Example.com/a?b=1", "", "", 401},
 		{"POST", "/purge?url=http://Example.com/a?b=1", "wrong", "", 401},
 		{"POST", "/purge?url=http://Example.com/a?b=1", "tok", "", 200},
@@ -69,5 +70,52 @@ func TestAdminAuthAndInvalidation(t *testing.T) {
 	open.ServeHTTP(w, req)
 	if w.Code != http.StatusForbidden {
 		t.Errorf("no token configured: %d, want 403", w.Code)
+	}
+}
+
+// TestEverythingButHealthNeedsToken (issue 13, item 10): every endpoint of
+// the admin listener but /healthz needs the token, reads included (GET
+// /plugins shows binary paths, pids and errors); /metrics too unless the
+// operator opened it (admin { public_metrics = true }).
+func TestEverythingButHealthNeedsToken(t *testing.T) {
+	plugins := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "plugin list") })
+	extra := map[string]http.Handler{"GET /files": plugins}
+	for _, public := range []bool{false, true} {
+		h := Handler(Options{Token: "tok", PublicMetrics: public, Cache: &fakeCache{}, Metrics: &observe.Metrics{}, TxLog: observe.NewTxLog(8),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Plugins: plugins, Extra: extra})
+		for _, tc := range []struct {
+			method, path string
+			open         bool
+		}{
+			{"GET", "/healthz", true},
+			{"GET", "/metrics", public},
+			{"GET", "/plugins", false},
+			{"GET", "/plugins/x", false},
+			{"POST", "/plugins/x/reload", false},
+			{"GET", "/status", false},
+			{"GET", "/log", false},
+			{"GET", "/files", false},
+			{"GET", "/debug/pprof/", false},
+			{"GET", "/no-such-thing", false},
+		} {
+			for _, token := range []string{"", "wrong"} {
+				req := httptest.NewRequest(tc.method, tc.path, nil)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if got := w.Code != http.StatusUnauthorized; got != tc.open {
+					t.Errorf("public_metrics=%v %s %s with token %q: %d", public, tc.method, tc.path, token, w.Code)
+				}
+			}
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			req.Header.Set("Authorization", "Bearer tok")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code == http.StatusUnauthorized || w.Code == http.StatusForbidden {
+				t.Errorf("%s %s with the token: %d", tc.method, tc.path, w.Code)
+			}
+		}
 	}
 }

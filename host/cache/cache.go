@@ -58,9 +58,14 @@ type Scanner interface {
 // Options configure a Cache.
 type Options struct {
 	MemoryBytes int64
-	Store       Store // nil = memory only
-	Metrics     *observe.Metrics
-	Logger      *slog.Logger
+	// FillBytes bounds the bodies being received to be stored, all
+	// fetches together (0: MemoryBytes). A fetch that does not fit is
+	// streamed through uncached (issue 13: 200 clients missing on distinct
+	// 50 MiB objects held 10 GB).
+	FillBytes int64
+	Store     Store // nil = memory only
+	Metrics   *observe.Metrics
+	Logger    *slog.Logger
 }
 
 const shards = 64
@@ -79,6 +84,7 @@ type Cache struct {
 	shards  [shards]shard
 	bytes   atomic.Int64
 	objects atomic.Int64
+	filling atomic.Int64 // body bytes reserved by fetches in progress (ReserveFill)
 
 	bans *ban.List
 
@@ -97,6 +103,9 @@ type Cache struct {
 
 	evictMu sync.Mutex
 
+	loadMu sync.Mutex
+	loads  map[string]*diskLoad // reads from the store in progress, by key
+
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed when the writer has returned
@@ -114,7 +123,8 @@ type op struct {
 // New returns a cache; it does nothing until Start.
 func New(opts Options) *Cache {
 	c := &Cache{opts: opts, log: opts.Logger, metrics: opts.Metrics, seed: maphash.MakeSeed(), banKeep: map[uint64]int64{},
-		writes: make(chan op, 4096), tombs: map[string]time.Time{}, tagTomb: map[string]time.Time{}}
+		writes: make(chan op, writeQueue), tombs: map[string]time.Time{}, tagTomb: map[string]time.Time{},
+		loads: map[string]*diskLoad{}}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -366,9 +376,41 @@ func matchVariant(o *Object, reqHeader http.Header) bool {
 	return ok && k == o.Variant
 }
 
+// diskLoad is a read of one key from the store that concurrent lookups
+// share.
+type diskLoad struct {
+	done chan struct{}
+	o    *Object // set before done is closed
+}
+
 // loadFromDisk reads the variant matching the request from the store and
-// promotes it to memory.
+// promotes it to memory. Concurrent lookups of one key share one read
+// (issue 13: each used to read, and hold, its own copy of the body); a
+// waiter that needs another variant reads on its own afterwards.
 func (c *Cache) loadFromDisk(key string, reqHeader http.Header) *Object {
+	c.loadMu.Lock()
+	if l, ok := c.loads[key]; ok {
+		c.loadMu.Unlock()
+		<-l.done
+		if l.o != nil && !l.o.dead.Load() && matchVariant(l.o, reqHeader) {
+			return l.o
+		}
+		return c.readDisk(key, reqHeader)
+	}
+	l := &diskLoad{done: make(chan struct{})}
+	c.loads[key] = l
+	c.loadMu.Unlock()
+	defer func() {
+		c.loadMu.Lock()
+		delete(c.loads, key)
+		c.loadMu.Unlock()
+		close(l.done)
+	}()
+	l.o = c.readDisk(key, reqHeader)
+	return l.o
+}
+
+func (c *Cache) readDisk(key string, reqHeader http.Header) *Object {
 	var st Reader = c.opts.Store
 	variants, err := st.Variants(key)
 	if err != nil || len(variants) == 0 {
@@ -753,23 +795,42 @@ func (c *Cache) writer(ctx context.Context) {
 	}
 }
 
+// Write-behind bounds. The queue is what a kill -9 can lose (README,
+// "Persistence"): at most writeQueue operations wait for the writer, and a
+// full queue makes Insert wait (a miss is delayed, never a write lost). A
+// batch is one bbolt transaction, which holds its pages on the heap until
+// it commits: it is bounded in objects and in body bytes (an object larger
+// than batchBytes is committed alone).
+const (
+	writeQueue = 256
+	batchMax   = 64
+	batchBytes = 8 << 20
+)
+
 // apply performs one write-behind operation. Puts that are already queued
-// behind it go into the same transaction (one commit for many objects);
-// the first other operation found is returned, to be applied next, in
-// order.
+// behind it go into the same transaction (one commit for many objects,
+// within batchMax and batchBytes); the first operation that does not fit is
+// returned, to be applied next, in order.
 func (c *Cache) apply(w *op) *op {
 	var st Writer = c.opts.Store
 	if w.put != nil {
 		var batch []*store.Record
 		var next *op
+		size := 0
 	gather:
-		for len(batch) < 64 {
+		for {
 			if !w.put.dead.Load() {
 				batch = append(batch, w.put.record())
+				size += len(w.put.Body)
 			}
+			if len(batch) >= batchMax || size >= batchBytes {
+				break
+			}
+			// An operation taken from the queue is either added or
+			// returned: never dropped.
 			select {
 			case nw := <-c.writes:
-				if nw.put == nil {
+				if nw.put == nil || (len(batch) > 0 && size+len(nw.put.Body) > batchBytes) {
 					next = &nw
 					break gather
 				}
@@ -804,6 +865,38 @@ func (c *Cache) apply(w *op) *op {
 	}
 	return nil
 }
+
+// ReserveFill reserves n bytes of the fill budget for a body about to be
+// received and stored; false when they do not fit (the caller streams the
+// body without storing it). A fetch alone is always let through, so that
+// an object larger than the budget but within max_object is still stored.
+// Release with ReleaseFill.
+func (c *Cache) ReserveFill(n int64) bool {
+	budget := c.opts.FillBytes
+	if budget <= 0 {
+		budget = c.opts.MemoryBytes
+	}
+	for {
+		cur := c.filling.Load()
+		if budget > 0 && cur > 0 && cur+n > budget {
+			c.metrics.FillsRefused.Add(1)
+			return false
+		}
+		if c.filling.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// ReleaseFill returns bytes taken by ReserveFill.
+func (c *Cache) ReleaseFill(n int64) { c.filling.Add(-n) }
+
+// Filling is the number of body bytes reserved by fetches in progress.
+func (c *Cache) Filling() int64 { return c.filling.Load() }
+
+// Pending is the number of writes waiting for the writer: what a kill -9
+// now would lose (bounded by writeQueue).
+func (c *Cache) Pending() int { return len(c.writes) }
 
 // Stats returns memory-tier figures.
 func (c *Cache) Stats() (objects, bytes int64) { return c.objects.Load(), c.bytes.Load() }

@@ -1,10 +1,14 @@
 package cache
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,5 +224,150 @@ func TestStream(t *testing.T) {
 	s.Close(nil)
 	if got := string(<-done); got != "hello world" {
 		t.Fatalf("stream read %q", got)
+	}
+}
+
+// TestWriteBehindKeepsEveryPut: a burst larger than one batch reaches the
+// store whole (issue 13: the put that ended a 64-object batch was taken
+// from the queue and dropped, so objects #65, #130 … of a burst were lost).
+func TestWriteBehindKeepsEveryPut(t *testing.T) {
+	c, st := newTestCache(t, 1<<30)
+	const n = 1000
+	for i := range n {
+		c.Insert(object(fmt.Sprintf("h/burst/%d", i), "x", nil, time.Hour))
+	}
+	c.Flush()
+	missing := 0
+	for i := range n {
+		if _, err := st.Get(fmt.Sprintf("h/burst/%d", i), ""); err != nil {
+			missing++
+		}
+	}
+	if missing != 0 {
+		t.Fatalf("%d of %d objects never reached the store", missing, n)
+	}
+}
+
+// TestArrivalTimeRoundTrip: an object read back from the store keeps its
+// arrival time (bans and purges compare against it) and its age, although
+// the store's Created is the freshness base (arrival minus initial age).
+func TestArrivalTimeRoundTrip(t *testing.T) {
+	o := object("h/age", "x", nil, time.Hour)
+	o.Created = time.Now().Round(0) // wall clock only, as stored
+	o.InitAge = 1500 * time.Millisecond
+	got := fromRecord(o.record())
+	if !got.Created.Equal(o.Created) {
+		t.Errorf("arrival %v, want %v", got.Created, o.Created)
+	}
+	now := time.Now()
+	if a, b := got.Age(now), o.Age(now); a != b {
+		t.Errorf("age %v, want %v", a, b)
+	}
+	// Version 1 (no arrival time): the freshness base stands in for it.
+	r := o.record()
+	r.Extra = []byte{extraV1, 0, 0, 0}
+	if got := fromRecord(r); !got.Created.Equal(r.Created) || got.InitAge != 0 {
+		t.Errorf("v1: created %v age %v", got.Created, got.InitAge)
+	}
+}
+
+// batchStore records the body bytes of each PutAll; the first call waits
+// for release, so that puts pile up in the queue behind it.
+type batchStore struct {
+	*store.Store
+	release chan struct{}
+	mu      sync.Mutex
+	batches []int
+}
+
+func (b *batchStore) PutAll(rs ...*store.Record) error {
+	<-b.release
+	n := 0
+	for _, r := range rs {
+		n += len(r.Body)
+	}
+	b.mu.Lock()
+	b.batches = append(b.batches, n)
+	b.mu.Unlock()
+	return b.Store.PutAll(rs...)
+}
+
+// TestWriteBehindBatchBound: one transaction holds at most batchBytes of
+// bodies (bbolt keeps a transaction's pages on the heap until it commits),
+// unless a single object is larger, and at most batchMax objects.
+func TestWriteBehindBatchBound(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "cache.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := &batchStore{Store: st, release: make(chan struct{})}
+	c := New(Options{Store: bs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); st.Close() })
+	body := strings.Repeat("b", 1<<20)
+	for i := range 40 {
+		c.Insert(object(fmt.Sprintf("h/big/%d", i), body, nil, time.Hour))
+	}
+	close(bs.release)
+	c.Flush()
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	total := 0
+	for _, n := range bs.batches {
+		total += n
+		if n > batchBytes {
+			t.Errorf("a batch of %d body bytes, bound %d", n, batchBytes)
+		}
+	}
+	if total != 40<<20 || len(bs.batches) < 40/(batchBytes>>20) {
+		t.Errorf("batches %v: %d bytes in all, want %d", bs.batches, total, 40<<20)
+	}
+}
+
+// countingStore counts Get calls, each slowed down like a large body read.
+type countingStore struct {
+	*store.Store
+	gets atomic.Int64
+}
+
+func (s *countingStore) Get(key, variant string) (*store.Record, error) {
+	s.gets.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return s.Store.Get(key, variant)
+}
+
+// TestConcurrentDiskLoadsShared (issue 13, item 3): concurrent lookups of
+// an object that is on disk only read it from the store once and share the
+// copy (100 concurrent hits on a disk-resident 50 MiB object used to make
+// 100 copies).
+func TestConcurrentDiskLoadsShared(t *testing.T) {
+	c1, st := newTestCache(t, 1<<20)
+	c1.Insert(object("h/disk", strings.Repeat("d", 100<<10), nil, time.Hour))
+	c1.Flush()
+	cs := &countingStore{Store: st}
+	c := New(Options{MemoryBytes: 1 << 20, Store: cs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wg sync.WaitGroup
+	objs := make([]*Object, 20)
+	for i := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			objs[i] = c.Lookup("h/disk", nil, time.Now())
+		}()
+	}
+	wg.Wait()
+	for i, o := range objs {
+		if o == nil || o != objs[0] {
+			t.Fatalf("lookup %d: %p, want the shared object %p", i, o, objs[0])
+		}
+	}
+	if n := cs.gets.Load(); n != 1 {
+		t.Errorf("%d reads from the store for 20 concurrent lookups, want 1", n)
 	}
 }

@@ -25,6 +25,7 @@ type Flight struct {
 	Reason    string        // why the response is not shareable
 	Err       error         // the fetch failed before a head arrived
 	Object    *Object       // a stored object answers (304 refresh, stale-if-error)
+	Fill      int64         // bytes of the fill budget its filler holds (Cache.ReserveFill)
 
 	Body *Stream
 }

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/edgehost/edgehost/host/httpcache"
@@ -76,14 +77,18 @@ type Config struct {
 
 // Listen holds the listener addresses.
 type Listen struct {
-	HTTP  string // public TCP listener
-	Self  string // Unix socket for self-requests
-	Admin string // admin API, loopback by default
+	HTTP string // public TCP listener
+	Self string // Unix socket for self-requests
+	// SelfGroup (name or number) makes the self socket 0660 with that
+	// group and lets its members connect; "" = 0600, edgehost's user only.
+	SelfGroup string
+	Admin     string // admin API, loopback by default
 }
 
 // Admin holds the admin API settings.
 type Admin struct {
-	Token string
+	Token         string
+	PublicMetrics bool // GET /metrics without the token; everything else but /healthz needs it
 }
 
 // Storage holds the cache budgets in bytes, and the bounds of
@@ -103,6 +108,19 @@ type Limits struct {
 	SendTimeout     time.Duration // writing a response
 	SelfConcurrency int           // concurrent self-requests
 	MaxDepth        int           // self-request nesting
+	MaxConnections  int           // open client connections on the public listener
+}
+
+// DefaultMaxConnections is limits.max_connections when the config says
+// nothing: half the process's file-descriptor limit, leaving the other
+// half for origin connections, cache files and plugins. Past it the oldest
+// idle connection is closed for a new one (issue 13).
+func DefaultMaxConnections() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return max(int(lim.Cur/2), 16)
 }
 
 // Log selects log level and format.
@@ -292,6 +310,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		c.Listen.HTTP = or(l.HTTP, DefaultHTTP)
 		c.Listen.Admin = or(l.Admin, DefaultAdmin)
 		c.Listen.Self = l.Self
+		c.Listen.SelfGroup = l.SelfGroup
 		for _, a := range []struct {
 			v string
 			r hcl.Range
@@ -309,6 +328,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 	}
 	if raw.Admin != nil {
 		c.Admin.Token = raw.Admin.Token
+		c.Admin.PublicMetrics = raw.Admin.PublicMetrics
 	}
 
 	c.Storage = Storage{Memory: DefaultMemory, Disk: DefaultDisk, MaxObject: DefaultMaxObject,
@@ -332,6 +352,7 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		MaxHeaderBytes: DefaultMaxHeaderBytes, HeaderTimeout: DefaultHeaderTimeout,
 		IdleTimeout: DefaultIdleTimeout, SendTimeout: DefaultSendTimeout,
 		SelfConcurrency: DefaultSelfConcurrency, MaxDepth: DefaultMaxDepth,
+		MaxConnections: DefaultMaxConnections(),
 	}
 	if l := raw.Limits; l != nil {
 		var mh int64
@@ -347,6 +368,12 @@ func (c *Config) build(raw *fileSchema) (diags hcl.Diagnostics) {
 		}
 		if l.MaxDepth > 0 {
 			c.Limits.MaxDepth = l.MaxDepth
+		}
+		switch {
+		case l.MaxConnections > 0:
+			c.Limits.MaxConnections = l.MaxConnections
+		case l.MaxConnections < 0:
+			diags = append(diags, rangeErr(l.MaxConnectionsRange, "Invalid max_connections", "a number of connections, at least 1 (leave it out for half the file-descriptor limit)"))
 		}
 	}
 

@@ -234,3 +234,22 @@ cache {
 		}
 	}
 }
+
+// TestMaxConnections: limits.max_connections is taken as given, defaults
+// to half the descriptor limit, and a negative one is an error at its value.
+func TestMaxConnections(t *testing.T) {
+	c, diags := Parse("t.hcl", []byte("limits {\n  max_connections = 500\n}\n"))
+	if diags.HasErrors() || c.Limits.MaxConnections != 500 {
+		t.Errorf("given 500: %d %v", c.Limits.MaxConnections, diags)
+	}
+	c, diags = Parse("t.hcl", []byte(""))
+	if diags.HasErrors() || c.Limits.MaxConnections != DefaultMaxConnections() || c.Limits.MaxConnections < 16 {
+		t.Errorf("default: %d %v", c.Limits.MaxConnections, diags)
+	}
+	c, diags = Parse("t.hcl", []byte("limits {\n  max_connections = -1\n}\n"))
+	var buf bytes.Buffer
+	c.WriteDiagnostics(&buf, diags)
+	if !strings.Contains(buf.String(), "t.hcl:2:21: error: Invalid max_connections") {
+		t.Errorf("negative: %s", buf.String())
+	}
+}

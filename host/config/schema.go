@@ -27,12 +27,14 @@ type listenSchema struct {
 	HTTP       string    `hcl:"http,optional"`
 	HTTPRange  hcl.Range `hcl:"http,attr_value_range"`
 	Self       string    `hcl:"self,optional"`
+	SelfGroup  string    `hcl:"self_group,optional"`
 	Admin      string    `hcl:"admin,optional"`
 	AdminRange hcl.Range `hcl:"admin,attr_value_range"`
 }
 
 type adminSchema struct {
-	Token string `hcl:"token,optional"`
+	Token         string `hcl:"token,optional"`
+	PublicMetrics bool   `hcl:"public_metrics,optional"`
 }
 
 type storageSchema struct {
@@ -59,6 +61,8 @@ type limitsSchema struct {
 	SendTimeout         string    `hcl:"send_timeout,optional"`
 	SendTimeoutRange    hcl.Range `hcl:"send_timeout,attr_value_range"`
 	SelfConcurrency     int       `hcl:"self_concurrency,optional"`
+	MaxConnections      int       `hcl:"max_connections,optional"`
+	MaxConnectionsRange hcl.Range `hcl:"max_connections,attr_value_range"`
 	MaxDepth            int       `hcl:"max_depth,optional"`
 }
 

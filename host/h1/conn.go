@@ -32,6 +32,8 @@ type conn struct {
 	// writeSet the same for the write deadline.
 	idleSet, writeSet time.Time
 	idle              atomic.Bool
+	idleSince         atomic.Int64 // unix ns when the connection last started waiting for a request
+	linger            bool         // the client may have sent bytes not read: close gently
 }
 
 var (
@@ -52,6 +54,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.req.RemoteAddr = c.remote
 	c.fw = Writer{c: c}
 	c.idle.Store(true)
+	c.idleSince.Store(time.Now().UnixNano())
 	return c
 }
 
@@ -66,6 +69,9 @@ func (c *conn) serve() {
 		if p := recover(); p != nil && p != http.ErrAbortHandler {
 			c.logf("panic serving %s: %v\n%s", c.remote, p, debug.Stack())
 		}
+		if c.linger {
+			c.lingeringClose()
+		}
 		c.nc.Close()
 		c.br.Reset(nil)
 		readerPool.Put(c.br)
@@ -78,29 +84,22 @@ func (c *conn) serve() {
 		if c.s.shutdown.Load() {
 			return
 		}
+		// Every byte a client sends is read under a deadline (issue 13):
+		// the idle one while nothing of the next request is here, then the
+		// header one until its head is complete. Only a head that is
+		// already buffered whole, the common case, costs no timer update.
 		if c.br.Buffered() == 0 {
-			// The idle deadline moves at most once a second: on a busy
-			// keep-alive connection that is one timer update per second,
-			// not per request.
-			if c.s.IdleTimeout > 0 {
-				if now := time.Now(); now.Sub(c.idleSet) > time.Second {
-					c.nc.SetReadDeadline(now.Add(c.s.IdleTimeout))
-					c.idleSet = now
-				}
-			}
+			now := time.Now()
+			c.idleSince.Store(now.UnixNano())
+			c.armIdle(now)
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
 		}
 		c.idle.Store(false)
-		// A head that is not all here yet gets HeaderTimeout to arrive
-		// (slowloris); one already buffered, the common case, costs no
-		// timer update.
-		deadline := false
 		if c.s.HeaderTimeout > 0 && !headBuffered(c.br) {
 			c.nc.SetReadDeadline(time.Now().Add(c.s.HeaderTimeout))
 			c.idleSet = time.Time{}
-			deadline = true
 		}
 		err := c.readHead()
 		if err != nil {
@@ -126,20 +125,36 @@ func (c *conn) serve() {
 			}
 			continue
 		}
-		// The handler may read a body or take its time: no deadline.
-		if deadline || c.s.IdleTimeout > 0 {
-			c.nc.SetReadDeadline(time.Time{})
-			c.idleSet = time.Time{}
-		}
+		// The handler may read a body (each read has its own deadline) or
+		// take its time: no read deadline while it runs.
+		c.nc.SetReadDeadline(time.Time{})
+		c.idleSet = time.Time{}
 		if !c.serveSlow() {
 			return
 		}
 	}
 }
 
+// armIdle keeps the read deadline IdleTimeout ahead of now while the
+// connection waits for a request. It moves at most once a second: on a busy
+// keep-alive connection that is one timer update per second, not per
+// request. Any other deadline (header, body, none) zeroes idleSet, so the
+// next wait re-arms it.
+func (c *conn) armIdle(now time.Time) {
+	if c.s.IdleTimeout > 0 && now.Sub(c.idleSet) > time.Second {
+		c.nc.SetReadDeadline(now.Add(c.s.IdleTimeout))
+		c.idleSet = now
+	}
+}
+
 // headBuffered reports whether a whole request head is already buffered.
+// Empty lines before a request line (RFC 9112 §2.2) are not a head: taken
+// for one, they let a client send its real head with no header deadline.
 func headBuffered(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
 	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
@@ -162,6 +177,9 @@ func (c *conn) readHead() error {
 		for {
 			frag, err := c.br.ReadSlice('\n')
 			if len(r.buf)+len(frag) > max {
+				if len(spans) == 0 {
+					return errURITooLong // still in the request line (RFC 9110 §15.5.15)
+				}
 				return errTooLarge
 			}
 			r.buf = append(r.buf, frag...)
@@ -220,11 +238,37 @@ func (c *conn) armWrite() {
 	}
 }
 
+// writeError answers a request that could not be read, then closes. The
+// client may still be sending (a 1 MiB request line): the close lingers, or
+// the kernel would answer those bytes with a reset that can destroy the
+// answer before the client reads it.
 func (c *conn) writeError(e *httpError) {
 	body := e.Error() + "\n"
+	c.armWrite()
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		e.status, http.StatusText(e.status), len(body), body)
 	c.bw.Flush()
+	c.linger = true
+}
+
+// Lingering close bounds: how long and how much a closing connection
+// keeps reading what its client still sends.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 4 << 20
+)
+
+// lingeringClose half-closes the connection, reads and drops what the
+// client still sends (until it closes, lingerTime or lingerBytes), then
+// closes: the client sees our answer and a FIN, not a reset.
+func (c *conn) lingeringClose() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.nc.(closeWriter); ok && cw.CloseWrite() == nil {
+		c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+		c.br.Reset(c.nc) // raw I/O or not: deadlines hold either way
+		io.CopyN(io.Discard, c.br, lingerBytes)
+	}
+	c.nc.Close()
 }
 
 func (c *conn) logf(format string, args ...any) {
@@ -263,7 +307,11 @@ func (c *conn) serveSlow() bool {
 			}
 			aborted = false
 		}()
-		c.s.Handler.ServeHTTP(w, hr)
+		h := c.s.Handler
+		if hr.RequestURI == "*" { // only OPTIONS gets here (parseRequestLine)
+			h = optionsStar
+		}
+		h.ServeHTTP(w, hr)
 	}()
 	if aborted {
 		return false
@@ -281,11 +329,20 @@ func (c *conn) serveSlow() bool {
 	// head would be read from the middle of this body).
 	if b, ok := hr.Body.(*body); ok && !b.eof {
 		if n, _ := io.CopyN(io.Discard, b, 256<<10); n == 256<<10 || !b.eof {
+			c.linger = true
 			return false
 		}
 	}
 	return true
 }
+
+// optionsStar answers "OPTIONS *", a question about the server rather than
+// a resource (RFC 9110 §9.3.7): no route, cache or origin is involved.
+var optionsStar = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+})
 
 func (c *conn) baseContext() context.Context {
 	if c.s.BaseContext != nil {
@@ -315,6 +372,9 @@ func (c *conn) httpRequest() (*http.Request, error) {
 	if u.Host != "" {
 		host = u.Host
 		u.Host, u.Scheme = "", ""
+		if u.Path == "" {
+			u.Path = "/" // RFC 9112 §3.2.2: absolute-form with an empty path
+		}
 	}
 	proto := "HTTP/1.1"
 	if r.Minor == 0 {
@@ -348,12 +408,16 @@ type body struct {
 	chunked   bool
 	remaining int64
 	eof       bool
+	err       error // sticky: a body that failed is never read on
 	continued bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	if b.eof {
 		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
 	}
 	if b.c.req.expect100 && !b.continued && b.w != nil && !b.w.wroteHeader {
 		b.continued = true
@@ -372,22 +436,50 @@ func (b *body) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 	}
-	if err == io.EOF {
-		if b.chunked {
-			// Trailer fields follow the last chunk: consume them.
-			for {
-				line, rerr := b.c.br.ReadSlice('\n')
-				if rerr != nil {
-					return n, io.ErrUnexpectedEOF
-				}
-				if len(line) <= 2 {
-					break
-				}
-			}
+	if err == io.EOF && b.chunked {
+		if terr := b.c.readTrailers(); terr != nil {
+			err = terr
 		}
+	}
+	if err == io.EOF {
 		b.eof = true
+	} else if err != nil {
+		b.err = err
 	}
 	return n, err
+}
+
+// ErrBadTrailer is a request body whose chunked trailer section is
+// malformed or too large.
+var ErrBadTrailer = errors.New("h1: malformed chunked trailer section")
+
+// readTrailers consumes the trailer section after the last chunk (RFC 9112
+// §7.1.2): field lines, each ending in CRLF, then CRLF, all within
+// MaxHeaderBytes. Anything else is an error, and the connection is not
+// reused: an intermediary that parses trailers to the letter would see
+// another end of this request than we do (request smuggling). The fields
+// themselves are dropped: edgehost does not forward request trailers.
+func (c *conn) readTrailers() error {
+	total := 0
+	for {
+		line, err := c.br.ReadSlice('\n')
+		total += len(line)
+		switch {
+		case err == bufio.ErrBufferFull || total > c.s.MaxHeaderBytes:
+			return fmt.Errorf("%w: larger than %d bytes", ErrBadTrailer, c.s.MaxHeaderBytes)
+		case err != nil:
+			return io.ErrUnexpectedEOF
+		case len(line) < 2 || line[len(line)-2] != '\r':
+			return fmt.Errorf("%w: a line not ending in CRLF", ErrBadTrailer)
+		}
+		line = line[:len(line)-2]
+		if len(line) == 0 {
+			return nil
+		}
+		if _, err := parseField(line); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadTrailer, err)
+		}
+	}
 }
 
 func (b *body) Close() error { return nil }
@@ -551,6 +643,18 @@ func writeFields(bw *bufio.Writer, h http.Header) {
 			bw.WriteString("\r\n")
 		}
 	}
+}
+
+// Reset takes back the status and header fields if nothing of the
+// response has been sent yet, so that the handler can answer otherwise (an
+// error found before the first body byte); it reports whether it could.
+func (w *response) Reset() bool {
+	if w.committed {
+		return false
+	}
+	clear(w.header)
+	w.wroteHeader, w.status, w.cl, w.written, w.pending, w.chunked = false, 0, -1, 0, w.pending[:0], false
+	return true
 }
 
 // headerValue keeps a value from splitting the head: CR and LF become spaces.

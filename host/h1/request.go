@@ -93,7 +93,10 @@ func (e *httpError) Error() string { return strconv.Itoa(e.status) + " " + e.rea
 
 func bad(reason string) error { return &httpError{400, reason} }
 
-var errTooLarge = &httpError{431, "request header fields too large"}
+var (
+	errTooLarge   = &httpError{431, "request header fields too large"}
+	errURITooLong = &httpError{414, "request line too long"}
+)
 
 func isTokenChar(c byte) bool {
 	return c < 128 && tokenTable[c]
@@ -133,17 +136,16 @@ func (r *Request) parseRequestLine(line []byte) error {
 		return bad("malformed request line")
 	}
 	r.Target, rest = rest[:sp2], rest[sp2+1:]
-	switch string(rest) {
-	case "HTTP/1.1":
-		r.Minor = 1
-	case "HTTP/1.0":
-		r.Minor = 0
-	default:
-		if bytes.HasPrefix(rest, []byte("HTTP/")) {
-			return &httpError{505, "HTTP version not supported"}
-		}
+	// HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3). A later 1.x
+	// is answered as 1.1, the highest minor version we support (RFC 9110
+	// §6.2); another major version is 505.
+	if len(rest) != 8 || string(rest[:5]) != "HTTP/" || rest[6] != '.' || !isDigit(rest[5]) || !isDigit(rest[7]) {
 		return bad("malformed HTTP version")
 	}
+	if rest[5] != '1' {
+		return &httpError{505, "HTTP version not supported"}
+	}
+	r.Minor = min(int(rest[7]-'0'), 1)
 	for _, c := range r.Target {
 		if c <= ' ' || c == 0x7f {
 			return bad("invalid request target")
@@ -164,29 +166,42 @@ func (r *Request) parseRequestLine(line []byte) error {
 	return nil
 }
 
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
 // addField parses "name: value" (RFC 9112 §5).
 func (r *Request) addField(line []byte) error {
-	if line[0] == ' ' || line[0] == '\t' {
-		return bad("obsolete line folding")
+	f, err := parseField(line)
+	if err != nil {
+		return err
+	}
+	r.fields = append(r.fields, f)
+	return nil
+}
+
+// parseField parses one field line without its line ending: a token, a
+// colon, then a value of visible characters, spaces and tabs (RFC 9112 §5,
+// RFC 9110 §5.5). Header and trailer fields alike.
+func parseField(line []byte) (field, error) {
+	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		return field{}, bad("obsolete line folding")
 	}
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
-		return bad("malformed header field")
+		return field{}, bad("malformed header field")
 	}
 	name := line[:colon]
 	for _, c := range name {
 		if !isTokenChar(c) {
-			return bad("invalid header field name")
+			return field{}, bad("invalid header field name")
 		}
 	}
 	value := trimOWS(line[colon+1:])
 	for _, c := range value {
 		if (c < ' ' && c != '\t') || c == 0x7f {
-			return bad("invalid header field value")
+			return field{}, bad("invalid header field value")
 		}
 	}
-	r.fields = append(r.fields, field{name, value})
-	return nil
+	return field{name, value}, nil
 }
 
 func trimOWS(b []byte) []byte {

@@ -11,20 +11,29 @@
 // request state machine is written once, against net/http's types.
 //
 // What it enforces (RFC 9112): a request line and header fields within
-// MaxHeaderBytes (431 past it), a Host field on HTTP/1.1 requests, exactly
-// one framing of the request body (Content-Length or chunked, never both:
-// request smuggling), header read and idle timeouts (slowloris), and a
-// connection closed whenever the framing of a response could not be kept.
+// MaxHeaderBytes (414 for the request line, 431 for the fields), a Host
+// field on HTTP/1.1 requests, exactly one framing of the request body
+// (Content-Length or chunked, never both: request smuggling), a strictly
+// parsed chunked trailer section, a read deadline on every byte a client
+// sends (idle between requests, header timeout from the first byte of a
+// head, IdleTimeout per body read: slowloris), and a connection closed
+// whenever the framing of a response could not be kept. Error answers are
+// followed by a lingering close, so that a client still sending reads them
+// instead of a reset.
 package h1
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -39,10 +48,19 @@ type Server struct {
 	ConnState      func(net.Conn, http.ConnState)
 	Logger         *slog.Logger
 	BaseContext    context.Context
+	// MaxConns bounds open connections (0: no bound). At the bound the
+	// oldest idle keep-alive connection is closed to make room; when none
+	// is idle, new connections wait in the listen backlog.
+	MaxConns int
+	// Counted when not nil: accepts that failed for want of file
+	// descriptors or kernel memory, and idle connections closed to make
+	// room (for those or for MaxConns).
+	AcceptErrors, Shed *atomic.Int64
 
 	mu       sync.Mutex
 	ln       []net.Listener
 	conns    map[*conn]struct{}
+	freed    chan struct{} // a connection ended (waitRoom)
 	shutdown atomic.Bool
 	wg       sync.WaitGroup
 }
@@ -55,6 +73,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
+		s.freed = make(chan struct{}, 1)
 	}
 	s.ln = append(s.ln, ln)
 	s.mu.Unlock()
@@ -68,15 +87,30 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.shutdown.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(delay*2, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if !retryable(err) {
+				return err
 			}
-			return err
+			if outOfResources(err) {
+				// The connection stays in the backlog; idle keep-alive
+				// connections give their descriptors back for it
+				// (issue 13: EMFILE used to end Serve, and the process).
+				if s.AcceptErrors != nil {
+					s.AcceptErrors.Add(1)
+				}
+				if delay == 0 { // once per episode, not per retry
+					s.logf("accept: %v: closing idle connections, retrying", err)
+				}
+				s.shedIdle(0)
+			}
+			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
+		if s.MaxConns > 0 && !s.waitRoom() {
+			nc.Close()
+			return ErrServerClosed
+		}
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.shutdown.Load() {
@@ -94,10 +128,90 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// retryable reports whether Accept may succeed if tried again: a timeout,
+// or a shortage of descriptors or kernel memory that closing connections
+// relieves.
+func retryable(err error) bool {
+	var ne net.Error
+	return (errors.As(err, &ne) && ne.Timeout()) || outOfResources(err)
+}
+
+func outOfResources(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// waitRoom returns once fewer than MaxConns connections are open, closing
+// the oldest idle one to make room if it must; false after Shutdown. The
+// connection just accepted waits meanwhile, and the ones behind it in the
+// listen backlog.
+func (s *Server) waitRoom() bool {
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if s.shutdown.Load() {
+			return false
+		}
+		if n < s.MaxConns {
+			return true
+		}
+		// Closing one makes room once its goroutine has ended; while no
+		// connection is idle, new clients wait in the listen backlog.
+		s.shedIdle(1)
+		select {
+		case <-s.freed:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// shedIdle closes the n idle connections that have waited longest for a
+// request (n = 0: an eighth of the idle ones, at least one).
+func (s *Server) shedIdle(n int) {
+	s.mu.Lock()
+	var idle []*conn
+	for c := range s.conns {
+		if c.idle.Load() {
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	if n == 0 {
+		n = max(1, len(idle)/8)
+	}
+	slices.SortFunc(idle, func(a, b *conn) int { return cmp.Compare(a.idleSince.Load(), b.idleSince.Load()) })
+	shed := 0
+	for _, c := range idle {
+		if shed == n {
+			break
+		}
+		// Taken off the idle set first: a connection being closed is
+		// not chosen twice.
+		if c.idle.CompareAndSwap(true, false) {
+			c.nc.Close()
+			shed++
+		}
+	}
+	if s.Shed != nil {
+		s.Shed.Add(int64(shed))
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.Logger != nil {
+		s.Logger.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	select {
+	case s.freed <- struct{}{}:
+	default:
+	}
 	if s.ConnState != nil {
 		s.ConnState(c.nc, http.StateClosed)
 	}

@@ -174,6 +174,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.metrics.Gauge("edgehost_disk_evictions", func() float64 { return float64(n.store.Stats().Evictions) })
 	n.txlog = observe.NewTxLog(4096)
 	n.cache = cache.New(cache.Options{MemoryBytes: cfg.Storage.Memory, Store: n.store, Metrics: n.metrics, Logger: n.log.With("component", "cache")})
+	n.metrics.Gauge("edgehost_cache_write_queue", func() float64 { return float64(n.cache.Pending()) })
 	// The cache's writer outlives the signal: Close flushes it after the
 	// listeners have stopped.
 	if err := n.cache.Start(context.Background()); err != nil {
@@ -277,7 +278,7 @@ func (n *node) serve(ctx context.Context, cfg *config.Config) error {
 // adminHandler is the admin API of the node.
 func (n *node) adminHandler(cfg *config.Config) http.Handler {
 	return admin.Handler(admin.Options{
-		Token: cfg.Admin.Token, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog, Logger: n.log.With("component", "admin"),
+		Token: cfg.Admin.Token, PublicMetrics: cfg.Admin.PublicMetrics, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog, Logger: n.log.With("component", "admin"),
 		Reload:  n.reload,
 		Plugins: n.plugins.AdminHandler(cfg.Admin.Token),
 		Extra:   n.adminExtra(),

@@ -42,6 +42,10 @@ type Metrics struct {
 	BadRequests    atomic.Int64
 	StatusByClass  [6]atomic.Int64 // 1xx..5xx by index
 	ActiveConns    atomic.Int64
+	AcceptErrors   atomic.Int64 // accepts that failed for want of descriptors or memory
+	ConnsShed      atomic.Int64 // idle connections closed to make room
+	SelfRefused    atomic.Int64 // self-socket peers refused by their credentials
+	FillsRefused   atomic.Int64 // storable responses streamed uncached: the fill budget was spent
 	SegmentHits    atomic.Int64
 	SegmentMisses  atomic.Int64
 	mu             sync.Mutex
@@ -104,6 +108,10 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	counter("edgehost_corrupt_objects_total", "Objects dropped for a failed checksum.", m.Corrupt.Load())
 	counter("edgehost_loop_rejects_total", "Requests answered 508 (self-request depth or concurrency).", m.LoopRejects.Load())
 	counter("edgehost_bad_requests_total", "Malformed client requests.", m.BadRequests.Load())
+	counter("edgehost_accept_errors_total", "Accepts on the public listener that failed for want of file descriptors or kernel memory (retried).", m.AcceptErrors.Load())
+	counter("edgehost_connections_shed_total", "Idle client connections closed to make room (max_connections, descriptor exhaustion).", m.ConnsShed.Load())
+	counter("edgehost_self_refused_total", "Connections to the self-request socket refused: the peer is not edgehost's user or in listen.self_group.", m.SelfRefused.Load())
+	counter("edgehost_fills_refused_total", "Storable responses streamed through uncached because the bodies being stored already filled storage.memory.", m.FillsRefused.Load())
 	counter("edgehost_segment_hits_total", "Slicer segments served from cache.", m.SegmentHits.Load())
 	counter("edgehost_segment_misses_total", "Slicer segments fetched.", m.SegmentMisses.Load())
 	fmt.Fprintf(w, "# HELP edgehost_responses_total Responses by status class.\n# TYPE edgehost_responses_total counter\n")

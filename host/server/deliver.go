@@ -79,7 +79,7 @@ func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, last
 			case err == nil:
 				if err := httpcache.ServeRanges(tx.w, h, ranges, size, h.Get("Content-Type"), body, r.Method == http.MethodHead); err != nil && r.Context().Err() == nil {
 					tx.Error = err.Error()
-					tx.w.abort()
+					tx.w.abort(err)
 				}
 				return
 			case errors.Is(err, httpcache.ErrUnsatisfiable):
@@ -106,7 +106,7 @@ func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, last
 		// Short of its Content-Length: the connection closes, and the
 		// log says why.
 		tx.Error = err.Error()
-		tx.w.abort()
+		tx.w.abort(err)
 	}
 }
 
@@ -164,7 +164,7 @@ func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error 
 		if end {
 			if err != nil && r.Context().Err() == nil {
 				tx.Error = err.Error()
-				tx.w.abort()
+				tx.w.abort(err)
 			}
 			return nil
 		}

@@ -29,7 +29,7 @@ func (s *Server) fail(tx *Txn, r *http.Request, err error) {
 	}
 	lvl("request failed", "tx", tx.ID, "status", status, "method", r.Method, "host", r.Host, "url", r.RequestURI, "err", err)
 	if tx.w.wrote {
-		tx.w.abort()
+		tx.w.abort(nil)
 	}
 	h := tx.w.Header()
 	for k := range h {

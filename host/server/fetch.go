@@ -200,7 +200,7 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 		f.Reason = "unknown-length"
 		f.Ready()
 		fx.done()
-		resp.Body = &storeTee{rc: resp.Body, s: s, obj: obj, max: tx.rt.cfg.Storage.MaxObject}
+		resp.Body = &storeTee{rc: resp.Body, s: s, c: s.cache, obj: obj, max: tx.rt.cfg.Storage.MaxObject}
 		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(fx.Stale), FwdStatus: resp.StatusCode, Detail: "streamed"}
 		return resp
 	}
@@ -210,6 +210,18 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 		// fresh origin answer carries no Age, §5.1).
 		resp.Header["Age"] = []string{string(httpcache.AppendAge(nil, obj.InitAge))}
 	}
+	// The body is held whole until stored (and shared with waiters): only
+	// within the fill budget; past it the response streams through
+	// uncached (issue 13: memory bounded by storage.memory).
+	if !s.cache.ReserveFill(resp.ContentLength) {
+		s.metrics.NotStored.Add(1)
+		f.Reason = "busy"
+		f.Ready()
+		fx.done()
+		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(fx.Stale), FwdStatus: resp.StatusCode, Detail: "busy"}
+		return resp
+	}
+	f.Fill = resp.ContentLength
 	f.Variant = obj.Variant
 	fx.FillFlight(obj, -1, nil)
 	return nil
@@ -217,10 +229,12 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 
 // storeTee keeps a copy of a body of unknown length while it streams to
 // one client, and stores the object when the body ends cleanly within max
-// bytes; past max the copy is dropped and the stream goes on.
+// bytes and the fill budget (reserved as the copy grows); past either the
+// copy is dropped and the stream goes on.
 type storeTee struct {
 	rc   io.ReadCloser
 	s    *Server
+	c    *cache.Cache
 	obj  *cache.Object
 	max  int64
 	buf  []byte
@@ -230,8 +244,8 @@ type storeTee struct {
 func (t *storeTee) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
 	if !t.over {
-		if int64(len(t.buf)+n) > t.max {
-			t.over, t.buf = true, nil
+		if int64(len(t.buf)+n) > t.max || !t.c.ReserveFill(int64(n)) {
+			t.drop()
 			t.s.metrics.NotStored.Add(1)
 		} else {
 			t.buf = append(t.buf, p[:n]...)
@@ -239,12 +253,23 @@ func (t *storeTee) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF && !t.over {
 		t.s.store(t.obj, t.buf)
-		t.over = true
+		t.drop()
 	}
 	return n, err
 }
 
-func (t *storeTee) Close() error { return t.rc.Close() }
+// drop forgets the copy and gives its reservation back.
+func (t *storeTee) drop() {
+	t.c.ReleaseFill(int64(len(t.buf)))
+	t.over, t.buf = true, nil
+}
+
+func (t *storeTee) Close() error {
+	if !t.over {
+		t.drop()
+	}
+	return t.rc.Close()
+}
 
 // storable builds the object to store from resp, or says why not.
 func (s *Server) storable(cfg *config.Config, route *config.Route, r *http.Request, resp *http.Response, key string, reqTime, respTime time.Time) (*cache.Object, string) {
@@ -328,6 +353,7 @@ func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.
 	defer s.bg.Done()
 	defer resp.Body.Close()
 	defer done()
+	defer s.cache.ReleaseFill(f.Fill) // once stored, the memory tier accounts for it
 	max := tx.rt.cfg.Storage.MaxObject
 	if n := resp.ContentLength; n > 0 && n <= max {
 		f.Body.Grow(int(n))

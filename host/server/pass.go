@@ -85,7 +85,7 @@ func (s *Server) stream(tx *Txn, r *http.Request, resp *http.Response) {
 		s.metrics.OriginErrors.Add(1)
 		s.log.Warn("origin body failed mid-stream", "tx", tx.ID, "err", err)
 		tx.Error = err.Error()
-		tx.w.abort()
+		tx.w.abort(err)
 	}
 }
 

@@ -27,11 +27,18 @@ type Txn struct {
 	transit int       // pass: copy buffer size (slice transit_buffer)
 }
 
+// internalPrefix starts the names of the host's own header fields.
+const internalPrefix = "Edgehost-"
+
 func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
-	// The depth and parent headers belong to the host: a client cannot set
-	// them (DESIGN §5), nor a subrequest's marker.
-	r.Header.Del(HeaderDepth)
-	r.Header.Del(HeaderParent)
+	// Edgehost-* fields belong to the host (depth, parent, and any added
+	// later): a client cannot set them (DESIGN §5, issue 13), nor a
+	// subrequest's marker.
+	for k := range r.Header {
+		if len(k) >= len(internalPrefix) && strings.EqualFold(k[:len(internalPrefix)], internalPrefix) {
+			delete(r.Header, k)
+		}
+	}
 	for _, sub := range s.subs {
 		r.Header.Del(sub.header)
 	}
@@ -113,7 +120,7 @@ func (s *Server) newTxn(w http.ResponseWriter, r *http.Request, depth int, paren
 	tx.Host = r.Host
 	tx.URL = r.RequestURI
 	tx.Remote = r.RemoteAddr
-	tx.w = &respWriter{ResponseWriter: w, tx: tx}
+	tx.w = &respWriter{ResponseWriter: w, s: s, r: r, tx: tx}
 	return tx
 }
 
@@ -241,6 +248,8 @@ func CacheKey(r *http.Request) string {
 // respWriter records what was sent for the transaction log.
 type respWriter struct {
 	http.ResponseWriter
+	s      *Server
+	r      *http.Request
 	tx     *Txn
 	status int
 	bytes  int64
@@ -275,7 +284,15 @@ func (w *respWriter) Flush() {
 
 // abort ends the client connection without a clean end of body: used when
 // a streamed body fails half-way, so the client can tell the response is
-// incomplete (RFC 9112 §8).
-func (w *respWriter) abort() {
+// incomplete (RFC 9112 §8). When err is known and not a byte of the
+// response has left yet (an origin that sent its header fields, then
+// failed before the first body byte), the head is taken back and the
+// client gets the error's 502 or 504 instead of an empty reply (issue 13).
+func (w *respWriter) abort(err error) {
+	if u, ok := w.ResponseWriter.(interface{ Reset() bool }); ok && err != nil && w.bytes == 0 && u.Reset() {
+		w.wrote, w.status = false, 0
+		w.s.fail(w.tx, w.r, err)
+		return
+	}
 	panic(http.ErrAbortHandler)
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/h1"
 	"github.com/edgehost/edgehost/host/observe"
+	"github.com/edgehost/edgehost/host/selfsock"
 )
 
 // Headers owned by the host: stripped from client input on the public
@@ -265,7 +266,7 @@ func (s *Server) Listen() (public, self net.Listener, err error) {
 		return nil, nil, fmt.Errorf("listen.self: %s is in use by another process", sock)
 	}
 	os.Remove(sock)
-	self, err = net.Listen("unix", sock)
+	self, err = selfsock.Listen(sock, selfsock.Options{Group: cfg.Listen.SelfGroup, Logger: s.log, Refused: &s.metrics.SelfRefused})
 	if err != nil {
 		public.Close()
 		return nil, nil, fmt.Errorf("listen.self: %w", err)
@@ -293,6 +294,9 @@ func (s *Server) Serve(public, self net.Listener) error {
 		HeaderTimeout:  cfg.Limits.HeaderTimeout,
 		IdleTimeout:    cfg.Limits.IdleTimeout,
 		WriteTimeout:   cfg.Limits.SendTimeout,
+		MaxConns:       cfg.Limits.MaxConnections,
+		AcceptErrors:   &s.metrics.AcceptErrors,
+		Shed:           &s.metrics.ConnsShed,
 		ConnState:      s.connState,
 		Logger:         s.log,
 		BaseContext:    s.ctx,

@@ -133,6 +133,7 @@ type edge struct {
 	Admin  string
 	Self   string
 	Token  string
+	bin    string // the edgehost binary; "" = edgehostBin()
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	done   chan struct{}
@@ -215,7 +216,11 @@ func (e *edge) writeConfig(cfg string) {
 func (e *edge) start() {
 	e.t.Helper()
 	e.stderr = &syncBuffer{}
-	e.cmd = exec.Command(edgehostBin(), "run", "-config", e.cfg)
+	bin := edgehostBin()
+	if e.bin != "" {
+		bin = e.bin
+	}
+	e.cmd = exec.Command(bin, "run", "-config", e.cfg)
 	e.cmd.Dir = e.dir
 	e.cmd.Stderr = e.stderr
 	e.cmd.Stdout = e.stderr
