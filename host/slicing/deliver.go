@@ -80,6 +80,9 @@ type segStream struct {
 	body  io.ReadCloser
 	err   error
 	ready chan struct{}
+	// shared: read from another fetch's flight, whose length is checked
+	// only when it ends; a short one is fetched again by a subrequest.
+	shared bool
 }
 
 func (sr *sliceReader) nsegs() int64 { return (sr.sm.size + sr.sm.segSize - 1) / sr.sm.segSize }
@@ -107,28 +110,46 @@ func (sr *sliceReader) start(idx int64) *segStream {
 		if f.Err == nil && f.Shareable &&
 			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
 			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; fwd=uri-miss; collapsed; detail=in-process"}
+			ss.shared = true
 			close(ss.ready)
 			return ss
 		}
 	}
-	go func() {
-		defer close(ss.ready)
-		resp, err := sr.sl.subrequestSegment(sr.r.Context(), sr.tx, sr.r, sr.sm.gen, idx)
-		if err != nil {
-			ss.err = err
-			return
-		}
-		if err := checkSegment(resp.StatusCode, resp.Header, resp.ContentLength, sr.meta, sr.sm, idx*sr.sm.segSize, end); err != nil {
-			if resp.StatusCode == http.StatusConflict {
-				err = fmt.Errorf("%w: segment meta object gone", errSegmentMismatch)
-			}
-			resp.Body.Close()
-			ss.err = err
-			return
-		}
-		ss.body = resp.Body
-	}()
+	go sr.fetch(ss)
 	return ss
+}
+
+// fetch fetches segment ss.idx by a subrequest and closes ss.ready.
+func (sr *sliceReader) fetch(ss *segStream) {
+	defer close(ss.ready)
+	idx := ss.idx
+	end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
+	resp, err := sr.sl.subrequestSegment(sr.r.Context(), sr.tx, sr.r, sr.sm.gen, idx)
+	if err != nil {
+		ss.err = err
+		return
+	}
+	if err := checkSegment(resp.StatusCode, resp.Header, resp.ContentLength, sr.meta, sr.sm, idx*sr.sm.segSize, end); err != nil {
+		if resp.StatusCode == http.StatusConflict {
+			err = fmt.Errorf("%w: segment meta object gone", errSegmentMismatch)
+		}
+		resp.Body.Close()
+		ss.err = err
+		return
+	}
+	ss.body = resp.Body
+}
+
+// refetch replaces the current segment, read from another fetch's flight
+// that ended short (the origin's answer failed its length check), with a
+// subrequest of its own; the caller skips to where it was.
+func (sr *sliceReader) refetch() error {
+	old := sr.cur
+	ss := &segStream{idx: old.idx, pos: old.idx * sr.sm.segSize, ready: make(chan struct{})}
+	old.close()
+	sr.cur = ss
+	sr.fetch(ss)
+	return ss.err
 }
 
 // loggedSegment records a segment read in process as the parent's
@@ -232,6 +253,12 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 			skipped, err := io.CopyN(io.Discard, cur.body, at-cur.pos)
 			cur.pos += skipped
 			if err != nil {
+				if cur.shared {
+					if err := sr.refetch(); err != nil {
+						return n, fmt.Errorf("segment %d: %w", idx, err)
+					}
+					continue
+				}
 				return n, fmt.Errorf("segment %d: %w", idx, err)
 			}
 		}
@@ -241,6 +268,14 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 		n += m
 		cur.pos += int64(m)
 		if err != nil {
+			if cur.shared {
+				// The flight we shared ended short: this request fetches
+				// the segment itself and goes on from where it was.
+				if err := sr.refetch(); err != nil {
+					return n, fmt.Errorf("segment %d: %w", idx, err)
+				}
+				continue
+			}
 			return n, fmt.Errorf("segment %d: %w", idx, err)
 		}
 	}
