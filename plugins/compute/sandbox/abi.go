@@ -219,30 +219,9 @@ func decodeResponse(m Memory, addr uint64, maxBody uint64) (*Reply, int64) {
 	if r.Status < 100 || r.Status > 599 {
 		return nil, -eINVAL
 	}
-	nh := uint64(le.Uint32(raw[4:]))
-	if nh > maxRespHeaders {
-		return nil, -e2BIG
-	}
-	if nh > 0 {
-		iov, err := readMem(m, le.Uint64(raw[8:]), nh*iovecSize)
-		if err != nil {
-			return nil, -eFAULT
-		}
-		for i := uint64(0); i < nh; i++ {
-			p, n := le.Uint64(iov[i*16:]), le.Uint64(iov[i*16+8:])
-			if n > maxHeaderLine {
-				return nil, -e2BIG
-			}
-			line, err := readMem(m, p, n)
-			if err != nil {
-				return nil, -eFAULT
-			}
-			name, value, ok := strings.Cut(string(line), ":")
-			if !ok || !validHeaderName(name) {
-				return nil, -eINVAL
-			}
-			r.Headers = append(r.Headers, [2]string{name, strings.TrimSpace(value)})
-		}
+	var errno int64
+	if r.Headers, errno = readHeaders(m, le.Uint64(raw[8:]), uint64(le.Uint32(raw[4:]))); errno != 0 {
+		return nil, errno
 	}
 	if n := uint64(le.Uint32(raw[24:])); n > 0 {
 		if n > maxContentType {
@@ -265,6 +244,40 @@ func decodeResponse(m Memory, addr uint64, maxBody uint64) (*Reply, int64) {
 		r.Body = body
 	}
 	return r, 0
+}
+
+// readHeaders reads nh "Name: value" lines through the iovec array at
+// addr (a response's or a fetch's header fields); the result is 0 or a
+// negative errno.
+func readHeaders(m Memory, addr, nh uint64) ([][2]string, int64) {
+	if nh == 0 {
+		return nil, 0
+	}
+	if nh > maxRespHeaders {
+		return nil, -e2BIG
+	}
+	iov, err := readMem(m, addr, nh*iovecSize)
+	if err != nil {
+		return nil, -eFAULT
+	}
+	le := binary.LittleEndian
+	out := make([][2]string, 0, nh)
+	for i := uint64(0); i < nh; i++ {
+		p, n := le.Uint64(iov[i*16:]), le.Uint64(iov[i*16+8:])
+		if n > maxHeaderLine {
+			return nil, -e2BIG
+		}
+		line, err := readMem(m, p, n)
+		if err != nil {
+			return nil, -eFAULT
+		}
+		name, value, ok := strings.Cut(string(line), ":")
+		if !ok || !validHeaderName(name) {
+			return nil, -eINVAL
+		}
+		out = append(out, [2]string{name, strings.TrimSpace(value)})
+	}
+	return out, 0
 }
 
 func validHeaderName(s string) bool {
@@ -314,29 +327,9 @@ func decodeFetch(m Memory, addr uint64) (*FetchRequest, int64) {
 		}
 		f.Method = string(mb)
 	}
-	if nh := uint64(le.Uint32(raw[32:])); nh > 0 {
-		if nh > maxRespHeaders {
-			return nil, -e2BIG
-		}
-		iov, err := readMem(m, le.Uint64(raw[24:]), nh*iovecSize)
-		if err != nil {
-			return nil, -eFAULT
-		}
-		for i := uint64(0); i < nh; i++ {
-			p, n := le.Uint64(iov[i*16:]), le.Uint64(iov[i*16+8:])
-			if n > maxHeaderLine {
-				return nil, -e2BIG
-			}
-			line, err := readMem(m, p, n)
-			if err != nil {
-				return nil, -eFAULT
-			}
-			name, value, ok := strings.Cut(string(line), ":")
-			if !ok || !validHeaderName(name) {
-				return nil, -eINVAL
-			}
-			f.Headers = append(f.Headers, [2]string{name, strings.TrimSpace(value)})
-		}
+	var errno int64
+	if f.Headers, errno = readHeaders(m, le.Uint64(raw[24:]), uint64(le.Uint32(raw[32:]))); errno != 0 {
+		return nil, errno
 	}
 	if bl := le.Uint64(raw[48:]); bl > 0 {
 		if bl > defaultMaxBody {
