@@ -102,9 +102,13 @@ func (l *TxLog) Recent() []Tx {
 	return append(append([]Tx(nil), l.ring[l.next:]...), l.ring[:l.next]...)
 }
 
+// FollowBuffer is how many records a follower may be behind before it
+// misses some.
+const FollowBuffer = 1024
+
 // Subscribe returns a channel of new records; call the returned func to stop.
 func (l *TxLog) Subscribe() (<-chan Tx, func()) {
-	c := make(chan Tx, 1024)
+	c := make(chan Tx, FollowBuffer)
 	l.mu.Lock()
 	l.subs[c] = struct{}{}
 	l.mu.Unlock()
