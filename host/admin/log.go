@@ -20,6 +20,10 @@ import (
 //	since=T      only records that started at or after T (5m: five minutes
 //	             ago; or an RFC 3339 time)
 //	n=N          end the response after N groups (or records)
+// afterSubscribe is a test hook: it runs between the follower's
+// subscription and its reading of the ring.
+var afterSubscribe = func() {}
+
 func (a *api) log(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	var sel observe.Selection
@@ -59,6 +63,7 @@ func (a *api) log(w http.ResponseWriter, r *http.Request) {
 		c, stop := a.o.TxLog.Subscribe()
 		defer stop()
 		ch = c
+		afterSubscribe()
 	}
 	recent := a.o.TxLog.Recent()
 	for _, tx := range recent {

@@ -131,3 +131,28 @@ func TestLogFollowFilterAndLimit(t *testing.T) {
 		}
 	}
 }
+
+// The follower subscribes before it reads the ring, so records published in
+// between are in both; each must be sent once.
+func TestLogFollowSendsEachRecordOnce(t *testing.T) {
+	l := observe.NewTxLog(16)
+	l.Publish(observe.Tx{ID: 1, Root: 1})
+	afterSubscribe = func() {
+		l.Publish(observe.Tx{ID: 2, Root: 2})
+		l.Publish(observe.Tx{ID: 3, Root: 3})
+	}
+	defer func() { afterSubscribe = func() {} }()
+	srv := logAPI(t, l)
+	resp, err := getLog(t, srv, "follow=1&n=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		l.Publish(observe.Tx{ID: 4, Root: 4})
+	}()
+	if got := readIDs(t, resp.Body); got != "1 2 3 4" {
+		t.Errorf("followed %s, want 1 2 3 4 (each once)", got)
+	}
+}

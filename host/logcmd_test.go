@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/host/observe"
+)
+
+// The server sends a group as its request, then the subrequests depth
+// first; the printer indents each under its parent.
+func TestLogPrinterIndentsGroups(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	stream := []observe.Tx{
+		{ID: 1, Kind: "client", Method: "GET", URL: "/a", Status: 200, Start: t0},
+		{ID: 2, Parent: 1, Root: 1, Kind: "self", Method: "GET", URL: "/b", Status: 200, Start: t0},
+		{ID: 3, Parent: 2, Root: 1, Kind: "segment", Method: "GET", URL: "/b", Status: 206, Start: t0},
+		{ID: 4, Parent: 1, Root: 1, Kind: "segment", Method: "GET", URL: "/a", Status: 206, Start: t0},
+		{ID: 5, Kind: "client", Method: "GET", URL: "/c", Status: 404, Start: t0},
+		// a group whose request fell out of the ring
+		{ID: 7, Parent: 6, Root: 6, Kind: "self", Method: "GET", URL: "/d", Status: 200, Start: t0},
+		{ID: 8, Parent: 6, Root: 6, Kind: "self", Method: "GET", URL: "/e", Status: 200, Start: t0},
+	}
+	print := func(group bool) string {
+		var b strings.Builder
+		p := &logPrinter{w: &b, group: group}
+		for i := range stream {
+			p.print(stream[i].MarshalLine(), &stream[i])
+		}
+		return b.String()
+	}
+	var shape []string
+	for _, line := range strings.Split(strings.TrimSuffix(print(true), "\n"), "\n") {
+		// the indent and the URL of each line
+		i := strings.Index(line, "06:00:00.000")
+		f := strings.Fields(line[i:])
+		shape = append(shape, line[:i]+f[4])
+	}
+	want := []string{"/a", "  └ /b", "    └ /b", "  └ /a", "/c", "  └ /d", "  └ /e"}
+	if strings.Join(shape, "|") != strings.Join(want, "|") {
+		t.Errorf("-g request:\n%s\nwant %q", print(true), want)
+	}
+	// -g raw, the default: one line per record, none indented, as before.
+	raw := strings.Split(strings.TrimSuffix(print(false), "\n"), "\n")
+	if len(raw) != len(stream) {
+		t.Fatalf("raw: %d lines, want %d", len(raw), len(stream))
+	}
+	for i, line := range raw {
+		if want := formatTx(stream[i], ""); line != want {
+			t.Errorf("raw line %d: %q, want %q", i, line, want)
+		}
+	}
+	// -json: the lines as received.
+	var b strings.Builder
+	p := &logPrinter{w: &b, json: true, group: true}
+	p.print([]byte(`{"id":"1"}`), &stream[0])
+	if b.String() != "{\"id\":\"1\"}\n" {
+		t.Errorf("-json printed %q", b.String())
+	}
+}
