@@ -20,6 +20,7 @@ import (
 //	since=T      only records that started at or after T (5m: five minutes
 //	             ago; or an RFC 3339 time)
 //	n=N          end the response after N groups (or records)
+//
 // afterSubscribe is a test hook: it runs between the follower's
 // subscription and its reading of the ring.
 var afterSubscribe = func() {}
