@@ -92,11 +92,7 @@ func cmdLog(ctx context.Context, args []string) error {
 	if *n > 0 {
 		sel.Set("n", strconv.Itoa(*n))
 	}
-	call, err := adminClient(ctx, *path)
-	if err != nil {
-		return err
-	}
-	body, err := openLog(call, sel)
+	body, err := openLog(ctx, *path, sel)
 	if err != nil {
 		return err
 	}
@@ -137,9 +133,14 @@ func checkLogFlags(sel url.Values, query, since string) error {
 	return nil
 }
 
-// openLog requests /log with sel; a refused selection comes back as the
-// server's message, named for the flag ("-q: 1:12: …").
-func openLog(call func(method, p string, body io.Reader) (*http.Response, error), sel url.Values) (io.ReadCloser, error) {
+// openLog requests /log with sel from the edgehost running with the config
+// at path; a refused selection comes back as the server's message, named
+// for the flag ("-q: 1:12: …").
+func openLog(ctx context.Context, path string, sel url.Values) (io.ReadCloser, error) {
+	call, err := adminClient(ctx, path)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := call("GET", "/log?"+sel.Encode(), nil)
 	if err != nil {
 		return nil, err
@@ -274,11 +275,7 @@ func cmdTop(ctx context.Context, args []string) error {
 	if !*once {
 		sel.Set("follow", "1")
 	}
-	call, err := adminClient(ctx, *path)
-	if err != nil {
-		return err
-	}
-	body, err := openLog(call, sel)
+	body, err := openLog(ctx, *path, sel)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,10 @@ import (
 	"github.com/edgehost/edgehost/host/observe"
 )
 
+// afterSubscribe is a test hook: it runs between the follower's
+// subscription and its reading of the ring.
+var afterSubscribe = func() {}
+
 // log streams the transaction log as JSON lines: the buffered records, then
 // (follow=1) new ones as they happen. The selection is made here, not by
 // the client, so that following a busy server with a narrow query does not
@@ -20,11 +24,6 @@ import (
 //	since=T      only records that started at or after T (5m: five minutes
 //	             ago; or an RFC 3339 time)
 //	n=N          end the response after N groups (or records)
-//
-// afterSubscribe is a test hook: it runs between the follower's
-// subscription and its reading of the ring.
-var afterSubscribe = func() {}
-
 func (a *api) log(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	var sel observe.Selection

@@ -30,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgehost/edgehost/host/internal/exprtext"
 )
 
 // ErrQuery is wrapped by every error ParseQuery returns.
@@ -356,23 +358,13 @@ func (p *qparser) next() {
 // is kept (the rule of ban expressions).
 func (p *qparser) quoted() qtok {
 	start := p.pos
-	var sb strings.Builder
-	for i := start + 1; i < len(p.src); i++ {
-		c := p.src[i]
-		switch {
-		case c == '"':
-			p.pos = i + 1
-			return qtok{kind: tString, pos: start, text: sb.String()}
-		case c == '\\' && i+1 < len(p.src) && (p.src[i+1] == '"' || p.src[i+1] == '\\'):
-			sb.WriteByte(p.src[i+1])
-			i++
-		default:
-			sb.WriteByte(c)
-		}
+	v, end, ok := exprtext.Quoted(p.src, start)
+	p.pos = end
+	if !ok {
+		p.err = p.errorf(start, "unterminated string")
+		return qtok{kind: tBad, pos: start, text: p.src[start:]}
 	}
-	p.pos = len(p.src)
-	p.err = p.errorf(start, "unterminated string")
-	return qtok{kind: tBad, pos: start, text: p.src[start:]}
+	return qtok{kind: tString, pos: start, text: v}
 }
 
 func (p *qparser) or(depth int) (qnode, error) {
@@ -427,7 +419,7 @@ func (p *qparser) unary(depth int) (qnode, error) {
 			return nil, err
 		}
 		if p.tok.kind != tRParen {
-			l, c := p.lineCol(open)
+			l, c := exprtext.LineCol(p.src, open)
 			return nil, p.fail("expected \")\" to close the \"(\" at %d:%d, found %s", l, c, p.found())
 		}
 		p.next()
@@ -529,19 +521,6 @@ func (p *qparser) found() string {
 	return strconv.Quote(s)
 }
 
-func (p *qparser) lineCol(pos int) (line, col int) {
-	line, col = 1, 1
-	for i := 0; i < pos && i < len(p.src); i++ {
-		if p.src[i] == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
-}
-
 // fail reports an error at the current token; a token the lexer could not
 // read (an unterminated string) reports that instead.
 func (p *qparser) fail(format string, args ...any) error {
@@ -552,7 +531,7 @@ func (p *qparser) fail(format string, args ...any) error {
 }
 
 func (p *qparser) errorf(pos int, format string, args ...any) error {
-	line, col := p.lineCol(pos)
+	line, col := exprtext.LineCol(p.src, pos)
 	return &QueryError{Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
 }
 
