@@ -93,19 +93,3 @@ func TestTopBounded(t *testing.T) {
 		t.Errorf("most requested: %s, want /popular (kept through the flood)", got)
 	}
 }
-
-// BenchmarkTopAddUnique is top's cost per record under a flood of unique
-// URLs (the eviction's worst case).
-func BenchmarkTopAddUnique(b *testing.B) {
-	top := NewTop(10000, time.Minute, time.Minute)
-	urls := make([]string, 1<<16)
-	for i := range urls {
-		urls[i] = fmt.Sprintf("/u/%d", i)
-	}
-	tx := Tx{Start: time.Now()}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		tx.URL = urls[i%len(urls)]
-		top.Add(&tx)
-	}
-}
