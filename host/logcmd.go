@@ -64,7 +64,7 @@ func cmdLog(ctx context.Context, args []string) error {
 	follow := fs.Bool("follow", true, "")
 	asJSON := fs.Bool("json", false, "")
 	if err := fs.Parse(args); err != nil {
-		return usageError{}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("log: unexpected argument %q (quote the query: -q '...')", fs.Arg(0))}
@@ -111,6 +111,15 @@ func cmdLog(ctx context.Context, args []string) error {
 		return nil // interrupted: the usual way to stop following
 	}
 	return err
+}
+
+// flagError is -h's success or a bad flag's usage error (the flag package
+// has printed the message).
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return usageError{}
 }
 
 // checkLogFlags parses -q and -since here, to point at a mistake without a
@@ -260,7 +269,7 @@ func cmdTop(ctx context.Context, args []string) error {
 	once := fs.Bool("1", false, "")
 	asJSON := fs.Bool("json", false, "")
 	if err := fs.Parse(args); err != nil {
-		return usageError{}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("top: unexpected argument %q (quote the query: -q '...')", fs.Arg(0))}
