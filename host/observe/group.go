@@ -12,14 +12,16 @@ import (
 //
 // A parent may never arrive: a follower that fell behind missed it, or the
 // ring dropped it. The waiting is bounded: at most maxPending parents are
-// waited for (the oldest is given up first) and at most maxRecords records
-// per group are kept (the rest are counted in Dropped). A group given up is
-// emitted as it is, without its parent, so that nothing kept is lost.
+// waited for and at most maxRecords records wait in all; past either bound
+// the group waiting longest is given up: emitted as it is, without its
+// parent, so that nothing kept is lost. A single group over maxRecords
+// keeps its first maxRecords records (the rest are counted in Dropped).
 type Grouper struct {
 	maxPending, maxRecords int
 	pending                map[TxID][]Tx // by the parent they wait for
+	total                  int           // records in pending
 	order                  []TxID        // parents in the order they were first waited for; may hold stale ids
-	Dropped                int           // records left out of groups over maxRecords
+	Dropped                int           // records left out of a group over maxRecords
 }
 
 // NewGrouper returns a Grouper with the given bounds (each at least 1).
@@ -33,6 +35,7 @@ func (g *Grouper) Add(tx Tx, emit func([]Tx)) {
 	subs, waited := g.pending[tx.ID]
 	if waited {
 		delete(g.pending, tx.ID)
+		g.total -= len(subs)
 	}
 	if tx.Parent == 0 {
 		emit(append([]Tx{tx}, subs...))
@@ -48,7 +51,8 @@ func (g *Grouper) Add(tx Tx, emit func([]Tx)) {
 		merged = merged[:g.maxRecords]
 	}
 	g.pending[tx.Parent] = merged
-	for len(g.pending) > g.maxPending {
+	g.total += len(merged) - len(group)
+	for len(g.pending) > g.maxPending || g.total > g.maxRecords {
 		g.evictOldest(emit)
 	}
 	if len(g.order) > 2*g.maxPending+16 {
@@ -73,6 +77,7 @@ func (g *Grouper) evictOldest(emit func([]Tx)) {
 		g.order = g.order[1:]
 		if group, ok := g.pending[id]; ok {
 			delete(g.pending, id)
+			g.total -= len(group)
 			emit(group)
 			return
 		}
@@ -101,10 +106,11 @@ type Selection struct {
 	Limit int       // stop after Limit groups (Group) or records; 0: no limit
 }
 
-// Limits of the grouping that a Selector does for a reader.
+// Limits of the grouping that a Selector does for a reader: a few MB of
+// records waiting for their parent per follower.
 const (
 	selectorMaxPending = 4096
-	selectorMaxRecords = 1024
+	selectorMaxRecords = 16384
 )
 
 // Selector applies a Selection to a stream of records.

@@ -45,44 +45,51 @@ func TestGrouperNestsSubrequests(t *testing.T) {
 }
 
 func TestGrouperBounds(t *testing.T) {
-	g := NewGrouper(2, 3)
+	g := NewGrouper(2, 4)
 	var got [][]Tx
 	emit := collect(&got)
-	// Subrequests of three parents that never come: the oldest is given up
-	// (emitted without its parent) when the third arrives.
+	// Subrequests of three parents that have not come: past 2 parents the
+	// oldest group is given up (emitted without its parent).
 	g.Add(Tx{ID: 11, Parent: 1}, emit)
 	g.Add(Tx{ID: 21, Parent: 2}, emit)
 	g.Add(Tx{ID: 31, Parent: 3}, emit)
-	if s := ids(got); s != "b" {
-		t.Fatalf("after 3 parents waited for, emitted %q, want the oldest group (b)", s)
+	if s := ids(got); s != "b" || g.Pending() != 2 {
+		t.Fatalf("after 3 parents waited for: emitted %q, %d waiting; want the oldest group (b) and 2", s, g.Pending())
 	}
-	if g.Pending() != 2 {
-		t.Fatalf("%d parents waited for, want the bound 2", g.Pending())
+	// Past 4 records in all, the oldest group is given up too.
+	g.Add(Tx{ID: 32, Parent: 3}, emit)
+	g.Add(Tx{ID: 22, Parent: 2}, emit)
+	g.Add(Tx{ID: 33, Parent: 3}, emit)
+	if s := ids(got); s != "b l,m" || g.Pending() != 1 || g.total != 3 {
+		t.Fatalf("past 4 records: emitted %q, %d waiting with %d records; want b l,m, 1 with 3", s, g.Pending(), g.total)
 	}
-	// A group keeps at most 3 records; the rest are counted.
-	for id := TxID(22); id < 27; id++ {
-		g.Add(Tx{ID: id, Parent: 2}, emit)
+	// One group keeps at most 4 records; the rest are counted.
+	for id := TxID(34); id <= 36; id++ {
+		g.Add(Tx{ID: id, Parent: 3}, emit)
 	}
-	if g.Dropped != 3 {
-		t.Errorf("Dropped = %d, want 3", g.Dropped)
+	if g.Dropped != 2 || g.total != 4 {
+		t.Errorf("Dropped = %d, total %d; want 2 and 4", g.Dropped, g.total)
 	}
 	got = nil
-	g.Add(Tx{ID: 2}, emit)
-	if s := ids(got); s != "2,l,m,n" {
-		t.Errorf("group 2 = %q, want the parent and its first 3 subrequests (2,l,m,n)", s)
+	g.Add(Tx{ID: 3}, emit)
+	if s := ids(got); s != "3,v,w,x,y" || g.Pending() != 0 || g.total != 0 {
+		t.Errorf("group 3 = %q (%d waiting, %d records), want 3,v,w,x,y and nothing left", s, g.Pending(), g.total)
+	}
+	// Under a stream of subrequests whose parents never come, and of groups
+	// that complete, the bounds hold.
+	g = NewGrouper(8, 32)
+	for i := TxID(100); i < 20000; i += 3 {
+		g.Add(Tx{ID: i + 1, Parent: i + i%7}, emit)
+		g.Add(Tx{ID: i + 2, Parent: i}, emit)
+		g.Add(Tx{ID: i}, emit)
+		if g.Pending() > 8 || g.total > 32 || len(g.order) > 2*8+16 {
+			t.Fatalf("%d waiting, %d records, order %d: bounds 8, 32, %d", g.Pending(), g.total, len(g.order), 2*8+16)
+		}
 	}
 	got = nil
 	g.Flush(emit)
-	if s := ids(got); s != "v" || g.Pending() != 0 {
-		t.Errorf("Flush emitted %q (pending %d), want v (31) and nothing left", s, g.Pending())
-	}
-	// The queue of parents stays bounded while groups come and go.
-	for i := TxID(100); i < 10000; i += 2 {
-		g.Add(Tx{ID: i + 1, Parent: i}, emit)
-		g.Add(Tx{ID: i}, emit)
-	}
-	if len(g.order) > 2*g.maxPending+16 {
-		t.Errorf("order holds %d ids, want at most %d", len(g.order), 2*g.maxPending+16)
+	if g.Pending() != 0 || g.total != 0 {
+		t.Errorf("after Flush: %d waiting, %d records", g.Pending(), g.total)
 	}
 }
 
