@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,47 @@ func TestLogPrinterIndentsGroups(t *testing.T) {
 	p.print([]byte(`{"id":"1"}`), &stream[0])
 	if b.String() != "{\"id\":\"1\"}\n" {
 		t.Errorf("-json printed %q", b.String())
+	}
+}
+
+func TestTopRender(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	top := observe.NewTop(100, time.Minute, time.Minute)
+	for i := range 3 {
+		top.Add(&observe.Tx{Host: "h", URL: "/a", Cache: "edgehost; fwd=uri-miss", Start: t0, Duration: time.Duration(i+1) * time.Millisecond})
+	}
+	for _, term := range []bool{true, false} {
+		var b strings.Builder
+		v := &topView{top: top, rows: 5, period: time.Minute, query: "!parent", w: &b, term: term}
+		v.render(t0)
+		out := b.String()
+		if got := strings.HasPrefix(out, "\x1b[H\x1b[2J"); got != term {
+			t.Errorf("term %v: clears the screen: %v\n%q", term, got, out)
+		}
+		for _, want := range []string{"most requested\n      3.00  h/a\n", "most missed\n      3.00  h/a\n", "3ms        2ms    3  h/a"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("term %v: view lacks %q:\n%s", term, want, out)
+			}
+		}
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) {
+		t.Error("a pipe reads as a terminal")
+	}
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal to check the positive case: %v", err)
+	}
+	defer ptm.Close()
+	if !isTerminal(ptm) {
+		t.Error("a pseudo-terminal does not read as a terminal")
 	}
 }
