@@ -215,3 +215,40 @@ func TestTopLive(t *testing.T) {
 		}
 	}
 }
+
+// -g request over real subrequests: a sliced response's segments come under
+// the client's request, and a query on the segments selects the whole group.
+func TestLogGroupsSegments(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, sliceConfig(o.URL, "response", "pass"))
+	wantStatus(t, e.get("/big/2621440"), 200) // 3 segments of 1 MiB
+	for deadline := time.Now().Add(5 * time.Second); e.metric("edgehost_objects_stored_total") < 3 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, _, err := e.runCLI(10*time.Second, "log", "-d", "-json", "-g", "request", "-q", `kind == "segment"`)
+	if err != nil {
+		t.Fatalf("log -g request: %v", err)
+	}
+	txs := jsonTxs(t, out)
+	if len(txs) < 4 || txs[0].Kind != "client" || txs[0].Parent != 0 || txs[0].URL != "/big/2621440" {
+		t.Fatalf("log -g request -q 'kind == \"segment\"': %+v, want the client's request first, then its segments", txs)
+	}
+	for _, tx := range txs[1:] {
+		if tx.Kind != "segment" || tx.Parent != txs[0].ID {
+			t.Errorf("record %+v in the group of %s: want a segment of it", tx, txs[0].ID)
+		}
+	}
+	// The same selection in text: the segments indented under the request.
+	out, _, _ = e.runCLI(10*time.Second, "log", "-d", "-g", "request", "-q", `kind == "segment"`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(txs) || strings.HasPrefix(lines[0], " ") || !strings.HasPrefix(lines[1], "  └ ") {
+		t.Errorf("log -g request (text):\n%s\nwant the request, then %d indented segments", out, len(txs)-1)
+	}
+	// -g raw: the query selects records, not groups.
+	out, _, _ = e.runCLI(10*time.Second, "log", "-d", "-json", "-q", `kind == "segment"`)
+	for _, tx := range jsonTxs(t, out) {
+		if tx.Kind != "segment" {
+			t.Errorf("log -g raw -q 'kind == \"segment\"' printed a %s record", tx.Kind)
+		}
+	}
+}
