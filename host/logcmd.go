@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +49,10 @@ exits, as varnishlog -d).
   -since T   only records that started at or after T: 5m (five minutes ago)
              or an RFC 3339 time; the kept records from T, then new ones
   -d         print the kept records and exit (the same as -follow=false)
-  -json      JSON lines, one transaction per line, for tools`
+  -json      JSON lines, one transaction per line, for tools
+
+The server does not wait for a slow follower: records it could not send are
+counted on stderr ("N records missed").`
 
 // cmdLog runs `edgehost log`.
 func cmdLog(ctx context.Context, args []string) error {
@@ -85,6 +89,7 @@ func cmdLog(ctx context.Context, args []string) error {
 	}
 	if *follow && !*dump {
 		sel.Set("follow", "1")
+		sel.Set("missed", "1")
 	}
 	if *group {
 		sel.Set("group", "1")
@@ -106,6 +111,9 @@ func cmdLog(ctx context.Context, args []string) error {
 		if live {
 			out.Flush() // live: each record as it comes
 		}
+	}, func(n int) {
+		out.Flush()
+		fmt.Fprintf(os.Stderr, "edgehost log: %d records missed: this follower fell behind (a narrower -q helps)\n", n)
 	})
 	if ctx.Err() != nil {
 		return nil // interrupted: the usual way to stop following
@@ -167,13 +175,24 @@ func openLog(ctx context.Context, path string, sel url.Values) (io.ReadCloser, e
 }
 
 // readLog calls fn with each record of a /log stream (skipping the blank
-// keep-alive lines) until it ends.
-func readLog(r io.Reader, fn func(line []byte, tx *observe.Tx)) error {
+// keep-alive lines) until it ends; a notice of missed records (missed=1)
+// goes to missed.
+func readLog(r io.Reader, fn func(line []byte, tx *observe.Tx), missed func(n int)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
 		if len(line) == 0 {
+			continue
+		}
+		if bytes.HasPrefix(line, []byte(`{"missed":`)) {
+			var m struct{ Missed int }
+			if err := json.Unmarshal(line, &m); err != nil {
+				return fmt.Errorf("log stream: %w in %.80q", err, line)
+			}
+			if missed != nil {
+				missed(m.Missed)
+			}
 			continue
 		}
 		var tx observe.Tx
@@ -283,6 +302,7 @@ func cmdTop(ctx context.Context, args []string) error {
 	}
 	if !*once {
 		sel.Set("follow", "1")
+		sel.Set("missed", "1")
 	}
 	body, err := openLog(ctx, *path, sel)
 	if err != nil {
@@ -292,7 +312,7 @@ func cmdTop(ctx context.Context, args []string) error {
 	v := &topView{top: observe.NewTop(topCapacity, *period, *period), rows: *rows, period: *period,
 		query: *query, json: *asJSON, w: os.Stdout, term: isTerminal(os.Stdout)}
 	if *once {
-		if err := readLog(body, func(_ []byte, tx *observe.Tx) { v.top.Add(tx) }); err != nil {
+		if err := readLog(body, func(_ []byte, tx *observe.Tx) { v.top.Add(tx) }, nil); err != nil {
 			return err
 		}
 		v.render(time.Now())
@@ -303,6 +323,10 @@ func cmdTop(ctx context.Context, args []string) error {
 		ended <- readLog(body, func(_ []byte, tx *observe.Tx) {
 			v.mu.Lock()
 			v.top.Add(tx)
+			v.mu.Unlock()
+		}, func(n int) {
+			v.mu.Lock()
+			v.missed += n
 			v.mu.Unlock()
 		})
 	}()
@@ -336,11 +360,13 @@ type topView struct {
 	query  string
 	json   bool
 	term   bool // stdout is a terminal: clear it before each view
+	missed int  // records the server could not send: top fell behind
 	w      io.Writer
 }
 
 func (v *topView) render(now time.Time) {
 	view := v.top.View(now, v.rows)
+	view.MissedRecords = v.missed
 	if v.json {
 		b, _ := json.Marshal(view)
 		v.w.Write(append(b, '\n'))
@@ -353,6 +379,9 @@ func (v *topView) render(now time.Time) {
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "edgehost top  %s  %d records  decay %s  -q %q\n", view.Time.Format("15:04:05"), view.Records, v.period, v.query)
+	if v.missed > 0 {
+		fmt.Fprintf(&b, "%d records missed: top fell behind the server\n", v.missed)
+	}
 	counts := func(title string, rows []observe.TopRow) {
 		fmt.Fprintf(&b, "\n%s\n", title)
 		for _, r := range rows {

@@ -102,3 +102,19 @@ func TestIsTerminal(t *testing.T) {
 		t.Error("a pseudo-terminal does not read as a terminal")
 	}
 }
+
+func TestReadLogNoticesAndErrors(t *testing.T) {
+	stream := "{\"id\":\"1\",\"status\":200}\n\n{\"missed\":7}\n{\"id\":\"2\",\"status\":503}\n"
+	var ids []string
+	missed := 0
+	err := readLog(strings.NewReader(stream), func(_ []byte, tx *observe.Tx) { ids = append(ids, tx.ID.String()) },
+		func(n int) { missed += n })
+	if err != nil || strings.Join(ids, " ") != "1 2" || missed != 7 {
+		t.Errorf("readLog: ids %v, missed %d, err %v; want 1 2, 7, nil", ids, missed, err)
+	}
+	// A line that is not a record is an error that quotes it, not a skip.
+	err = readLog(strings.NewReader("{\"id\":\"1\"}\nnot json\n"), func([]byte, *observe.Tx) {}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"not json"`) {
+		t.Errorf("readLog of a bad line: %v", err)
+	}
+}

@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgehost/edgehost/host/observe"
@@ -24,6 +26,8 @@ var afterSubscribe = func() {}
 //	since=T      only records that started at or after T (5m: five minutes
 //	             ago; or an RFC 3339 time)
 //	n=N          end the response after N groups (or records)
+//	missed=1     when following, a line {"missed":N} after the records the
+//	             follower missed, N of them, because it fell behind
 func (a *api) log(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	var sel observe.Selection
@@ -59,11 +63,19 @@ func (a *api) log(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var ch <-chan observe.Tx
+	var missed *atomic.Uint64
 	if follow {
-		c, stop := a.o.TxLog.Subscribe()
+		c, m, stop := a.o.TxLog.Follow()
 		defer stop()
-		ch = c
+		ch, missed = c, m
 		afterSubscribe()
+	}
+	var told uint64
+	tell := func() {
+		if m := missed.Load(); qv.Get("missed") == "1" && m > told {
+			fmt.Fprintf(w, "{\"missed\":%d}\n", m-told)
+			told = m
+		}
 	}
 	recent := a.o.TxLog.Recent()
 	for _, tx := range recent {
@@ -77,12 +89,13 @@ func (a *api) log(w http.ResponseWriter, r *http.Request) {
 	}
 	flush()
 	// The subscription started before Recent was read: records published
-	// in between are in both. They are among the newest of recent, at most
-	// the channel's buffer of them; skip those once.
+	// in between are in both. They are among the newest of recent and
+	// among the first FollowBuffer of the channel; skip those once.
 	seen := map[observe.TxID]bool{}
 	for _, tx := range recent[max(0, len(recent)-observe.FollowBuffer):] {
 		seen[tx.ID] = true
 	}
+	unchecked := observe.FollowBuffer
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	for {
@@ -90,13 +103,14 @@ func (a *api) log(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case tx := <-ch:
-			if len(seen) > 0 {
+			if unchecked > 0 && len(seen) > 0 {
+				unchecked--
 				if seen[tx.ID] {
 					delete(seen, tx.ID)
 					continue
 				}
-				clear(seen) // past the overlap
 			}
+			tell()
 			more := sl.Add(tx, emit)
 			flush()
 			if !more {
@@ -104,6 +118,7 @@ func (a *api) log(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-tick.C:
 			// keep-alive blank line so proxies do not drop the stream
+			tell()
 			w.Write([]byte("\n"))
 			flush()
 		}

@@ -156,3 +156,36 @@ func TestLogFollowSendsEachRecordOnce(t *testing.T) {
 		t.Errorf("followed %s, want 1 2 3 4 (each once)", got)
 	}
 }
+
+// A follower that falls behind misses records (publishing never waits) and,
+// with missed=1, is told how many.
+func TestLogFollowToldMissed(t *testing.T) {
+	l := observe.NewTxLog(16)
+	afterSubscribe = func() {
+		// Before the handler reads its channel: the buffer fills, 3 more
+		// are missed.
+		for id := observe.TxID(1); id <= observe.FollowBuffer+3; id++ {
+			l.Publish(observe.Tx{ID: id, Root: id, Status: 200})
+		}
+		l.Publish(observe.Tx{ID: 5000, Root: 5000, Status: 500})
+	}
+	defer func() { afterSubscribe = func() {} }()
+	srv := logAPI(t, l)
+	resp, err := getLog(t, srv, "follow=1&missed=1&n=2&q="+urlq("status == 500"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		l.Publish(observe.Tx{ID: 6000, Root: 6000, Status: 500})
+	}()
+	b, _ := io.ReadAll(resp.Body)
+	// The 500 published in the hook comes from the ring (the channel
+	// missed it), then the notice of the 4 the channel missed (1025 to
+	// 1027 and that 500), then the next 500, the second of n=2.
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], `"id":"3uw"`) || lines[1] != `{"missed":4}` || !strings.Contains(lines[2], `"id":"4mo"`) {
+		t.Errorf("stream:\n%s\nwant record 3uw (5000), {\"missed\":4}, record 4mo (6000)", b)
+	}
+}

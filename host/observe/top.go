@@ -55,11 +55,14 @@ type TopRow struct {
 
 // TopView is what Top shows at one time.
 type TopView struct {
-	Time      time.Time `json:"time"`
-	Records   int       `json:"records"`
-	Requested []TopRow  `json:"requested"`
-	Missed    []TopRow  `json:"missed"`
-	Slowest   []TopRow  `json:"slowest"`
+	Time    time.Time `json:"time"`
+	Records int       `json:"records"`
+	// MissedRecords is set by the reader: records the server could not
+	// send it (it fell behind), not counted.
+	MissedRecords int      `json:"missed_records,omitempty"`
+	Requested     []TopRow `json:"requested"`
+	Missed        []TopRow `json:"missed"`
+	Slowest       []TopRow `json:"slowest"`
 }
 
 // NewTop returns an empty Top keeping at most capacity URLs (at least 2),
