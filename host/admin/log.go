@@ -70,9 +70,10 @@ func (a *api) log(w http.ResponseWriter, r *http.Request) {
 		ch, missed = c, m
 		afterSubscribe()
 	}
+	tellMissed := qv.Get("missed") == "1"
 	var told uint64
 	tell := func() {
-		if m := missed.Load(); qv.Get("missed") == "1" && m > told {
+		if m := missed.Load(); tellMissed && m > told {
 			fmt.Fprintf(w, "{\"missed\":%d}\n", m-told)
 			told = m
 		}
