@@ -97,3 +97,34 @@ func routeLabel(m prometheus.Metric) string {
 }
 
 var _ prometheus.Collector = counterCollector{}
+
+// HistogramCount is the sample count of the histogram series name with the
+// given labels (others may be present) in what g gathers; false when there
+// is none. For readers of the registry (tests, the status page).
+func HistogramCount(g prometheus.Gatherer, name string, labels map[string]string) (uint64, bool) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, s := range mf.GetMetric() {
+			n := 0
+			for _, l := range s.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok {
+					if v != l.GetValue() {
+						continue series
+					}
+					n++
+				}
+			}
+			if n == len(labels) && s.GetHistogram() != nil {
+				return s.GetHistogram().GetSampleCount(), true
+			}
+		}
+	}
+	return 0, false
+}

@@ -87,31 +87,11 @@ func TestRouteObserversByCacheStatus(t *testing.T) {
 	var nilObs *RouteObservers
 	nilObs.Observe(CacheHit, 1) // a route compiled without metrics
 	count := func(cache string) uint64 {
-		mfs, err := m.Registry().Gather()
-		if err != nil {
-			t.Fatal(err)
+		n, ok := HistogramCount(m.Registry(), "edgehost_request_duration_seconds", map[string]string{"route": "static", "cache": cache})
+		if !ok {
+			t.Fatalf("no series for route static, cache %s", cache)
 		}
-		for _, mf := range mfs {
-			if mf.GetName() != "edgehost_request_duration_seconds" {
-				continue
-			}
-			for _, s := range mf.GetMetric() {
-				var route, c string
-				for _, l := range s.GetLabel() {
-					switch l.GetName() {
-					case "route":
-						route = l.GetValue()
-					case "cache":
-						c = l.GetValue()
-					}
-				}
-				if route == "static" && c == cache {
-					return s.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-		t.Fatalf("no series for route static, cache %s", cache)
-		return 0
+		return n
 	}
 	for cache, want := range map[string]uint64{"hit": 2, "stale": 1, "miss": 0, "pass": 0, "synth": 0} {
 		if got := count(cache); got != want {
