@@ -174,6 +174,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.metrics.CounterFunc("edgehost_disk_evictions_total", "Objects evicted from the disk tier to keep it under storage.disk.", func() float64 { return float64(n.store.Stats().Evictions) })
 	n.txlog = observe.NewTxLog(4096)
 	n.cache = cache.New(cache.Options{MemoryBytes: cfg.Storage.Memory, Store: n.store, Metrics: n.metrics, Logger: n.log.With("component", "cache")})
+	n.metrics.GaugeFunc("edgehost_bans_active", "Bans in the ban list (edgehost ban …).", func() float64 { return float64(len(n.cache.Bans())) })
 	n.metrics.GaugeFunc("edgehost_cache_write_queue", "Objects waiting for the cache's writer to put them into cache.db.", func() float64 { return float64(n.cache.Pending()) })
 	// The cache's writer outlives the signal: Close flushes it after the
 	// listeners have stopped.
@@ -194,6 +195,9 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	}
 	if err := n.metrics.Register(n.plugins.Collector()); err != nil {
 		return closeAll, fmt.Errorf("plugin metrics: %w", err)
+	}
+	if err := n.metrics.Register(newTenantCollector(n)); err != nil {
+		return closeAll, fmt.Errorf("tenant metrics: %w", err)
 	}
 
 	// The features outlive the server (its Shutdown comes first) and go

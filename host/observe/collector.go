@@ -56,7 +56,7 @@ var atomicTable = []atomicSeries{
 	counter("edgehost_fills_refused_total", "Storable responses streamed through uncached because the bodies being stored already filled storage.memory.", func(m *Metrics) int64 { return m.FillsRefused.Load() }),
 	counter("edgehost_segment_hits_total", "Slicer segments served from cache.", func(m *Metrics) int64 { return m.SegmentHits.Load() }),
 	counter("edgehost_segment_misses_total", "Slicer segments fetched from the origin.", func(m *Metrics) int64 { return m.SegmentMisses.Load() }),
-	counter("edgehost_segment_fetched_bytes_total", "Body bytes of slicer segments fetched from the origin.", func(m *Metrics) int64 { return m.SegmentBytes.Load() }),
+	counter("edgehost_segment_fetched_bytes_total", "Body bytes of slicer segments fetched from the origin (the checked length of each segment answer accepted).", func(m *Metrics) int64 { return m.SegmentBytes.Load() }),
 	gauge("edgehost_memory_objects", "Objects in the memory tier.", func(m *Metrics) int64 { return m.MemObjects.Load() }),
 	gauge("edgehost_memory_bytes", "Bytes in the memory tier.", func(m *Metrics) int64 { return m.MemBytes.Load() }),
 	gauge("edgehost_connections_active", "Open client connections.", func(m *Metrics) int64 { return m.ActiveConns.Load() }),
