@@ -172,19 +172,11 @@ func stat(ctx context.Context, call func(method, p string, body io.Reader) (*htt
 		if err != nil {
 			return err
 		}
-		cur := map[string]float64{}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			var name string
-			var v float64
-			if strings.HasPrefix(sc.Text(), "#") {
-				continue
-			}
-			if _, err := fmt.Sscanf(sc.Text(), "%s %g", &name, &v); err == nil {
-				cur[name] = v
-			}
-		}
+		cur, err := observe.Totals(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("/metrics: %w", err)
+		}
 		fmt.Printf("\n%s\n", time.Now().Format("15:04:05"))
 		sort.Strings(keys)
 		for _, k := range keys {

@@ -1,8 +1,12 @@
 package observe
 
 import (
+	"io"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // counterCollector exposes the atomic fields of Metrics at scrape time as
@@ -127,4 +131,27 @@ func HistogramCount(g prometheus.Gatherer, name string, labels map[string]string
 		}
 	}
 	return 0, false
+}
+
+// Totals reads a text exposition (GET /metrics) and sums each counter's and
+// gauge's series over their labels: edgehost_origin_errors_total is the
+// errors of all backends. `edgehost stat` prints these.
+func Totals(r io.Reader) (map[string]float64, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for name, mf := range fams {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				out[name] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[name] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out, nil
 }

@@ -1,9 +1,11 @@
 package observe
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
@@ -145,5 +147,26 @@ func TestRegistriesApart(t *testing.T) {
 	want := "# HELP edgehost_requests_total Client requests received.\n# TYPE edgehost_requests_total counter\nedgehost_requests_total 0\n"
 	if err := testutil.GatherAndCompare(b.Registry(), strings.NewReader(want), "edgehost_requests_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// edgehost stat sums a family's series: origin errors of all backends.
+func TestTotals(t *testing.T) {
+	var m Metrics
+	m.Requests.Add(4)
+	m.OriginErrorCounter("a").Add(2)
+	m.OriginErrorCounter("b").Add(3)
+	m.RouteObservers("/").Observe(CacheHit, 0.001)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	got, err := Totals(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["edgehost_requests_total"] != 4 || got["edgehost_origin_errors_total"] != 5 {
+		t.Errorf("Totals: requests %v, origin errors %v; want 4 and 5", got["edgehost_requests_total"], got["edgehost_origin_errors_total"])
+	}
+	if _, err := Totals(strings.NewReader("edgehost_x{ 1\n")); err == nil {
+		t.Error("Totals accepted a broken exposition")
 	}
 }
