@@ -93,7 +93,7 @@ func (m *Metrics) init() {
 	m.reg = prometheus.NewRegistry()
 	m.requestDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "edgehost_request_duration_seconds",
-		Help:    "Time from a client request's header to the end of its response, by route and cache status (hit, miss, pass, stale, synth).",
+		Help:    "Time from a request's header to the end of its response (client and self-requests), by route (its prefix; none: no route matched) and cache status (hit, miss, pass, stale, synth).",
 		Buckets: LatencyBuckets,
 	}, []string{"route", "cache"})
 	m.originDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
