@@ -39,3 +39,44 @@ func TestCacheLabel(t *testing.T) {
 		}
 	}
 }
+
+// A reload drops the request-duration series of the routes that are gone;
+// the routes that stay keep theirs.
+func TestReloadForgetsRoutes(t *testing.T) {
+	parse := func(routes string) *config.Config {
+		src := `
+listen {
+  http = "127.0.0.1:0"
+  self = "` + t.TempDir() + `/self.sock"
+}
+backend "origin" { url = "http://127.0.0.1:9" }
+` + routes
+		cfg, diags := config.Parse("reload.hcl", []byte(src))
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		return cfg
+	}
+	m := &observe.Metrics{}
+	s, err := New(parse(`
+route "/a/" { backend = backend.origin }
+route "/b/" { backend = backend.origin }
+`), Options{Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(t.Context())
+	series := func(route string) bool {
+		_, ok := observe.HistogramCount(m.Registry(), "edgehost_request_duration_seconds", map[string]string{"route": route, "cache": "hit"})
+		return ok
+	}
+	if !series("/a/") || !series("/b/") || !series(noRouteLabel) {
+		t.Fatal("the routes of the first config have no series")
+	}
+	if err := s.Reload(parse(`route "/a/" { backend = backend.origin }`)); err != nil {
+		t.Fatal(err)
+	}
+	if !series("/a/") || series("/b/") || !series(noRouteLabel) {
+		t.Errorf("after the reload: /a/ %v, /b/ %v, none %v; want true, false, true", series("/a/"), series("/b/"), series(noRouteLabel))
+	}
+}
