@@ -112,13 +112,20 @@ func TestMetricsFormat(t *testing.T) {
 	if _, err := decide(context.Background(), env.m, "met"); err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := decide(cancelled, env.m, "met"); err == nil {
+		t.Fatal("Decide with a cancelled context succeeded")
+	}
 	text := metricsText(t, env.m)
 	for _, want := range []string{
 		`edgehost_plugin_up{plugin="met"} 1`,
 		`edgehost_plugin_restarts_total{plugin="met"} 0`,
-		`edgehost_plugin_calls_total{plugin="met"} 1`,
 		"# TYPE edgehost_plugin_calls_total counter",
-		`edgehost_plugin_call_duration_seconds_count{method="Decide",plugin="met"} 1`,
+		`edgehost_plugin_calls_total{plugin="met"} 2`,
+		`edgehost_plugin_call_errors_total{plugin="met"} 1`,
+		`edgehost_plugin_call_duration_seconds_count{method="Decide",plugin="met"} 2`,
+		`edgehost_plugin_method_errors_total{method="Decide",plugin="met"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q:\n%s", want, text)
