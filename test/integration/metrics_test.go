@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -184,6 +185,16 @@ route "/hello/" { compute = tenant.hello }
 		}
 		if mf.GetType() != want {
 			t.Errorf("%s is a %v, want a %v", name, mf.GetType(), want)
+		}
+	}
+	// docs/metrics.md lists every series edgehost exposes.
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range after.families {
+		if strings.HasPrefix(name, "edgehost_") && !bytes.Contains(doc, []byte("| `"+name+"` |")) {
+			t.Errorf("docs/metrics.md has no row for %s", name)
 		}
 	}
 	// The old gauge of disk evictions is gone (issue 17).
