@@ -100,8 +100,6 @@ func routeLabel(m prometheus.Metric) string {
 	return ""
 }
 
-var _ prometheus.Collector = counterCollector{}
-
 // HistogramCount is the sample count of the histogram series name with the
 // given labels (others may be present) in what g gathers; false when there
 // is none. For readers of the registry (tests, the status page).
@@ -155,3 +153,5 @@ func Totals(r io.Reader) (map[string]float64, error) {
 	}
 	return out, nil
 }
+
+var _ prometheus.Collector = counterCollector{}
