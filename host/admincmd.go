@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/node"
+	"github.com/edgehost/edgehost/host/observe"
 )
 
 // cmdAdmin runs the commands that talk to a running edgehost's admin API.
@@ -121,19 +121,11 @@ func stat(ctx context.Context, call func(method, p string, body io.Reader) (*htt
 		if err != nil {
 			return err
 		}
-		cur := map[string]float64{}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			var name string
-			var v float64
-			if strings.HasPrefix(sc.Text(), "#") {
-				continue
-			}
-			if _, err := fmt.Sscanf(sc.Text(), "%s %g", &name, &v); err == nil {
-				cur[name] = v
-			}
-		}
+		cur, err := observe.Totals(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("/metrics: %w", err)
+		}
 		fmt.Printf("\n%s\n", time.Now().Format("15:04:05"))
 		sort.Strings(keys)
 		for _, k := range keys {

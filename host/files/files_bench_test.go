@@ -12,6 +12,13 @@ import (
 // would (the request path never calls a plugin).
 func startFileBench(b testing.TB) string {
 	b.Helper()
+	_, addr := startFileBenchFiles(b)
+	return addr
+}
+
+// startFileBenchFiles is startFileBench that also returns the feature.
+func startFileBenchFiles(b testing.TB) (*Files, string) {
+	b.Helper()
 	s, addr := startFileServer(b, `
 listen {
   http = "127.0.0.1:0"
@@ -32,7 +39,7 @@ route "/file4k" {
 		contents[i] = 'a' + byte(i%26)
 	}
 	loadReader(s, "f4k", contents, time.Now().Add(-time.Hour), "0123456789abcdef01234567", "")
-	return addr
+	return s, addr
 }
 
 // BenchmarkFileResponse4K is a 4 KiB response from a reader (respond {

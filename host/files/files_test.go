@@ -17,6 +17,7 @@ import (
 	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/demoorigin"
+	"github.com/edgehost/edgehost/host/observe"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/plugins/file/reader"
 	"github.com/edgehost/edgehost/plugins/pluginapi"
@@ -38,9 +39,10 @@ func newFileServer(tb testing.TB, src string) (*server.Server, *Files) {
 		tb.Fatal(diags)
 	}
 	c := cache.New(cache.Options{MemoryBytes: 64 << 20, Logger: quiet})
-	f := New(Options{Logger: quiet, Cache: c})
+	m := &observe.Metrics{}
+	f := New(Options{Logger: quiet, Cache: c, Metrics: m})
 	tb.Cleanup(f.Close)
-	s, err := server.New(cfg, server.Options{Logger: quiet, Cache: c, Features: []server.Feature{f}})
+	s, err := server.New(cfg, server.Options{Logger: quiet, Cache: c, Metrics: m, Features: []server.Feature{f}})
 	if err != nil {
 		tb.Fatal(err)
 	}

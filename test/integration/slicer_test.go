@@ -82,6 +82,10 @@ func testColdAndWarmRange(t *testing.T, stage string) {
 	if e.metric("edgehost_segment_hits_total") < 1 || e.metric("edgehost_segment_misses_total") < 1 {
 		t.Error("segment counters not updated")
 	}
+	// The one segment fetched is all that the origin sent.
+	if got := e.metric("edgehost_segment_fetched_bytes_total"); got != float64(cold) {
+		t.Errorf("edgehost_segment_fetched_bytes_total = %v, want the %d bytes the origin sent", got, cold)
+	}
 	// The log groups the segment subrequest under its client request.
 	lg := string(e.admin("GET", "/log", "").Body)
 	if !strings.Contains(lg, `"kind":"segment"`) {

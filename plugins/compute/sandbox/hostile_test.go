@@ -84,6 +84,10 @@ func TestQueueFull(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("503 after %v", d)
 	}
+	// The wait is summed for edgehost_tenant_queue_wait_seconds_total.
+	if st := tn.Status(); st.QueueWait < 50*time.Millisecond || st.Rejected != 1 || st.Queued != 0 {
+		t.Errorf("status: queue wait %v, rejected %d, queued %d; want ≥ 50ms, 1, 0", st.QueueWait, st.Rejected, st.Queued)
+	}
 }
 
 // A full queue answers 503 at once.
