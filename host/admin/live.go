@@ -1,0 +1,375 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/edgehost/edgehost/host/observe"
+)
+
+// Live is the sampler behind the status page (issue 17, item 4): once a
+// second it reads the host's counters (observe.Metrics) and keeps the
+// differences as one point in a ring of Window seconds, so that the page
+// can draw req/s, hit ratio, bandwidth and 5xx/s without a time-series
+// database. GET /status.json serves the ring.
+//
+// Latency percentiles come from the transaction log: while somebody has
+// fetched /status.json in the last WatchFor, the sampler follows the log
+// (TxLog.Subscribe) and keeps a bounded reservoir of the client requests'
+// durations of the current second. Nobody watching means nobody
+// subscribed: the request path then pays nothing for the page (a follower
+// costs every request a channel send). When the counters move to
+// prometheus/client_golang with a request-duration histogram, the
+// percentiles can be read from its buckets instead, always on and cheaper
+// per request.
+//
+// The recent errors are the log's records with a status >= 500 or an
+// error, kept in a ring of Errors; on subscribing they are seeded from the
+// log's buffer, so a page opened after the errors still sees them.
+//
+// Lifecycle: NewLive (no side effects) → Start (one goroutine) → Close.
+type Live struct {
+	o LiveOptions
+
+	mu      sync.Mutex
+	ring    []Point // Window points, ring[next] is the oldest once full
+	next    int
+	full    bool
+	prev    counters
+	hasPrev bool
+	errs    []ErrorRecord // Errors records, newest last
+	viewed  time.Time     // last GET /status.json
+
+	// owned by the sampler's goroutine
+	res  []time.Duration // reservoir of this second's client durations
+	seen int             // durations offered to the reservoir this second
+
+	invMu   sync.Mutex
+	invAt   time.Time
+	invData map[string]any
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// LiveOptions configure the sampler. Zero values take the defaults.
+type LiveOptions struct {
+	Metrics *observe.Metrics
+	TxLog   *observe.TxLog
+	// Inventory reports what the page shows as tables (backends, plugins,
+	// files, tenants), by name; called at most once a second, however many
+	// pages poll, with a context that ends after InventoryTimeout.
+	Inventory        func(ctx context.Context) map[string]any
+	InventoryTimeout time.Duration // default 2s
+	Window           int           // points kept, one a second; default 300
+	Errors           int           // recent errors kept; default 50
+	Reservoir        int           // durations kept per second for the percentiles; default 2048
+	WatchFor         time.Duration // follow the log this long after a page's last poll; default 30s
+}
+
+// Point is one second of the host's activity.
+type Point struct {
+	T        int64   `json:"t"`         // unix seconds at the end of the second
+	Requests int64   `json:"requests"`  // client requests in the second (req/s)
+	Hits     int64   `json:"hits"`      // hits, grace hits included
+	Misses   int64   `json:"misses"`    //
+	Passes   int64   `json:"passes"`    //
+	HitRatio float64 `json:"hit_ratio"` // hits / (hits + misses), -1 without lookups
+	BytesOut int64   `json:"bytes_out"` // body bytes to clients (bandwidth, bytes/s)
+	Errors5x int64   `json:"errors_5xx"`
+	Conns    int64   `json:"conns"`   // open client connections at the end of the second
+	Samples  int     `json:"samples"` // client durations seen; 0: no percentiles
+	P50      float64 `json:"p50_ms"`
+	P90      float64 `json:"p90_ms"`
+	P99      float64 `json:"p99_ms"`
+}
+
+// ErrorRecord is one recent error of the transaction log.
+type ErrorRecord struct {
+	Time   time.Time `json:"time"`
+	ID     string    `json:"id"`
+	Kind   string    `json:"kind"`
+	Method string    `json:"method"`
+	URL    string    `json:"url"` // host + target, cut at maxField
+	Status int       `json:"status"`
+	Error  string    `json:"error,omitempty"` // cut at maxField
+	DurMS  float64   `json:"dur_ms"`
+}
+
+// maxField bounds the strings of an ErrorRecord: a URL or an error text can
+// be as long as a client likes.
+const maxField = 300
+
+type counters struct {
+	requests, hits, misses, passes, bytesOut, errs5xx int64
+}
+
+// NewLive returns a sampler; Start runs it.
+func NewLive(o LiveOptions) *Live {
+	if o.Window <= 0 {
+		o.Window = 300
+	}
+	if o.Errors <= 0 {
+		o.Errors = 50
+	}
+	if o.Reservoir <= 0 {
+		o.Reservoir = 2048
+	}
+	if o.WatchFor <= 0 {
+		o.WatchFor = 30 * time.Second
+	}
+	if o.InventoryTimeout <= 0 {
+		o.InventoryTimeout = 2 * time.Second
+	}
+	return &Live{o: o, ring: make([]Point, o.Window), res: make([]time.Duration, 0, o.Reservoir)}
+}
+
+// Start samples once a second until Close.
+func (l *Live) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.done = cancel, make(chan struct{})
+	go l.run(ctx)
+}
+
+// Close stops the sampler and waits for it.
+func (l *Live) Close() {
+	if l.cancel == nil {
+		return
+	}
+	l.cancel()
+	<-l.done
+}
+
+func (l *Live) run(ctx context.Context) {
+	defer close(l.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var (
+		txs  <-chan observe.Tx
+		stop func()
+	)
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	l.sample(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case tx := <-txs:
+			l.observe(tx)
+		case now := <-tick.C:
+			l.sample(now)
+			watched := l.watched(now)
+			switch {
+			case watched && stop == nil && l.o.TxLog != nil:
+				txs, stop = l.o.TxLog.Subscribe()
+				// Errors from before the subscription: the log's buffer
+				// (the subscription came first, so none falls between;
+				// addError drops the ones seen twice).
+				for _, tx := range l.o.TxLog.Recent() {
+					if isError(tx) {
+						l.addError(tx)
+					}
+				}
+			case !watched && stop != nil:
+				stop()
+				txs, stop = nil, nil
+			}
+		}
+	}
+}
+
+func (l *Live) watched(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.viewed.IsZero() && now.Sub(l.viewed) < l.o.WatchFor
+}
+
+func isError(tx observe.Tx) bool { return tx.Status >= 500 || tx.Error != "" }
+
+// observe takes one record of the log: a client request's duration goes
+// into the reservoir (Vitter's algorithm R: every duration of the second
+// has the same chance to be kept, in bounded memory), an error into the
+// recent errors.
+func (l *Live) observe(tx observe.Tx) {
+	if isError(tx) {
+		l.addError(tx)
+	}
+	if tx.Kind != "client" {
+		return
+	}
+	l.seen++
+	if len(l.res) < cap(l.res) {
+		l.res = append(l.res, tx.Duration)
+	} else if j := rand.IntN(l.seen); j < len(l.res) {
+		l.res[j] = tx.Duration
+	}
+}
+
+func (l *Live) addError(tx observe.Tx) {
+	id := tx.ID.String()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.errs {
+		if l.errs[i].ID == id {
+			return
+		}
+	}
+	if len(l.errs) == l.o.Errors {
+		copy(l.errs, l.errs[1:])
+		l.errs = l.errs[:len(l.errs)-1]
+	}
+	l.errs = append(l.errs, ErrorRecord{
+		Time: tx.Start.UTC(), ID: id, Kind: tx.Kind, Method: tx.Method,
+		URL: cut(tx.Host+tx.URL, maxField), Status: tx.Status, Error: cut(tx.Error, maxField),
+		DurMS: ms(tx.Duration),
+	})
+}
+
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// sample closes the second that ends at now: the counters' differences
+// since the last sample and the reservoir's percentiles become a point.
+func (l *Live) sample(now time.Time) {
+	m := l.o.Metrics
+	c := counters{
+		requests: m.Requests.Load(),
+		hits:     m.Hits.Load() + m.GraceHits.Load(),
+		misses:   m.Misses.Load(),
+		passes:   m.Passes.Load(),
+		bytesOut: m.BytesOut.Load(),
+		errs5xx:  m.StatusByClass[5].Load(),
+	}
+	p := Point{T: now.Unix(), Conns: m.ActiveConns.Load(), HitRatio: -1, Samples: l.seen}
+	if len(l.res) > 0 {
+		slices.Sort(l.res)
+		p.P50, p.P90, p.P99 = ms(quantile(l.res, 0.5)), ms(quantile(l.res, 0.9)), ms(quantile(l.res, 0.99))
+	}
+	l.res, l.seen = l.res[:0], 0
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.hasPrev {
+		l.prev, l.hasPrev = c, true
+		return
+	}
+	d := counters{
+		requests: c.requests - l.prev.requests, hits: c.hits - l.prev.hits, misses: c.misses - l.prev.misses,
+		passes: c.passes - l.prev.passes, bytesOut: c.bytesOut - l.prev.bytesOut, errs5xx: c.errs5xx - l.prev.errs5xx,
+	}
+	l.prev = c
+	p.Requests, p.Hits, p.Misses, p.Passes, p.BytesOut, p.Errors5x = d.requests, d.hits, d.misses, d.passes, d.bytesOut, d.errs5xx
+	if d.hits+d.misses > 0 {
+		p.HitRatio = float64(d.hits) / float64(d.hits+d.misses)
+	}
+	l.ring[l.next] = p
+	l.next = (l.next + 1) % len(l.ring)
+	if l.next == 0 {
+		l.full = true
+	}
+}
+
+// quantile of sorted durations, nearest rank.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// points returns the ring's points after since (unix seconds), oldest first.
+func (l *Live) points(since int64) []Point {
+	var all []Point
+	if l.full {
+		all = append(append(all, l.ring[l.next:]...), l.ring[:l.next]...)
+	} else {
+		all = append(all, l.ring[:l.next]...)
+	}
+	i := 0
+	for i < len(all) && all[i].T <= since {
+		i++
+	}
+	return all[i:]
+}
+
+// LiveStatus is the answer of GET /status.json.
+type LiveStatus struct {
+	Now      int64  `json:"now"`
+	Interval int    `json:"interval_s"`
+	Window   int    `json:"window_s"`
+	Latency  string `json:"latency_source"`
+	Totals   struct {
+		Requests int64 `json:"requests"`
+		Hits     int64 `json:"hits"`
+		Misses   int64 `json:"misses"`
+		BytesOut int64 `json:"bytes_out"`
+		Errors5x int64 `json:"errors_5xx"`
+		Conns    int64 `json:"conns"`
+		MemObjs  int64 `json:"memory_objects"`
+		MemBytes int64 `json:"memory_bytes"`
+	} `json:"totals"`
+	Points    []Point        `json:"points"`
+	Errors    []ErrorRecord  `json:"errors"`
+	Inventory map[string]any `json:"inventory,omitempty"`
+}
+
+// ServeHTTP answers GET /status.json[?since=UNIX]: the points after since
+// (all of the window without it), the totals, the recent errors and the
+// inventory.
+func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var since int64
+	if s := r.URL.Query().Get("since"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("since=%q: want unix seconds (the t of the last point you have)", s))
+			return
+		}
+		since = v
+	}
+	now := time.Now()
+	st := LiveStatus{Now: now.Unix(), Interval: 1, Window: l.o.Window,
+		Latency: "transaction log: client requests' durations, sampled while the page is open"}
+	m := l.o.Metrics
+	t := &st.Totals
+	t.Requests, t.Hits, t.Misses, t.BytesOut = m.Requests.Load(), m.Hits.Load()+m.GraceHits.Load(), m.Misses.Load(), m.BytesOut.Load()
+	t.Errors5x, t.Conns, t.MemObjs, t.MemBytes = m.StatusByClass[5].Load(), m.ActiveConns.Load(), m.MemObjects.Load(), m.MemBytes.Load()
+	l.mu.Lock()
+	l.viewed = now
+	st.Points = l.points(since)
+	st.Errors = append([]ErrorRecord{}, l.errs...)
+	l.mu.Unlock()
+	st.Inventory = l.inventory(r.Context(), now)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, st)
+}
+
+// inventory calls Inventory at most once a second; the pages polling in
+// the same second share its answer.
+func (l *Live) inventory(ctx context.Context, now time.Time) map[string]any {
+	if l.o.Inventory == nil {
+		return nil
+	}
+	l.invMu.Lock()
+	defer l.invMu.Unlock()
+	if l.invData != nil && now.Sub(l.invAt) < time.Second {
+		return l.invData
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.o.InventoryTimeout)
+	defer cancel()
+	l.invData, l.invAt = l.o.Inventory(ctx), now
+	return l.invData
+}
