@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgehost/edgehost/host/observe"
@@ -53,6 +54,8 @@ type Live struct {
 	invMu   sync.Mutex
 	invAt   time.Time
 	invData map[string]any
+
+	following atomic.Bool // subscribed to the log now
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -157,6 +160,7 @@ func (l *Live) run(ctx context.Context) {
 	defer func() {
 		if stop != nil {
 			stop()
+			l.following.Store(false)
 		}
 	}()
 	l.sample(time.Now())
@@ -172,6 +176,7 @@ func (l *Live) run(ctx context.Context) {
 			switch {
 			case watched && stop == nil && l.o.TxLog != nil:
 				txs, stop = l.o.TxLog.Subscribe()
+				l.following.Store(true)
 				// Errors from before the subscription: the log's buffer
 				// (the subscription came first, so none falls between;
 				// addError drops the ones seen twice).
@@ -183,6 +188,7 @@ func (l *Live) run(ctx context.Context) {
 			case !watched && stop != nil:
 				stop()
 				txs, stop = nil, nil
+				l.following.Store(false)
 			}
 		}
 	}

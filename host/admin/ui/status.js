@@ -140,7 +140,7 @@
     fill("t-plugins", (inv.plugins || []).map((p) => [cell(p.name), cell(p.kind), cell(p.version),
       cell(p.state, p.state === "running" ? "ok" : "bad"), cell(p.restarts, "num"), cell(p.pid, "num"),
       cell(p.errors ? p.errors + (p.last_error ? ": " + p.last_error : "") : 0, "wrap")]), "no plugins");
-    fill("t-files", (inv.files || []).map((f) => [cell(f.name), cell(f.serving ? "yes" : "no", f.serving ? "ok" : "bad"),
+    fill("t-files", (inv.files || []).slice().sort((a, b) => (a.name < b.name ? -1 : 1)).map((f) => [cell(f.name), cell(f.serving ? "yes" : "no", f.serving ? "ok" : "bad"),
       cell(fmtBytes(f.loaded_bytes), "num"), cell(f.loaded_at ? new Date(f.loaded_at).toLocaleTimeString() : ""),
       cell(f.error ? (f.error_code || "") + " " + (f.errmsg || "") : f.why, "wrap")]), "no file readers");
     fill("t-tenants", (inv.tenants || []).map((t) => [cell(t.name), cell(t.live ? t.live.version : ""), cell(t.backend),
