@@ -77,7 +77,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (ok bool) {
 
 var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgehost status: log in</title><link rel="stylesheet" href="/ui/status.css"></head>
+<title>edgehost status: log in</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/status.css"></head>
 <body><main class="login"><h1>edgehost</h1>
 <form method="post" action="/login"><label for="token">Admin token (admin.token)</label>
 <input id="token" name="token" type="password" autocomplete="current-password" autofocus required>

@@ -10,6 +10,7 @@
   let last = 0;
   let windowS = 300;
   let failures = 0;
+  const shownErrors = 15; // of the 50 that /status.json keeps
 
   const $ = (id) => document.getElementById(id);
   const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -26,7 +27,7 @@
     const u = ["B", "kB", "MB", "GB", "TB"];
     let i = 0;
     while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
-    return (i === 0 ? Math.round(v) : v.toFixed(v < 10 ? 2 : 1)) + " " + u[i];
+    return (i === 0 ? Math.round(v) : v.toFixed(v < 10 ? 1 : 0)) + " " + u[i];
   }
   function fmtMs(v) {
     if (v == null || !isFinite(v)) return "–";
@@ -55,14 +56,17 @@
     const g = canvas.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
+    // The x axis spans the points there are (at least a minute, at most
+    // the window): a page opened on a fresh edgehost is not a flat line.
     const now = points.length ? points[points.length - 1].t : Math.floor(Date.now() / 1000);
-    const t0 = now - windowS;
+    const span = Math.max(60, Math.min(windowS, points.length ? now - points[0].t : 0));
+    const t0 = now - span;
     let top = opts.max || 0;
     if (!opts.max) for (const s of series) for (const [, v] of s.data) if (v != null && v > top) top = v;
     top = opts.max || niceMax(top);
-    const left = 48, right = 6, upper = 6, lower = 16;
+    const left = 50, right = 6, upper = 8, lower = 16;
     const pw = w - left - right, ph = h - upper - lower;
-    const x = (t) => left + ((t - t0) / windowS) * pw;
+    const x = (t) => left + ((t - t0) / span) * pw;
     const y = (v) => upper + ph - (v / top) * ph;
     g.font = "11px system-ui, sans-serif";
     g.fillStyle = css("--muted");
@@ -77,7 +81,7 @@
     }
     g.textAlign = "left";
     g.textBaseline = "bottom";
-    g.fillText("-" + Math.round(windowS / 60) + " min", left, h);
+    g.fillText(span >= 120 ? "-" + Math.round(span / 60) + " min" : "-" + span + " s", left, h);
     g.textAlign = "right";
     g.fillText("now", w - right, h);
     g.lineWidth = 1.5;
@@ -100,7 +104,7 @@
     chart($("c-rps"), [{ color: "--c1", data: s((p) => p.requests) }, { color: "--c3", data: s((p) => p.errors_5xx) }], { fmt: fmtNum });
     chart($("c-hit"), [{ color: "--c1", data: s((p) => (p.hit_ratio < 0 ? null : p.hit_ratio * 100)) }], { max: 100, fmt: (v) => v + "%" });
     chart($("c-lat"), [{ color: "--c1", data: lat((p) => p.p50_ms) }, { color: "--c2", data: lat((p) => p.p90_ms) }, { color: "--c3", data: lat((p) => p.p99_ms) }], { fmt: (v) => (v < 10 ? v.toFixed(1) : fmtNum(v)) });
-    chart($("c-bw"), [{ color: "--c1", data: s((p) => p.bytes_out) }], { fmt: (v) => fmtBytes(v) + "/s" });
+    chart($("c-bw"), [{ color: "--c1", data: s((p) => p.bytes_out) }], { fmt: fmtBytes });
   }
 
   // cell makes a <td> holding text; cls adds classes.
@@ -146,7 +150,7 @@
     fill("t-tenants", (inv.tenants || []).map((t) => [cell(t.name), cell(t.live ? t.live.version : ""), cell(t.backend),
       cell((t.busy || 0) + " / " + (t.concurrency || 0), "num"), cell(t.queued, "num"), cell(fmtNum(t.requests), "num"),
       cell(t.faults, "num"), cell(t.error || t.last_error, "wrap")]), "no tenants");
-    fill("t-errors", errors.slice().reverse().map((e) => [cell(new Date(e.time).toLocaleTimeString()),
+    fill("t-errors", errors.slice(-shownErrors).reverse().map((e) => [cell(new Date(e.time).toLocaleTimeString()),
       cell(e.status, e.status >= 500 ? "bad num" : "num"), cell(e.method + " " + e.url + (e.kind !== "client" ? " (" + e.kind + ")" : ""), "wrap"),
       cell(e.error, "wrap"), cell(fmtMs(e.dur_ms).replace(" ms", ""), "num")]), "no errors");
   }
@@ -162,7 +166,8 @@
     $("v-5xx").textContent = p ? fmtNum(p.errors_5xx) : "–";
     $("v-conns").textContent = fmtNum(st.totals.conns);
     $("v-requests").textContent = String(st.totals.requests);
-    $("v-mem").textContent = fmtNum(st.totals.memory_objects) + " · " + fmtBytes(st.totals.memory_bytes);
+    $("v-mem").textContent = fmtBytes(st.totals.memory_bytes);
+    $("v-memobj").textContent = "· " + fmtNum(st.totals.memory_objects) + " obj";
     $("note").textContent = "Latency: " + st.latency_source + ". Updated every " + st.interval_s + " s.";
   }
 
