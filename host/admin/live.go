@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -359,8 +360,10 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.Errors = append([]ErrorRecord{}, l.errs...)
 	l.mu.Unlock()
 	st.Inventory = l.inventory(r.Context(), now)
+	// Compact, unlike the other endpoints: a full window is 300 points.
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, st)
+	json.NewEncoder(w).Encode(st)
 }
 
 // inventory calls Inventory at most once a second; the pages polling in
