@@ -37,6 +37,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/edgehost/edgehost/host/observe"
 )
 
@@ -68,10 +70,11 @@ func Handler(o Options) http.Handler {
 	a := &api{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		o.Metrics.WritePrometheus(w)
-	})
+	// The registry's exposition, content negotiation and gzip are the
+	// client library's (promhttp); a collector that fails is reported in
+	// the log and its series left out, the others still served.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Metrics.Registry(), promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn), ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /status", a.status)
 	mux.HandleFunc("GET /log", a.log)
 	mux.HandleFunc("POST /purge", a.purge)

@@ -61,7 +61,20 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Probe, when set, enables the health probe; nil = always healthy.
 	Probe *Probe
+	// FetchObserver, when set, receives the seconds from sending each
+	// request to the origin to its response header (or the transport's
+	// error); Errors, when set, counts what Stats counts as Errors. The
+	// host passes its edgehost_origin_* series (host/observe), resolved
+	// for this backend, so a fetch only adds to them.
+	FetchObserver Observer
+	Errors        Counter
 }
+
+// Observer receives measurements (a prometheus.Observer is one).
+type Observer interface{ Observe(float64) }
+
+// Counter counts events (a prometheus.Counter is one).
+type Counter interface{ Inc() }
 
 // Defaults of Config.
 const (
@@ -96,6 +109,8 @@ type Backend struct {
 	probePath   string // probe.Path split at "?"
 	probeQuery  string
 
+	fetchObs       Observer // nil: not measured
+	errCount       Counter  // nil: not counted
 	transport      *http.Transport
 	probeTransport *http.Transport
 	dialer         net.Dialer
@@ -123,7 +138,8 @@ func New(cfg Config, logger *slog.Logger) (*Backend, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("backend: name is empty")
 	}
-	b := &Backend{name: cfg.Name, logger: logger, scheme: "http", hostHeader: cfg.HostHeader}
+	b := &Backend{name: cfg.Name, logger: logger, scheme: "http", hostHeader: cfg.HostHeader,
+		fetchObs: cfg.FetchObserver, errCount: cfg.Errors}
 	if err := b.parseURL(cfg.URL); err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
@@ -339,7 +355,11 @@ func (b *Backend) Do(ctx context.Context, req *http.Request) (*http.Response, er
 		}
 	}
 
+	start := time.Now()
 	resp, err := b.transport.RoundTrip(b.outgoing(ctx, req))
+	if b.fetchObs != nil {
+		b.fetchObs.Observe(time.Since(start).Seconds())
+	}
 	if err != nil {
 		b.release()
 		return nil, b.fail(b.classify(ctx, err))
@@ -432,6 +452,9 @@ func isTimeout(err error) bool {
 // fail counts err and remembers it as the last error.
 func (b *Backend) fail(err error) error {
 	b.errs.Add(1)
+	if b.errCount != nil {
+		b.errCount.Inc()
+	}
 	s := err.Error()
 	b.mu.Lock()
 	b.lastErr = s

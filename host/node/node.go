@@ -169,12 +169,13 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	closers = append(closers, func() { n.programs.Close() })
 
 	n.metrics = &observe.Metrics{}
-	n.metrics.Gauge("edgehost_disk_objects", func() float64 { return float64(n.store.Stats().Objects) })
-	n.metrics.Gauge("edgehost_disk_bytes", func() float64 { return float64(n.store.Stats().Bytes) })
-	n.metrics.Gauge("edgehost_disk_evictions", func() float64 { return float64(n.store.Stats().Evictions) })
+	n.metrics.GaugeFunc("edgehost_disk_objects", "Objects in the disk tier (cache.db).", func() float64 { return float64(n.store.Stats().Objects) })
+	n.metrics.GaugeFunc("edgehost_disk_bytes", "Bytes of objects in the disk tier (cache.db).", func() float64 { return float64(n.store.Stats().Bytes) })
+	n.metrics.CounterFunc("edgehost_disk_evictions_total", "Objects evicted from the disk tier to keep it under storage.disk.", func() float64 { return float64(n.store.Stats().Evictions) })
 	n.txlog = observe.NewTxLog(4096)
 	n.cache = cache.New(cache.Options{MemoryBytes: cfg.Storage.Memory, Store: n.store, Metrics: n.metrics, Logger: n.log.With("component", "cache")})
-	n.metrics.Gauge("edgehost_cache_write_queue", func() float64 { return float64(n.cache.Pending()) })
+	n.metrics.GaugeFunc("edgehost_bans_active", "Bans in the ban list (edgehost ban …).", func() float64 { return float64(len(n.cache.Bans())) })
+	n.metrics.GaugeFunc("edgehost_cache_write_queue", "Objects waiting for the cache's writer to put them into cache.db.", func() float64 { return float64(n.cache.Pending()) })
 	// The cache's writer outlives the signal: Close flushes it after the
 	// listeners have stopped.
 	if err := n.cache.Start(context.Background()); err != nil {
@@ -192,7 +193,12 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	if err := n.loadPlugins(ctx, cfg); err != nil {
 		return closeAll, fmt.Errorf("plugins failed to start: %w", err)
 	}
-	n.metrics.Extra(n.plugins.Metrics)
+	if err := n.metrics.Register(n.plugins.Collector()); err != nil {
+		return closeAll, fmt.Errorf("plugin metrics: %w", err)
+	}
+	if err := n.metrics.Register(newTenantCollector(n)); err != nil {
+		return closeAll, fmt.Errorf("tenant metrics: %w", err)
+	}
 
 	// The features outlive the server (its Shutdown comes first) and go
 	// before the plugins they call.
@@ -219,8 +225,8 @@ func (n *node) wire(cfg *config.Config) error {
 	if err := n.files.Watch(cfg, 5*time.Second); err != nil {
 		n.log.Warn("file readers", "err", err)
 	}
-	n.metrics.Gauge("edgehost_file_readers", func() float64 { r, _ := n.files.FileCounts(); return float64(r) })
-	n.metrics.Gauge("edgehost_file_readers_failing", func() float64 { _, f := n.files.FileCounts(); return float64(f) })
+	n.metrics.GaugeFunc("edgehost_file_readers", "File readers of the config (file feature).", func() float64 { r, _ := n.files.FileCounts(); return float64(r) })
+	n.metrics.GaugeFunc("edgehost_file_readers_failing", "File readers that cannot serve (no good content yet).", func() float64 { _, f := n.files.FileCounts(); return float64(f) })
 	return nil
 }
 

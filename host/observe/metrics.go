@@ -1,19 +1,35 @@
-// Package observe holds edgehost's counters (exposed in the Prometheus text
-// format on the admin listener) and its transaction log (every request and
+// Package observe holds edgehost's metrics (a Prometheus registry served on
+// the admin listener's /metrics) and its transaction log (every request and
 // subrequest with id, parent, timings, cache decision and status, followed
 // live by `edgehost log`).
+//
+// Metrics are kept two ways, both read through one prometheus.Registry per
+// running edgehost (tests start several, so never the global default):
+//
+//   - values the request path counts anyway are atomic fields of Metrics,
+//     exposed at scrape time by a prometheus.Collector that turns them into
+//     const metrics (the client library's convention for values counted
+//     elsewhere; nothing is allocated per request);
+//   - latency histograms are client_golang Histograms, whose Observe is an
+//     atomic add. Their children are resolved ahead of time (per compiled
+//     route, per backend, per plugin method) so the request path calls
+//     Observe only, never WithLabelValues.
+//
+// Every series is listed in docs/metrics.md.
 package observe
 
 import (
 	"fmt"
-	"io"
-	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are the host's counters. Fields are updated with atomic adds on the
-// request path; nothing here takes a lock per request.
+// Metrics are the host's counters and histograms. Fields are updated with
+// atomic adds on the request path; nothing here takes a lock per request.
+// The zero value is ready to use: the registry is built on first use.
 type Metrics struct {
 	Requests       atomic.Int64 // client requests
 	SelfRequests   atomic.Int64 // requests on the self socket
@@ -26,7 +42,7 @@ type Metrics struct {
 	Revalidations  atomic.Int64 // conditional fetches to an origin
 	Revalidated304 atomic.Int64
 	OriginFetches  atomic.Int64
-	OriginErrors   atomic.Int64
+	OriginErrors   atomic.Int64 // all backends; by backend: OriginErrorCounter
 	BytesOut       atomic.Int64 // body bytes to clients
 	BytesIn        atomic.Int64 // body bytes from origins
 	Stored         atomic.Int64 // objects stored
@@ -48,26 +64,86 @@ type Metrics struct {
 	FillsRefused   atomic.Int64 // storable responses streamed uncached: the fill budget was spent
 	SegmentHits    atomic.Int64
 	SegmentMisses  atomic.Int64
-	mu             sync.Mutex
-	gauges         map[string]func() float64
-	extra          []func(io.Writer)
+	SegmentBytes   atomic.Int64 // body bytes of slicer segments fetched from origins
+
+	once       sync.Once
+	reg        *prometheus.Registry
+	requestDur *prometheus.HistogramVec // route, cache
+	originDur  *prometheus.HistogramVec // backend
+	originErrs *prometheus.CounterVec   // backend
+
+	mu    sync.Mutex
+	funcs map[string]prometheus.Collector // GaugeFunc / CounterFunc by name
 }
 
-// Gauge registers a value read at scrape time (e.g. disk tier size).
-func (m *Metrics) Gauge(name string, f func() float64) {
+// LatencyBuckets are the upper bounds (seconds) of the latency histograms:
+// from 50µs (a hit from memory) to 10s (a slow origin). Fixed here so that
+// dashboards can rely on them.
+var LatencyBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// Registry returns the registry of this edgehost's metrics: the host's
+// series, the Go runtime's and the process's. The admin API serves it at
+// /metrics; other readers (the status page) may Gather from it.
+func (m *Metrics) Registry() *prometheus.Registry {
+	m.once.Do(m.init)
+	return m.reg
+}
+
+func (m *Metrics) init() {
+	m.reg = prometheus.NewRegistry()
+	m.requestDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "edgehost_request_duration_seconds",
+		Help:    "Time from a client request's header to the end of its response, by route and cache status (hit, miss, pass, stale, synth).",
+		Buckets: LatencyBuckets,
+	}, []string{"route", "cache"})
+	m.originDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "edgehost_origin_fetch_duration_seconds",
+		Help:    "Time from sending a request to an origin to its response header, by backend.",
+		Buckets: LatencyBuckets,
+	}, []string{"backend"})
+	m.originErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgehost_origin_errors_total",
+		Help: "Origin fetches that failed (connect, timeouts, truncated bodies, limits), by backend.",
+	}, []string{"backend"})
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		counterCollector{m},
+		m.requestDur, m.originDur, m.originErrs,
+	)
+}
+
+// Register adds a collector of another package (the plugin manager's, the
+// compute tenants') to the registry.
+func (m *Metrics) Register(c prometheus.Collector) error {
+	return m.Registry().Register(c)
+}
+
+// GaugeFunc registers a gauge read at scrape time (e.g. the disk tier's
+// size). Registering a name again replaces its function: a reload may wire a
+// part anew.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.replaceFunc(name, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// CounterFunc registers a counter read at scrape time from a value counted
+// elsewhere (e.g. the disk tier's evictions); like GaugeFunc it replaces.
+func (m *Metrics) CounterFunc(name, help string, f func() float64) {
+	m.replaceFunc(name, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+func (m *Metrics) replaceFunc(name string, c prometheus.Collector) {
+	reg := m.Registry()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.gauges == nil {
-		m.gauges = map[string]func() float64{}
+	if old, ok := m.funcs[name]; ok {
+		reg.Unregister(old)
 	}
-	m.gauges[name] = f
-}
-
-// Extra registers a writer of more metric lines (e.g. the plugin manager's).
-func (m *Metrics) Extra(f func(io.Writer)) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.extra = append(m.extra, f)
+	if m.funcs == nil {
+		m.funcs = map[string]prometheus.Collector{}
+	}
+	m.funcs[name] = c
+	reg.MustRegister(c)
 }
 
 // Status counts a response status.
@@ -77,63 +153,84 @@ func (m *Metrics) Status(code int) {
 	}
 }
 
-// WritePrometheus writes every metric in the Prometheus text format 0.0.4.
-func (m *Metrics) WritePrometheus(w io.Writer) {
-	counter := func(name, help string, v int64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+// CacheStatus is the cache's part in a response, the `cache` label of
+// edgehost_request_duration_seconds.
+type CacheStatus uint8
+
+// The cache statuses, in the order of their label values.
+const (
+	CacheHit   CacheStatus = iota // served from cache, fresh
+	CacheMiss                     // fetched (or made by a source) and maybe stored
+	CachePass                     // sent to the origin uncached
+	CacheStale                    // served stale (grace, stale-if-error)
+	CacheSynth                    // answered by the host itself (respond, errors)
+	numCacheStatus
+)
+
+var cacheStatusNames = [numCacheStatus]string{"hit", "miss", "pass", "stale", "synth"}
+
+func (c CacheStatus) String() string {
+	if c < numCacheStatus {
+		return cacheStatusNames[c]
 	}
-	gauge := func(name, help string, v float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name, name, v)
+	return fmt.Sprintf("CacheStatus(%d)", uint8(c))
+}
+
+// RouteObservers are one route's request-duration histograms, one per cache
+// status, resolved once per compiled route so that the request path does
+// only Observe. The zero value (or nil) observes nothing.
+type RouteObservers struct {
+	obs [numCacheStatus]prometheus.Observer
+}
+
+// RouteObservers resolves the request-duration histograms of a route. route
+// is the route's configured name: bounded by the config, never the URL.
+func (m *Metrics) RouteObservers(route string) *RouteObservers {
+	m.Registry()
+	r := &RouteObservers{}
+	for i, n := range cacheStatusNames {
+		r.obs[i] = m.requestDur.WithLabelValues(route, n)
 	}
-	counter("edgehost_requests_total", "Client requests received.", m.Requests.Load())
-	counter("edgehost_self_requests_total", "Requests received on the self-request socket.", m.SelfRequests.Load())
-	counter("edgehost_cache_hits_total", "Requests served from cache.", m.Hits.Load())
-	counter("edgehost_cache_grace_hits_total", "Stale objects served in grace while revalidating.", m.GraceHits.Load())
-	counter("edgehost_cache_misses_total", "Cache misses.", m.Misses.Load())
-	counter("edgehost_cache_passes_total", "Requests passed to a backend uncached.", m.Passes.Load())
-	counter("edgehost_synth_total", "Synthetic responses.", m.Synth.Load())
-	counter("edgehost_coalesced_waits_total", "Requests that waited for another request's fetch.", m.CoalescedWaits.Load())
-	counter("edgehost_revalidations_total", "Conditional requests sent to origins.", m.Revalidations.Load())
-	counter("edgehost_revalidations_not_modified_total", "Revalidations answered 304.", m.Revalidated304.Load())
-	counter("edgehost_origin_fetches_total", "Requests sent to origins.", m.OriginFetches.Load())
-	counter("edgehost_origin_errors_total", "Origin fetches that failed.", m.OriginErrors.Load())
-	counter("edgehost_bytes_out_total", "Body bytes sent to clients.", m.BytesOut.Load())
-	counter("edgehost_bytes_in_total", "Body bytes received from origins.", m.BytesIn.Load())
-	counter("edgehost_objects_stored_total", "Objects stored.", m.Stored.Load())
-	counter("edgehost_objects_not_stored_total", "Responses not storable.", m.NotStored.Load())
-	counter("edgehost_memory_evictions_total", "Objects evicted from the memory tier.", m.MemEvictions.Load())
-	counter("edgehost_purges_total", "Objects purged.", m.Purges.Load())
-	counter("edgehost_bans_total", "Bans added.", m.Bans.Load())
-	counter("edgehost_ban_kills_total", "Objects removed by bans.", m.BanKills.Load())
-	counter("edgehost_corrupt_objects_total", "Objects dropped for a failed checksum.", m.Corrupt.Load())
-	counter("edgehost_loop_rejects_total", "Requests answered 508 (self-request depth or concurrency).", m.LoopRejects.Load())
-	counter("edgehost_bad_requests_total", "Malformed client requests.", m.BadRequests.Load())
-	counter("edgehost_accept_errors_total", "Accepts on the public listener that failed for want of file descriptors or kernel memory (retried).", m.AcceptErrors.Load())
-	counter("edgehost_connections_shed_total", "Idle client connections closed to make room (max_connections, descriptor exhaustion).", m.ConnsShed.Load())
-	counter("edgehost_self_refused_total", "Connections to the self-request socket refused: the peer is not edgehost's user or in listen.self_group.", m.SelfRefused.Load())
-	counter("edgehost_fills_refused_total", "Storable responses streamed through uncached because the bodies being stored already filled storage.memory.", m.FillsRefused.Load())
-	counter("edgehost_segment_hits_total", "Slicer segments served from cache.", m.SegmentHits.Load())
-	counter("edgehost_segment_misses_total", "Slicer segments fetched.", m.SegmentMisses.Load())
-	fmt.Fprintf(w, "# HELP edgehost_responses_total Responses by status class.\n# TYPE edgehost_responses_total counter\n")
-	for c := 1; c <= 5; c++ {
-		fmt.Fprintf(w, "edgehost_responses_total{class=\"%dxx\"} %d\n", c, m.StatusByClass[c].Load())
+	return r
+}
+
+// Observe records a response's duration in seconds. It allocates nothing.
+func (r *RouteObservers) Observe(c CacheStatus, seconds float64) {
+	if r == nil || c >= numCacheStatus || r.obs[c] == nil {
+		return
 	}
-	gauge("edgehost_memory_objects", "Objects in the memory tier.", float64(m.MemObjects.Load()))
-	gauge("edgehost_memory_bytes", "Bytes in the memory tier.", float64(m.MemBytes.Load()))
-	gauge("edgehost_connections_active", "Open client connections.", float64(m.ActiveConns.Load()))
-	m.mu.Lock()
-	names := make([]string, 0, len(m.gauges))
-	for n := range m.gauges {
-		names = append(names, n)
+	r.obs[c].Observe(seconds)
+}
+
+// ForgetRoutes drops the request-duration series of every route not in keep
+// (called after a reload), so that renamed routes do not linger forever.
+func (m *Metrics) ForgetRoutes(keep []string) {
+	m.Registry()
+	known := map[string]bool{}
+	for _, r := range keep {
+		known[r] = true
 	}
-	sort.Strings(names)
-	gs := m.gauges
-	extra := append([]func(io.Writer){}, m.extra...)
-	m.mu.Unlock()
-	for _, n := range names {
-		fmt.Fprintf(w, "# TYPE %s gauge\n%s %g\n", n, n, gs[n]())
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.requestDur.Collect(ch); close(ch) }()
+	drop := map[string]bool{}
+	for met := range ch {
+		if r := routeLabel(met); r != "" && !known[r] {
+			drop[r] = true
+		}
 	}
-	for _, f := range extra {
-		f(w)
+	for r := range drop {
+		m.requestDur.DeletePartialMatch(prometheus.Labels{"route": r})
 	}
+}
+
+// OriginObserver is the fetch-duration histogram of a backend.
+func (m *Metrics) OriginObserver(backend string) prometheus.Observer {
+	m.Registry()
+	return m.originDur.WithLabelValues(backend)
+}
+
+// OriginErrorCounter is the error counter of a backend.
+func (m *Metrics) OriginErrorCounter(backend string) prometheus.Counter {
+	m.Registry()
+	return m.originErrs.WithLabelValues(backend)
 }

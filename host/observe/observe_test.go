@@ -42,17 +42,3 @@ func TestTxIDRoundTrip(t *testing.T) {
 		t.Fatalf("a zero parent is printed: %s", b)
 	}
 }
-
-func TestMetricsText(t *testing.T) {
-	var m Metrics
-	m.Hits.Add(3)
-	m.Status(204)
-	m.Gauge("edgehost_test_gauge", func() float64 { return 7 })
-	var sb strings.Builder
-	m.WritePrometheus(&sb)
-	for _, want := range []string{"edgehost_cache_hits_total 3", `edgehost_responses_total{class="2xx"} 1`, "edgehost_test_gauge 7", "# TYPE edgehost_cache_hits_total counter"} {
-		if !strings.Contains(sb.String(), want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
-}

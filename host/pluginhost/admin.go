@@ -4,8 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -118,30 +116,3 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
-
-// Metrics writes the plugins' metrics in the Prometheus text format:
-// edgehost_plugin_up, _restarts_total, _reloads_total, _calls_total and
-// _call_errors_total, each labelled plugin="NAME".
-func (m *Manager) Metrics(w io.Writer) {
-	sts := m.Status()
-	metric := func(name, typ, help string, value func(Status) uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-		for _, st := range sts {
-			fmt.Fprintf(w, "%s{plugin=\"%s\"} %d\n", name, labelValue(st.Name), value(st))
-		}
-	}
-	metric("edgehost_plugin_up", "gauge", "Whether the plugin has a running instance.", func(s Status) uint64 {
-		if s.State == StateRunning {
-			return 1
-		}
-		return 0
-	})
-	metric("edgehost_plugin_restarts_total", "counter", "Relaunches after a crash or failed health checks.", func(s Status) uint64 { return s.Restarts })
-	metric("edgehost_plugin_reloads_total", "counter", "Swaps to a new instance (reloads).", func(s Status) uint64 { return s.Reloads })
-	metric("edgehost_plugin_calls_total", "counter", "Calls made to the plugin.", func(s Status) uint64 { return s.Calls })
-	metric("edgehost_plugin_call_errors_total", "counter", "Calls to the plugin that failed.", func(s Status) uint64 { return s.Errors })
-}
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func labelValue(s string) string { return labelEscaper.Replace(s) }

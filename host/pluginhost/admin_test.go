@@ -2,12 +2,16 @@ package pluginhost
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/prometheus/common/expfmt"
 )
 
 func TestAdminHandler(t *testing.T) {
@@ -77,27 +81,47 @@ func TestAdminHandler(t *testing.T) {
 	}
 }
 
+// metricsText is the text exposition of the manager's collector alone.
+func metricsText(t *testing.T, m *Manager) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	var b bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
 func TestMetricsFormat(t *testing.T) {
 	env := newManager(t)
 	load(t, env, parseSpec(t, "met", bins.v1, `greeting = "x"`))
-	var b bytes.Buffer
-	env.m.Metrics(&b)
-	line := regexp.MustCompile(`^(# (HELP|TYPE) edgehost_plugin_\w+ .+|edgehost_plugin_\w+\{plugin="met"\} \d+)$`)
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if !line.MatchString(l) {
-			t.Errorf("bad metrics line %q", l)
-		}
+	if _, err := decide(context.Background(), env.m, "met"); err != nil {
+		t.Fatalf("Decide: %v", err)
 	}
+	text := metricsText(t, env.m)
 	for _, want := range []string{
 		`edgehost_plugin_up{plugin="met"} 1`,
 		`edgehost_plugin_restarts_total{plugin="met"} 0`,
+		`edgehost_plugin_calls_total{plugin="met"} 1`,
 		"# TYPE edgehost_plugin_calls_total counter",
+		`edgehost_plugin_call_duration_seconds_count{method="Decide",plugin="met"} 1`,
 	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
 		}
-	}
-	if got := labelValue("a\"b\\c\nd"); got != `a\"b\\c\nd` {
-		t.Errorf("labelValue = %s", got)
 	}
 }

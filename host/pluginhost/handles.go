@@ -76,15 +76,18 @@ func (p *managed) awaitSuccessor(ctx context.Context, old *instance) (*instance,
 	}
 }
 
-// call runs fn on the current instance, counting it for metrics and for the
-// drain. A transport failure tells the supervisor; an idempotent call is
-// then retried once on the relaunched instance.
-func call[T any](ctx context.Context, p *managed, idempotent bool, fn func(*instance) (T, error)) (T, error) {
+// call runs fn on the current instance, counting it for metrics (the
+// plugin's totals and the method's duration and errors) and for the drain.
+// A transport failure tells the supervisor; an idempotent call is then
+// retried once on the relaunched instance.
+func call[T any](ctx context.Context, p *managed, method string, idempotent bool, fn func(*instance) (T, error)) (T, error) {
 	p.calls.Add(1)
+	start := time.Now()
 	v, err := callOnce(ctx, p, idempotent, fn)
 	if err != nil {
 		p.errs.Add(1)
 	}
+	p.meter(method).observe(start, err != nil)
 	return v, err
 }
 
@@ -176,7 +179,7 @@ func (m *Manager) Info(name string) (*pluginapi.Info, error) {
 type slicerHandle struct{ handle }
 
 func (h slicerHandle) Decide(ctx context.Context, req *pluginv1.DecideRequest) (*pluginv1.DecideResponse, error) {
-	return call(ctx, h.p, true, func(i *instance) (*pluginv1.DecideResponse, error) {
+	return call(ctx, h.p, "Decide", true, func(i *instance) (*pluginv1.DecideResponse, error) {
 		return i.api.Slicer().Decide(ctx, req)
 	})
 }
@@ -184,7 +187,7 @@ func (h slicerHandle) Decide(ctx context.Context, req *pluginv1.DecideRequest) (
 type fileHandle struct{ handle }
 
 func (h fileHandle) Check(ctx context.Context, reader string) (*pluginv1.ReaderState, error) {
-	return call(ctx, h.p, true, func(i *instance) (*pluginv1.ReaderState, error) {
+	return call(ctx, h.p, "Check", true, func(i *instance) (*pluginv1.ReaderState, error) {
 		return i.api.File().Check(ctx, reader)
 	})
 }
@@ -192,7 +195,7 @@ func (h fileHandle) Check(ctx context.Context, reader string) (*pluginv1.ReaderS
 // Read is retried after a relaunch only when nothing was written yet.
 func (h fileHandle) Read(ctx context.Context, req *pluginv1.ReadRequest, w io.Writer) error {
 	cw := &countWriter{w: w}
-	_, err := call(ctx, h.p, true, func(i *instance) (struct{}, error) {
+	_, err := call(ctx, h.p, "Read", true, func(i *instance) (struct{}, error) {
 		if cw.n > 0 {
 			return struct{}{}, errors.New("read cut short by a plugin crash")
 		}
@@ -274,7 +277,7 @@ func (m *Manager) ComputeStatus(ctx context.Context, name string) ([]*pluginv1.T
 	if err != nil {
 		return nil, err
 	}
-	return call(ctx, h.p, true, func(i *instance) ([]*pluginv1.TenantStatus, error) {
+	return call(ctx, h.p, "Status", true, func(i *instance) ([]*pluginv1.TenantStatus, error) {
 		st, ok := i.api.Compute().(pluginapi.ComputeStatus)
 		if !ok {
 			return nil, fmt.Errorf("plugin %q: %w %q (no status)", name, ErrNoService, pluginapi.ServiceCompute)
@@ -286,7 +289,7 @@ func (m *Manager) ComputeStatus(ctx context.Context, name string) ([]*pluginv1.T
 type computeHandle struct{ handle }
 
 func (h computeHandle) Handle(ctx context.Context, req *pluginapi.Request) (*pluginapi.Response, error) {
-	return streamCall(ctx, h.p, func(i *instance) (*pluginapi.Response, error) {
+	return streamCall(ctx, h.p, "Handle", func(i *instance) (*pluginapi.Response, error) {
 		return i.api.Compute().Handle(ctx, req)
 	})
 }
@@ -294,22 +297,27 @@ func (h computeHandle) Handle(ctx context.Context, req *pluginapi.Request) (*plu
 type processorHandle struct{ handle }
 
 func (h processorHandle) Process(ctx context.Context, head *pluginv1.ProcessHead, body io.Reader) (*pluginapi.Response, error) {
-	return streamCall(ctx, h.p, func(i *instance) (*pluginapi.Response, error) {
+	return streamCall(ctx, h.p, "Process", func(i *instance) (*pluginapi.Response, error) {
 		return i.api.Processor().Process(ctx, head, body)
 	})
 }
 
 // streamCall runs a streaming call that is never retried; the instance
 // counts it in flight until the response body is read to its end or
-// closed, so a swap drains it.
-func streamCall(ctx context.Context, p *managed, fn func(*instance) (*pluginapi.Response, error)) (*pluginapi.Response, error) {
+// closed, so a swap drains it. Its duration is measured up to the response
+// head; an error of the body counts as an error of the method too.
+func streamCall(ctx context.Context, p *managed, method string, fn func(*instance) (*pluginapi.Response, error)) (*pluginapi.Response, error) {
 	p.calls.Add(1)
+	mt := p.meter(method)
+	start := time.Now()
 	inst, err := p.acquire()
 	if err != nil {
 		p.errs.Add(1)
+		mt.observe(start, true)
 		return nil, err
 	}
 	resp, err := fn(inst)
+	mt.observe(start, err != nil)
 	if err != nil {
 		inst.release()
 		p.errs.Add(1)
@@ -319,7 +327,7 @@ func streamCall(ctx context.Context, p *managed, fn func(*instance) (*pluginapi.
 		}
 		return nil, err
 	}
-	resp.Body = &trackedBody{rc: resp.Body, inst: inst, p: p}
+	resp.Body = &trackedBody{rc: resp.Body, inst: inst, p: p, mt: mt}
 	return resp, nil
 }
 
@@ -328,6 +336,7 @@ type trackedBody struct {
 	rc   io.ReadCloser
 	inst *instance
 	p    *managed
+	mt   *meter
 	once sync.Once
 }
 
@@ -336,6 +345,7 @@ func (b *trackedBody) Read(q []byte) (int, error) {
 	if err != nil {
 		if err != io.EOF {
 			b.p.errs.Add(1)
+			b.mt.errs.Inc()
 			if isTransport(err, b.inst) {
 				b.p.suspect(b.inst)
 			}

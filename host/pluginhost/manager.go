@@ -34,6 +34,7 @@ type Manager struct {
 	closed  bool
 
 	pruneOnce sync.Once
+	meters    meters
 }
 
 // New returns a Manager; it starts nothing.
@@ -46,6 +47,7 @@ func New(opts Options) *Manager {
 		ctx:     ctx,
 		cancel:  cancel,
 		plugins: map[string]*managed{},
+		meters:  newMeters(),
 	}
 }
 
@@ -72,6 +74,7 @@ type managed struct {
 	reloads  atomic.Uint64
 	calls    atomic.Uint64
 	errs     atomic.Uint64
+	meters   sync.Map // method → *meter
 
 	kick      chan *instance // a call saw a transport error on this instance
 	cancelSup context.CancelFunc

@@ -216,11 +216,9 @@ func TestCrashRelaunch(t *testing.T) {
 	if alive(old.PID) {
 		t.Errorf("killed pid %d still alive", old.PID)
 	}
-	var metrics bytes.Buffer
-	env.m.Metrics(&metrics)
-	if !strings.Contains(metrics.String(), `edgehost_plugin_restarts_total{plugin="c"} 1`) ||
-		!strings.Contains(metrics.String(), `edgehost_plugin_up{plugin="c"} 1`) {
-		t.Errorf("metrics do not count the restart:\n%s", metrics.String())
+	if metrics := metricsText(t, env.m); !strings.Contains(metrics, `edgehost_plugin_restarts_total{plugin="c"} 1`) ||
+		!strings.Contains(metrics, `edgehost_plugin_up{plugin="c"} 1`) {
+		t.Errorf("metrics do not count the restart:\n%s", metrics)
 	}
 	// Calls that needed the plugin while it was down were refused at once.
 	if d := time.Duration(slowest.Load()); d > 500*time.Millisecond {

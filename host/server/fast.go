@@ -38,9 +38,20 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	host := stripPort(key)
 	key = append(key, r.Target...)
 	rt := s.rt.Load()
-	if fastRoute(rt.routes, host, r.Path) == nil {
+	fr := fastRoute(rt.routes, host, r.Path)
+	if fr == nil {
 		if s.fast != nil { // a reader-backed respond route (host/files)
-			return s.fast.ServeFast(rt.cfg, r, w, isHead)
+			start := time.Now()
+			if !s.fast.ServeFast(rt.cfg, r, w, isHead) {
+				return false
+			}
+			// The feature served the first route that matches, as
+			// match would have chosen it (ServeFast takes no route
+			// with a condition).
+			if m := firstRoute(rt.routes, host, r.Path); m != nil {
+				m.obs.Observe(observe.CacheSynth, time.Since(start).Seconds())
+			}
+			return true
 		}
 		return false
 	}
@@ -81,9 +92,11 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	if isHead {
 		method = http.MethodHead
 	}
-	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: time.Since(now),
+	d := time.Since(now)
+	s.txlog.Publish(observe.Tx{ID: id, Root: id, Kind: "client", Start: now, Duration: d,
 		Method: method, Host: keyHost(o), URL: o.ReqURL, Status: status,
 		Cache: "hit", Bytes: int64(len(body)), Remote: r.RemoteAddr})
+	fr.obs.Observe(observe.CacheHit, d.Seconds())
 	return true
 }
 
@@ -112,14 +125,19 @@ func FastConditional(r *h1.Request) (inm []byte, ok bool) {
 // fastRoute is the route of a request when it is a plain cache route that
 // needs no condition evaluated; nil otherwise.
 func fastRoute(routes []*route, host, path []byte) *route {
+	rt := firstRoute(routes, host, path)
+	if rt == nil || rt.When != nil || rt.Respond != nil || rt.Pass || rt.deliver != nil || (rt.Backend == "" && rt.Static == nil) {
+		return nil
+	}
+	return rt
+}
+
+// firstRoute is the first route whose prefix and hosts take the request.
+func firstRoute(routes []*route, host, path []byte) *route {
 	for _, rt := range routes {
-		if !bytes.HasPrefix(path, []byte(rt.Prefix)) || !hostMatchBytes(rt.Hosts, host) {
-			continue
+		if bytes.HasPrefix(path, []byte(rt.Prefix)) && hostMatchBytes(rt.Hosts, host) {
+			return rt
 		}
-		if rt.When != nil || rt.Respond != nil || rt.Pass || rt.deliver != nil || (rt.Backend == "" && rt.Static == nil) {
-			return nil
-		}
-		return rt
 	}
 	return nil
 }

@@ -133,6 +133,13 @@ func (s *Server) finish(tx *Txn) {
 	}
 	s.metrics.Status(tx.Status)
 	s.metrics.BytesOut.Add(tx.Bytes)
+	if tx.Kind == "client" || tx.Kind == "self" { // the host's subrequests are parts of these
+		obs := tx.rt.noRoute
+		if tx.route != nil {
+			obs = tx.route.obs
+		}
+		obs.Observe(cacheLabel(tx), tx.Duration.Seconds())
+	}
 	s.txlog.Publish(tx.Tx)
 }
 

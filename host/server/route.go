@@ -10,7 +10,7 @@ import (
 // compileRoute compiles one route of a config: the features' steps are
 // attached and its handler chosen once, not per request.
 func (s *Server) compileRoute(rt *runtime, c *config.Route) (*route, error) {
-	r := &route{Route: c, backend: rt.backends[c.Backend]}
+	r := &route{Route: c, backend: rt.backends[c.Backend], obs: s.metrics.RouteObservers(c.Prefix)}
 	var synth Handler
 	for _, f := range s.features {
 		st, err := f.Attach(rt.cfg, c)

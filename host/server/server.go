@@ -92,6 +92,7 @@ type runtime struct {
 	s        *Server // the transactions' way back to their server
 	cfg      *config.Config
 	routes   []*route
+	noRoute  *observe.RouteObservers // requests that no route matched
 	backends map[string]*backend.Backend
 }
 
@@ -104,6 +105,7 @@ type route struct {
 	source  Source    // a feature's source of whole objects (a static root)
 	fetch   FetchStep // a feature's part in the backend's fetch (the slicer)
 	deliver DeliverStep
+	obs     *observe.RouteObservers // edgehost_request_duration_seconds of the route, by cache status
 }
 
 // Options construct a Server.
@@ -168,12 +170,13 @@ func (s *Server) useFeatures(fs []Feature) {
 }
 
 func (s *Server) compile(cfg *config.Config) (*runtime, error) {
-	rt := &runtime{s: s, cfg: cfg, backends: map[string]*backend.Backend{}}
+	rt := &runtime{s: s, cfg: cfg, backends: map[string]*backend.Backend{}, noRoute: s.metrics.RouteObservers(noRouteLabel)}
 	for name, bc := range cfg.Backends {
 		c := backend.Config{
 			Name: name, URL: bc.URL, HostHeader: bc.HostHeader,
 			ConnectTimeout: bc.ConnectTimeout, FirstByteTimeout: bc.FirstByteTimeout,
 			BetweenBytesTimeout: bc.BetweenBytesTimeout, MaxConns: bc.MaxConns,
+			FetchObserver: s.metrics.OriginObserver(name), Errors: s.metrics.OriginErrorCounter(name),
 		}
 		if p := bc.Probe; p != nil {
 			c.Probe = &backend.Probe{Path: p.Path, Interval: p.Interval, Timeout: p.Timeout,
@@ -220,6 +223,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.rt.Store(rt)
+	s.metrics.ForgetRoutes(rt.routeLabels())
 	// Requests that already hold the old runtime finish within the
 	// backends' timeouts; close the old pools after that.
 	s.bg.Add(1)

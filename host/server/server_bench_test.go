@@ -11,11 +11,19 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/demoorigin"
 	"github.com/edgehost/edgehost/host/internal/benchloop"
+	"github.com/edgehost/edgehost/host/observe"
 )
 
 // startBench runs a server (memory-only cache) in front of the demo origin
 // and returns its public address.
 func startBench(b testing.TB) string {
+	b.Helper()
+	addr, _ := startBenchMetrics(b)
+	return addr
+}
+
+// startBenchMetrics is startBench that also returns the server's metrics.
+func startBenchMetrics(b testing.TB) (string, *observe.Metrics) {
 	b.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	origin := httptest.NewServer(demoorigin.New(quiet))
@@ -35,7 +43,8 @@ route "/" {
 		b.Fatal(diags)
 	}
 	c := cache.New(cache.Options{MemoryBytes: 64 << 20, Logger: quiet})
-	s, err := New(cfg, Options{Logger: quiet, Cache: c})
+	m := &observe.Metrics{}
+	s, err := New(cfg, Options{Logger: quiet, Cache: c, Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +54,7 @@ route "/" {
 	}
 	go s.Serve(pub, self)
 	b.Cleanup(func() { s.Shutdown(b.Context()) })
-	return pub.Addr().String()
+	return pub.Addr().String(), m
 }
 
 func BenchmarkHit1K(b *testing.B)  { benchloop.Hit(b, startBench(b), "/bytes/1k") }

@@ -132,6 +132,7 @@ func (st *segStep) Fetched(fx *server.Fetch) (server.Verdict, error) {
 	}
 	obj := segmentObject(seg, fx.Key, resp, fx.RespTime, fx.Tx.RouteConfig())
 	obj.MarkBans(fx.BanMark)
+	st.sl.metrics.SegmentBytes.Add(seg.length())
 	fx.FillFlight(obj, seg.length(), errSegmentMismatch)
 	return server.Filling, nil
 }

@@ -338,6 +338,7 @@ func (sl *Slicing) adoptSegment(fx *server.Fetch, meta *cache.Object) bool {
 		return false
 	}
 	sl.metrics.SegmentMisses.Add(1)
+	sl.metrics.SegmentBytes.Add(seg.length())
 	obj := segmentObject(seg, skey, resp, fx.RespTime, fx.Tx.RouteConfig())
 	obj.MarkBans(fx.BanMark)
 	fx.Fill(f, resp, obj, seg.length(), errSegmentMismatch, func() { sl.flights.Done(f) })

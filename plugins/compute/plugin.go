@@ -355,7 +355,7 @@ func (p *Plugin) Status(context.Context) ([]*pluginv1.TenantStatus, error) {
 			Program: e.prog.path, ProgramSha256: e.prog.sha256,
 			Concurrency: uint32(st.Concurrency), Busy: st.Busy, Queued: st.Queued, Requests: st.Requests,
 			Faults: st.Faults, Timeouts: st.Timeouts, Rejected: st.Rejected, Booted: st.Booted,
-			BootTimeUs: st.BootTime.Microseconds(), LastError: st.LastError}
+			BootTimeUs: st.BootTime.Microseconds(), QueueWaitUs: st.QueueWait.Microseconds(), LastError: st.LastError}
 		if !st.LastErrorAt.IsZero() {
 			ts.LastErrorUnixMs = st.LastErrorAt.UnixMilli()
 		}

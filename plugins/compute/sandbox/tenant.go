@@ -103,6 +103,7 @@ type Tenant struct {
 	timeouts atomic.Int64 // 504: past max_request_time
 	rejected atomic.Int64 // 503: queue full, or no free slot within max_queue_time
 	queued   atomic.Int64 // waiting for a slot now
+	waitedUs atomic.Int64 // time spent waiting for a slot, summed
 	busy     atomic.Int64 // slots serving a request now
 	errMu    sync.Mutex
 	lastErr  string
@@ -129,7 +130,8 @@ type Status struct {
 	Queued      int64 // requests waiting for a slot
 	Requests    int64
 	Timeouts    int64
-	Rejected    int64 // no free slot within max_queue_time
+	Rejected    int64         // no free slot within max_queue_time
+	QueueWait   time.Duration // time requests waited for a slot, summed
 	LastError   string
 	LastErrorAt time.Time
 }
@@ -166,6 +168,12 @@ func NewTenant(name string, elf []byte, cfg Settings, fetch Fetcher, log hclog.L
 	return t, nil
 }
 
+// dequeued ends a request's wait for a slot (served, refused or given up).
+func (t *Tenant) dequeued(since time.Time) {
+	t.queued.Add(-1)
+	t.waitedUs.Add(time.Since(since).Microseconds())
+}
+
 // Status says how the tenant runs.
 func (t *Tenant) Status() Status {
 	t.errMu.Lock()
@@ -173,7 +181,8 @@ func (t *Tenant) Status() Status {
 	t.errMu.Unlock()
 	return Status{Backend: t.be.name(), Why: t.why, Booted: t.booted.Load(), Faults: t.faults.Load(), BootTime: t.bootTime,
 		Concurrency: t.cfg.Concurrency, Busy: t.busy.Load(), Queued: t.queued.Load(), Requests: t.requests.Load(),
-		Timeouts: t.timeouts.Load(), Rejected: t.rejected.Load(), LastError: last, LastErrorAt: at}
+		Timeouts: t.timeouts.Load(), Rejected: t.rejected.Load(), QueueWait: time.Duration(t.waitedUs.Load()) * time.Microsecond,
+		LastError: last, LastErrorAt: at}
 }
 
 func (t *Tenant) noteErr(err error) {
@@ -289,22 +298,23 @@ func (t *Tenant) handle(ctx context.Context, info RequestInfo, body []byte) (*Re
 		}
 		defer t.waiting.Add(-1)
 		t.queued.Add(1)
+		queuedAt := time.Now()
 		qt := time.NewTimer(min(t.cfg.MaxQueueTime, time.Until(deadline)))
 		select {
 		case inst = <-t.free:
 			qt.Stop()
-			t.queued.Add(-1)
+			t.dequeued(queuedAt)
 		case <-qt.C:
-			t.queued.Add(-1)
+			t.dequeued(queuedAt)
 			t.rejected.Add(1)
 			return nil, &Failure{503, "no free slot within max_queue_time"}
 		case <-ctx.Done():
 			qt.Stop()
-			t.queued.Add(-1)
+			t.dequeued(queuedAt)
 			return nil, ctx.Err()
 		case <-t.stop:
 			qt.Stop()
-			t.queued.Add(-1)
+			t.dequeued(queuedAt)
 			return nil, ErrClosed
 		}
 	}

@@ -122,6 +122,7 @@ type TenantStatus struct {
 	BootTimeUs      int64                  `protobuf:"varint,14,opt,name=boot_time_us,json=bootTimeUs,proto3" json:"boot_time_us,omitempty"` // program start to snapshot
 	LastError       string                 `protobuf:"bytes,15,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	LastErrorUnixMs int64                  `protobuf:"varint,16,opt,name=last_error_unix_ms,json=lastErrorUnixMs,proto3" json:"last_error_unix_ms,omitempty"`
+	QueueWaitUs     int64                  `protobuf:"varint,17,opt,name=queue_wait_us,json=queueWaitUs,proto3" json:"queue_wait_us,omitempty"` // time requests waited for a slot, summed (edgehost_tenant_queue_wait_seconds_total)
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -264,6 +265,13 @@ func (x *TenantStatus) GetLastError() string {
 func (x *TenantStatus) GetLastErrorUnixMs() int64 {
 	if x != nil {
 		return x.LastErrorUnixMs
+	}
+	return 0
+}
+
+func (x *TenantStatus) GetQueueWaitUs() int64 {
+	if x != nil {
+		return x.QueueWaitUs
 	}
 	return 0
 }
@@ -433,7 +441,7 @@ const file_edgehost_plugin_v1_compute_proto_rawDesc = "" +
 	" edgehost/plugin/v1/compute.proto\x12\x12edgehost.plugin.v1\x1a\x1dedgehost/plugin/v1/http.proto\"\x16\n" +
 	"\x14ComputeStatusRequest\"S\n" +
 	"\x15ComputeStatusResponse\x12:\n" +
-	"\atenants\x18\x01 \x03(\v2 .edgehost.plugin.v1.TenantStatusR\atenants\"\xde\x03\n" +
+	"\atenants\x18\x01 \x03(\v2 .edgehost.plugin.v1.TenantStatusR\atenants\"\x82\x04\n" +
 	"\fTenantStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x1f\n" +
@@ -454,7 +462,8 @@ const file_edgehost_plugin_v1_compute_proto_rawDesc = "" +
 	"bootTimeUs\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x0f \x01(\tR\tlastError\x12+\n" +
-	"\x12last_error_unix_ms\x18\x10 \x01(\x03R\x0flastErrorUnixMs\"\xb8\x01\n" +
+	"\x12last_error_unix_ms\x18\x10 \x01(\x03R\x0flastErrorUnixMs\x12\"\n" +
+	"\rqueue_wait_us\x18\x11 \x01(\x03R\vqueueWaitUs\"\xb8\x01\n" +
 	"\vProcessPart\x125\n" +
 	"\x04head\x18\x01 \x01(\v2\x1f.edgehost.plugin.v1.ProcessHeadH\x00R\x04head\x121\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x19.edgehost.plugin.v1.ChunkH\x00R\x05chunk\x127\n" +
