@@ -69,53 +69,59 @@ func TestLiveRingIsBounded(t *testing.T) {
 }
 
 func TestLivePercentiles(t *testing.T) {
-	l := NewLive(LiveOptions{Metrics: &observe.Metrics{}})
+	m := &observe.Metrics{}
+	l := NewLive(LiveOptions{Metrics: m})
+	a, b := m.RouteObservers("a"), m.RouteObservers("b")
+	a.Observe(observe.CacheMiss, 7) // before the first sample: not this second's
 	l.sample(time.Unix(100, 0))
-	for _, i := range []int{37, 100, 1, 64, 99, 50, 2, 90, 13, 77} { // some first, unsorted
-		l.observe(observe.Tx{Kind: "client", Duration: time.Duration(i) * time.Millisecond})
+	// 50 at 0.4ms, 40 at 3ms, 10 at 200ms, over two routes and several
+	// cache statuses: the sampler sums every series.
+	for range 25 {
+		a.Observe(observe.CacheHit, 0.0004)
+		b.Observe(observe.CacheHit, 0.0004)
 	}
-	for i := 1; i <= 100; i++ {
-		if i == 37 || i == 100 || i == 1 || i == 64 || i == 99 || i == 50 || i == 2 || i == 90 || i == 13 || i == 77 {
-			continue
-		}
-		l.observe(observe.Tx{Kind: "client", Duration: time.Duration(i) * time.Millisecond})
-		// subrequests are not the clients' latency
-		l.observe(observe.Tx{Kind: "segment", Duration: time.Hour})
+	for range 40 {
+		b.Observe(observe.CacheMiss, 0.003)
+	}
+	for range 10 {
+		a.Observe(observe.CachePass, 0.2)
 	}
 	l.sample(time.Unix(101, 0))
-	p := l.points(0)[0]
-	if p.Samples != 100 || p.P50 != 50 || p.P90 != 90 || p.P99 != 99 {
-		t.Errorf("samples %d p50 %v p90 %v p99 %v, want 100 50 90 99", p.Samples, p.P50, p.P90, p.P99)
+	l.sample(time.Unix(102, 0))      // nothing observed
+	b.Observe(observe.CacheMiss, 20) // above the last bucket
+	l.sample(time.Unix(103, 0))
+	got := l.points(0)
+	// p50: rank 50 ends the (0.25ms, 0.5ms] bucket; p90: rank 90 ends
+	// (2.5ms, 5ms]; p99: rank 99 is 9/10 into (100ms, 250ms].
+	near := func(x, y float64) bool { return x-y < 1e-9 && y-x < 1e-9 }
+	if p := got[0]; p.Samples != 100 || !near(p.P50, 0.5) || !near(p.P90, 5) || !near(p.P99, 235) {
+		t.Errorf("samples %d p50 %v p90 %v p99 %v, want 100 0.5 5 235", p.Samples, p.P50, p.P90, p.P99)
 	}
-	l.sample(time.Unix(102, 0))
-	if p := l.points(101)[0]; p.Samples != 0 || p.P50 != 0 {
-		t.Errorf("the next second kept the last one's durations: %+v", p)
+	if p := got[1]; p.Samples != 0 || p.P50 != 0 {
+		t.Errorf("an idle second has percentiles: %+v", p)
 	}
-}
+	if p := got[2]; p.Samples != 1 || p.P50 != 10_000 {
+		t.Errorf("one request of 20s: samples %d p50 %vms, want 1 and the last bound, 10000ms", p.Samples, p.P50)
+	}
 
-func TestLiveReservoirIsBounded(t *testing.T) {
-	l := NewLive(LiveOptions{Metrics: &observe.Metrics{}, Reservoir: 64})
-	l.sample(time.Unix(100, 0))
-	for i := 1; i <= 10000; i++ {
-		l.observe(observe.Tx{Kind: "client", Duration: time.Duration(i) * time.Microsecond})
-		if len(l.res) > 64 || cap(l.res) != 64 {
-			t.Fatalf("after %d durations the reservoir holds %d (cap %d), want at most 64", i, len(l.res), cap(l.res))
-		}
-	}
-	l.sample(time.Unix(101, 0))
-	p := l.points(0)[0]
-	if p.Samples != 10000 {
-		t.Errorf("samples %d, want 10000 (all offered, 64 kept)", p.Samples)
-	}
-	if !(p.P50 >= 0.001 && p.P50 <= p.P90 && p.P90 <= p.P99 && p.P99 <= 10) {
-		t.Errorf("percentiles out of the offered range or order: p50 %v p90 %v p99 %v", p.P50, p.P90, p.P99)
+	// A reload that forgets route a lowers the sums: that second has no
+	// percentiles (rather than negative counts), the next one has again.
+	m.ForgetRoutes([]string{"b"})
+	b.Observe(observe.CacheHit, 0.0004)
+	l.sample(time.Unix(104, 0))
+	b.Observe(observe.CacheHit, 0.0004)
+	l.sample(time.Unix(105, 0))
+	got = l.points(103)
+	// (one request in (0.25ms, 0.5ms]: its p50 is half-way in the bucket)
+	if got[0].Samples != 0 || got[1].Samples != 1 || !near(got[1].P50, 0.375) {
+		t.Errorf("after forgetting a route: %+v then %+v, want no percentiles then 1 sample, p50 0.375ms", got[0], got[1])
 	}
 }
 
 func TestLiveRecentErrors(t *testing.T) {
 	l := NewLive(LiveOptions{Metrics: &observe.Metrics{}, Errors: 3})
 	long := strings.Repeat("x", 5000)
-	l.observe(observe.Tx{ID: 1, Kind: "client", Status: 200, URL: "/fine"})
+	l.observe(observe.Tx{ID: 1, Kind: "client", Status: 200, URL: "/fine"}) // not an error
 	l.observe(observe.Tx{ID: 2, Kind: "client", Status: 502, Host: "h", URL: "/a", Error: "origin refused"})
 	l.observe(observe.Tx{ID: 2, Kind: "client", Status: 502, Host: "h", URL: "/a", Error: "origin refused"}) // seen twice (seed + follow)
 	l.observe(observe.Tx{ID: 3, Kind: "segment", Status: 200, URL: "/b", Error: "short body"})
@@ -206,8 +212,8 @@ func TestLiveStatusJSON(t *testing.T) {
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
 
 // TestLiveFollowsTheLogOnlyWhileWatched runs the sampler for real: it
-// subscribes to the transaction log after a poll, measures the durations
-// published, and lets go of the log when nobody polls.
+// subscribes to the transaction log after a poll, keeps the errors (those
+// of its buffer too), and lets go of the log when nobody polls.
 func TestLiveFollowsTheLogOnlyWhileWatched(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs the sampler for about 5 seconds")
@@ -232,22 +238,24 @@ func TestLiveFollowsTheLogOnlyWhileWatched(t *testing.T) {
 	if !l.following.Load() {
 		t.Fatal("not following the log 3s after a poll")
 	}
-	for i := range 200 {
-		log.Publish(observe.Tx{ID: observe.TxID(100 + i), Kind: "client", Status: 200, Duration: 3 * time.Millisecond})
-		time.Sleep(5 * time.Millisecond)
+	log.Publish(observe.Tx{ID: 78, Kind: "client", Status: 200, URL: "/fine"})
+	log.Publish(observe.Tx{ID: 79, Kind: "segment", Status: 206, URL: "/after", Error: "short body"})
+	deadline = time.Now().Add(3 * time.Second)
+	var urls []string
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		urls = urls[:0]
+		for _, e := range l.errs {
+			urls = append(urls, e.URL)
+		}
+		l.mu.Unlock()
+		if len(urls) == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	l.mu.Lock()
-	var measured bool
-	for _, p := range l.points(0) {
-		measured = measured || (p.Samples > 0 && p.P50 == 3)
-	}
-	seeded := len(l.errs) == 1 && l.errs[0].URL == "/before"
-	l.mu.Unlock()
-	if !measured {
-		t.Error("no point measured the published 3ms durations")
-	}
-	if !seeded {
-		t.Error("the error logged before the subscription is not among the recent errors")
+	if got, want := strings.Join(urls, " "), "/before /after"; got != want {
+		t.Errorf("recent errors %q, want %q (the one logged before the subscription, then the one after)", got, want)
 	}
 	deadline = time.Now().Add(4 * time.Second)
 	for l.following.Load() && time.Now().Before(deadline) {
