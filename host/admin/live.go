@@ -26,7 +26,9 @@ import (
 // reads p50/p90/p99 from those buckets with linear interpolation inside a
 // bucket, as Prometheus's histogram_quantile does. This costs the request
 // path nothing beyond the Observe that /metrics needs anyway, and the
-// charts have latency for seconds nobody watched. The price is the
+// charts have latency for seconds nobody watched; the sampler pays one
+// Gather a second (about 1.6 ms and 400 kB with 20 routes, mostly the Go
+// and process collectors: BenchmarkLiveSample). The price is the
 // buckets' resolution (observe.LatencyBuckets: a p50 of 30µs reads as a
 // point between 0 and 50µs). The first version read the durations from
 // the transaction log instead (exact, but a channel send per request while
