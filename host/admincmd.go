@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -15,45 +14,19 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/node"
-	"github.com/edgehost/edgehost/host/observe"
 )
 
 // cmdAdmin runs the commands that talk to a running edgehost's admin API.
 func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	path := fs.String("config", "config.hcl", "config file of the running edgehost")
-	follow := fs.Bool("follow", cmd == "log", "log: keep following new transactions (the default; -follow=false prints the kept log and exits)")
-	group := fs.Bool("group", false, "log: print each request with its subrequests")
 	asJSON := fs.Bool("json", false, "programs, tenants: print the admin API's JSON")
 	if err := fs.Parse(args); err != nil {
 		return usageError{}
 	}
-	cfg, err := node.LoadConfig(*path)
+	call, err := adminClient(ctx, *path)
 	if err != nil {
 		return err
-	}
-	base := "http://" + cfg.Listen.Admin
-	call := func(method, p string, body io.Reader) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(ctx, method, base+p, body)
-		if err != nil {
-			return nil, err
-		}
-		if cfg.Admin.Token != "" {
-			req.Header.Set("Authorization", "Bearer "+cfg.Admin.Token)
-		}
-		if f, ok := body.(*os.File); ok {
-			// An upload is streamed with its length, so that one over the
-			// limit is refused before it is sent.
-			if st, err := f.Stat(); err == nil {
-				req.ContentLength = st.Size()
-			}
-			req.Header.Set("Edgehost-Uploader", uploader())
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("is edgehost running? %w", err)
-		}
-		return resp, nil
 	}
 	simple := func(method, p string, body io.Reader) error {
 		resp, err := call(method, p, body)
@@ -101,64 +74,40 @@ func cmdAdmin(ctx context.Context, cmd string, args []string) error {
 		return stat(ctx, call)
 	case "upload", "programs", "rollback", "tenants", "debug":
 		return programCmd(cmd, fs.Args(), *asJSON, call)
-	case "log":
-		q := "/log"
-		if *follow {
-			q += "?follow=1"
-		}
-		resp, err := call("GET", q, nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		return printLog(resp.Body, *group)
 	}
 	return nil
 }
 
-// printLog prints transactions one per line; with group, a request's
-// subrequests are printed indented under it once the request finishes
-// (subrequests finish before their parent).
-func printLog(r io.Reader, group bool) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	pending := map[observe.TxID][]observe.Tx{}
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var tx observe.Tx
-		if json.Unmarshal([]byte(line), &tx) != nil {
-			continue
-		}
-		if !group {
-			fmt.Println(formatTx(tx, ""))
-			continue
-		}
-		if tx.Parent != 0 {
-			pending[tx.Root] = append(pending[tx.Root], tx)
-			continue
-		}
-		fmt.Println(formatTx(tx, ""))
-		for _, sub := range pending[tx.ID] {
-			fmt.Println(formatTx(sub, "  └ "))
-		}
-		delete(pending, tx.ID)
+// adminClient returns a function that calls the admin API of the edgehost
+// running with the config at path (listen.admin, admin.token).
+func adminClient(ctx context.Context, path string) (func(method, p string, body io.Reader) (*http.Response, error), error) {
+	cfg, err := node.LoadConfig(path)
+	if err != nil {
+		return nil, err
 	}
-	return sc.Err()
-}
-
-func formatTx(tx observe.Tx, indent string) string {
-	s := fmt.Sprintf("%s%s %-12s %-7s %s %-6s %s%s %d %dB %s [%s]", indent, tx.Start.Format("15:04:05.000"), tx.ID, tx.Kind,
-		tx.Method, "", tx.Host, tx.URL, tx.Status, tx.Bytes, tx.Duration.Round(time.Microsecond), tx.Cache)
-	if tx.Parent != 0 {
-		s += " parent=" + tx.Parent.String()
-	}
-	if tx.Error != "" {
-		s += " error=" + tx.Error
-	}
-	return s
+	base := "http://" + cfg.Listen.Admin
+	return func(method, p string, body io.Reader) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, base+p, body)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Admin.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+cfg.Admin.Token)
+		}
+		if f, ok := body.(*os.File); ok {
+			// An upload is streamed with its length, so that one over the
+			// limit is refused before it is sent.
+			if st, err := f.Stat(); err == nil {
+				req.ContentLength = st.Size()
+			}
+			req.Header.Set("Edgehost-Uploader", uploader())
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("is edgehost running? %w", err)
+		}
+		return resp, nil
+	}, nil
 }
 
 // stat prints the main counters every second with their rate.

@@ -5,7 +5,7 @@
 //	edgehost validate -config config.hcl  check a config, print every diagnostic
 //	edgehost explain URL                  the processor chains built for URL
 //	edgehost version
-//	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | stat | plugins
+//	edgehost reload | purge URL | ban EXPR | purge-tag TAG | log | top | stat | plugins
 //	edgehost demo-origin -listen ADDR     a demo origin to try edgehost with
 //	edgehost program run FILE URL         one request through a compute program
 package main
@@ -53,7 +53,11 @@ commands:
   purge URL                purge a URL and all its variants
   ban EXPR                 ban objects matching a Varnish-style expression
   purge-tag TAG            purge objects tagged TAG (Surrogate-Key / xkey)
-  log [-group]             follow the transaction log live (-follow=false: print it and exit)
+  log [-q QUERY] [-g request|raw] [-n N] [-since T] [-d] [-json]
+                           the transaction log: the kept records, then live (-d: print and exit);
+                           -q 'status >= 500 && route == "/api/"' filters (edgehost log -h)
+  top [-q QUERY] [-n ROWS] [-1] [-json]
+                           live: most requested, most missed and slowest URLs (-1: once)
   stat                     live counters
   plugins                  list plugins and their state
   file check NAME          check a file reader now; prints its new state
@@ -88,7 +92,11 @@ func run(ctx context.Context, args []string) error {
 		return cmdDemoOrigin(ctx, rest)
 	case "program":
 		return cmdProgram(ctx, rest)
-	case "reload", "purge", "ban", "purge-tag", "log", "stat", "plugins", "file",
+	case "log":
+		return cmdLog(ctx, rest)
+	case "top":
+		return cmdTop(ctx, rest)
+	case "reload", "purge", "ban", "purge-tag", "stat", "plugins", "file",
 		"upload", "programs", "rollback", "tenants", "debug":
 		return cmdAdmin(ctx, cmd, rest)
 	case "help", "-h", "-help", "--help":

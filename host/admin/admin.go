@@ -8,7 +8,7 @@
 //	GET  /status.json                  the page's data: per-second points, errors, inventory (token or cookie)
 //	GET  /metrics                      Prometheus text format (token unless admin.public_metrics)
 //	GET  /status                       config path, tiers, backends, bans (token)
-//	GET  /log[?follow=1&group=1]       transaction log as JSON lines (token)
+//	GET  /log[?follow=1&group=1&q=&n=&since=] transaction log as JSON lines (token; log.go)
 //	POST /purge?url=URL                purge a URL with all its Vary variants (token)
 //	POST /ban   body: expression       Varnish-style ban, persisted (token)
 //	POST /purge-tag?tag=TAG            purge by Surrogate-Key / xkey (token)
@@ -35,7 +35,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -237,47 +236,4 @@ func (a *api) status(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, st)
-}
-
-// log streams the transaction log as JSON lines: the buffered records, then
-// (follow=1) new ones as they happen. group=1 holds each request back until
-// its subrequests are done and prints them together (DESIGN §2).
-func (a *api) log(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	follow := r.URL.Query().Get("follow") == "1"
-	var ch <-chan observe.Tx
-	if follow {
-		c, stop := a.o.TxLog.Subscribe()
-		defer stop()
-		ch = c
-	}
-	for _, tx := range a.o.TxLog.Recent() {
-		w.Write(tx.MarshalLine())
-	}
-	if !follow {
-		return
-	}
-	fl, _ := w.(http.Flusher)
-	if fl != nil {
-		fl.Flush()
-	}
-	tick := time.NewTicker(15 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case tx := <-ch:
-			w.Write(tx.MarshalLine())
-			if fl != nil {
-				fl.Flush()
-			}
-		case <-tick.C:
-			// keep-alive blank line so proxies do not drop the stream
-			w.Write([]byte("\n"))
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-	}
 }

@@ -39,6 +39,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/edgehost/edgehost/host/internal/exprtext"
 )
 
 // ErrSyntax is wrapped by every error Parse returns.
@@ -352,19 +354,10 @@ func (p *parser) value() (string, error) {
 		}
 		return p.src[start:p.pos], nil
 	}
-	var sb strings.Builder
-	for i := start + 1; i < len(p.src); i++ {
-		c := p.src[i]
-		switch {
-		case c == '"':
-			p.pos = i + 1
-			return sb.String(), nil
-		case c == '\\' && i+1 < len(p.src) && (p.src[i+1] == '"' || p.src[i+1] == '\\'):
-			sb.WriteByte(p.src[i+1])
-			i++
-		default:
-			sb.WriteByte(c)
-		}
+	v, end, ok := exprtext.Quoted(p.src, start)
+	if ok {
+		p.pos = end
+		return v, nil
 	}
 	return "", p.errorf(start, "unterminated string")
 }
@@ -402,15 +395,7 @@ func (p *parser) found(pos int) string {
 }
 
 func (p *parser) errorf(pos int, format string, args ...any) error {
-	line, col := 1, 1
-	for i := 0; i < pos && i < len(p.src); i++ {
-		if p.src[i] == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
+	line, col := exprtext.LineCol(p.src, pos)
 	return &SyntaxError{Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
 }
 

@@ -67,12 +67,12 @@ type TxLog struct {
 	ring []Tx
 	next int
 	full bool
-	subs map[chan Tx]struct{}
+	subs map[chan Tx]*atomic.Uint64 // each follower's missed records
 }
 
 // NewTxLog returns a log keeping the last size records.
 func NewTxLog(size int) *TxLog {
-	return &TxLog{ring: make([]Tx, size), subs: map[chan Tx]struct{}{}}
+	return &TxLog{ring: make([]Tx, size), subs: map[chan Tx]*atomic.Uint64{}}
 }
 
 // Publish records tx.
@@ -83,10 +83,11 @@ func (l *TxLog) Publish(tx Tx) {
 	if l.next == 0 {
 		l.full = true
 	}
-	for c := range l.subs {
+	for c, missed := range l.subs {
 		select {
 		case c <- tx:
 		default:
+			missed.Add(1)
 		}
 	}
 	l.mu.Unlock()
@@ -102,13 +103,25 @@ func (l *TxLog) Recent() []Tx {
 	return append(append([]Tx(nil), l.ring[l.next:]...), l.ring[:l.next]...)
 }
 
+// FollowBuffer is how many records a follower may be behind before it
+// misses some.
+const FollowBuffer = 1024
+
 // Subscribe returns a channel of new records; call the returned func to stop.
 func (l *TxLog) Subscribe() (<-chan Tx, func()) {
-	c := make(chan Tx, 1024)
+	c, _, stop := l.Follow()
+	return c, stop
+}
+
+// Follow is Subscribe that also returns the count of the records the
+// follower missed because it was FollowBuffer records behind.
+func (l *TxLog) Follow() (<-chan Tx, *atomic.Uint64, func()) {
+	c := make(chan Tx, FollowBuffer)
+	missed := new(atomic.Uint64)
 	l.mu.Lock()
-	l.subs[c] = struct{}{}
+	l.subs[c] = missed
 	l.mu.Unlock()
-	return c, func() {
+	return c, missed, func() {
 		l.mu.Lock()
 		delete(l.subs, c)
 		l.mu.Unlock()

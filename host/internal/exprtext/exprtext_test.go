@@ -1,0 +1,34 @@
+package exprtext
+
+import "testing"
+
+func TestQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		src, want string
+		end       int
+		ok        bool
+	}{
+		{`"abc" x`, "abc", 5, true},
+		{`"a\"b\\c"`, `a"b\c`, 9, true},
+		{`"\.png$"`, `\.png$`, 8, true},
+		{`""`, "", 2, true},
+		{`"abc`, "", 4, false},
+		{`"ab\"`, "", 5, false},
+	} {
+		val, end, ok := Quoted(tc.src, 0)
+		if val != tc.want || end != tc.end || ok != tc.ok {
+			t.Errorf("Quoted(%q) = %q, %d, %v; want %q, %d, %v", tc.src, val, end, ok, tc.want, tc.end, tc.ok)
+		}
+	}
+}
+
+func TestLineCol(t *testing.T) {
+	src := "ab\ncd\n\nef"
+	for _, tc := range []struct{ pos, line, col int }{
+		{0, 1, 1}, {2, 1, 3}, {3, 2, 1}, {4, 2, 2}, {7, 4, 1}, {9, 4, 3}, {99, 4, 3},
+	} {
+		if l, c := LineCol(src, tc.pos); l != tc.line || c != tc.col {
+			t.Errorf("LineCol(%d) = %d:%d, want %d:%d", tc.pos, l, c, tc.line, tc.col)
+		}
+	}
+}
