@@ -33,9 +33,11 @@ run: build
 	@scripts/run.sh
 
 # Unit and integration tests (real edgehost processes, real origins, real
-# plugin subprocesses), with the race detector — in the tests and in the
+# plugin subprocesses, the status page in headless chromium — installed
+# when missing), with the race detector — in the tests and in the
 # edgehost and plugin binaries they start (bin/race).
 test: build
+	@scripts/chromium.sh
 	@mkdir -p $(BIN)/race
 	$(GO) build -race -ldflags '$(LDFLAGS)' -o $(BIN)/race/edgehost ./host
 	@for d in $(PLUGIN_DIRS); do \

@@ -4,6 +4,8 @@
 // URL, ban, purge by tag), config reload and plugin operations.
 //
 //	GET  /healthz                      liveness (no token)
+//	GET  /                             the live status page (token once, then a cookie: session.go, page.go)
+//	GET  /status.json                  the page's data: per-second points, errors, inventory (token or cookie)
 //	GET  /metrics                      Prometheus text format (token unless admin.public_metrics)
 //	GET  /status                       config path, tiers, backends, bans (token)
 //	GET  /log[?follow=1&group=1&q=&n=&since=] transaction log as JSON lines (token; log.go)
@@ -31,6 +33,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,6 +61,7 @@ type Options struct {
 	Status        func() map[string]any // extra status fields
 	Plugins       http.Handler          // mounted at /plugins (may be nil)
 	Extra         map[string]http.Handler
+	Live          *Live // the status page's sampler; nil: no page
 }
 
 // Handler returns the admin API.
@@ -87,9 +91,12 @@ func Handler(o Options) http.Handler {
 	for p, h := range o.Extra {
 		mux.Handle(p, h)
 	}
+	if o.Live != nil {
+		registerPage(mux, o.Live)
+	}
 	authed := a.auth(mux.ServeHTTP)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || (o.PublicMetrics && r.URL.Path == "/metrics") {
+		if r.URL.Path == "/healthz" || (o.PublicMetrics && r.URL.Path == "/metrics") || (o.Live != nil && strings.HasPrefix(path.Clean(r.URL.Path), "/ui/")) {
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -99,7 +106,8 @@ func Handler(o Options) http.Handler {
 
 type api struct{ o Options }
 
-// auth requires `Authorization: Bearer TOKEN`. With no token configured,
+// auth requires `Authorization: Bearer TOKEN`, or for reads the status
+// page's session cookie (session.go). With no token configured,
 // everything it guards is refused outright rather than left open.
 func (a *api) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -107,8 +115,15 @@ func (a *api) auth(h http.HandlerFunc) http.HandlerFunc {
 			httpError(w, http.StatusForbidden, "admin.token is not set in the config: this endpoint is disabled")
 			return
 		}
+		if a.o.Live != nil && a.login(w, r) {
+			return
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.o.Token)) != 1 {
+		if (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.o.Token)) != 1) && !a.cookieAuth(r) {
+			if a.o.Live != nil && wantsPage(r) {
+				loginPage(w, http.StatusUnauthorized, "")
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edgehost"`)
 			httpError(w, http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer TOKEN)")
 			return

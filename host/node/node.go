@@ -243,7 +243,10 @@ func (n *node) serve(ctx context.Context, cfg *config.Config) error {
 		self.Close()
 		return fmt.Errorf("listen.admin: %w", err)
 	}
-	adminSrv := &http.Server{Handler: n.adminHandler(cfg), ReadHeaderTimeout: 10 * time.Second}
+	live := n.live()
+	live.Start()
+	defer live.Close()
+	adminSrv := &http.Server{Handler: n.adminHandler(cfg, live), ReadHeaderTimeout: 10 * time.Second}
 	pidFile := filepath.Join(cfg.StateDir, "edgehost.pid")
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
@@ -282,12 +285,13 @@ func (n *node) serve(ctx context.Context, cfg *config.Config) error {
 }
 
 // adminHandler is the admin API of the node.
-func (n *node) adminHandler(cfg *config.Config) http.Handler {
+func (n *node) adminHandler(cfg *config.Config, live *admin.Live) http.Handler {
 	return admin.Handler(admin.Options{
 		Token: cfg.Admin.Token, PublicMetrics: cfg.Admin.PublicMetrics, Cache: n.cache, Metrics: n.metrics, TxLog: n.txlog, Logger: n.log.With("component", "admin"),
 		Reload:  n.reload,
 		Plugins: n.plugins.AdminHandler(cfg.Admin.Token),
 		Extra:   n.adminExtra(),
+		Live:    live,
 		Status: func() map[string]any {
 			objs, bytes := n.cache.Stats()
 			return map[string]any{

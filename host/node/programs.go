@@ -280,6 +280,12 @@ type TenantState struct {
 }
 
 func (n *node) tenantsHandler(w http.ResponseWriter, r *http.Request) {
+	admin.WriteJSON(w, n.tenantStates(r.Context()))
+}
+
+// tenantStates reports every tenant of the config with its plugin's
+// status (GET /tenants, the status page).
+func (n *node) tenantStates(ctx context.Context) []TenantState {
 	cfg := n.srv.Config()
 	statuses := map[string]map[string]*pluginv1.TenantStatus{}
 	errs := map[string]error{}
@@ -287,7 +293,7 @@ func (n *node) tenantsHandler(w http.ResponseWriter, r *http.Request) {
 	for _, name := range sortedKeys(cfg.Tenants) {
 		t := cfg.Tenants[name]
 		if _, done := statuses[t.Plugin]; !done && errs[t.Plugin] == nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			st, err := n.plugins.ComputeStatus(ctx, t.Plugin)
 			cancel()
 			if err != nil {
@@ -320,7 +326,7 @@ func (n *node) tenantsHandler(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, ts)
 	}
-	admin.WriteJSON(w, out)
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
