@@ -42,6 +42,7 @@ type conn struct {
 	// parkAfter without a request: a busy keep-alive connection costs no
 	// epoll call or goroutine start per request.
 	cold    bool
+	served  bool // a request has been read (the first wait says nothing of the client's pace)
 	resumed bool // started by the poller: bytes (or a hang-up) are waiting
 
 	// The poller's registration: id in its table (0: none yet), the
@@ -204,6 +205,7 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		c.served = true
 		r := &c.req
 		if c.s.Fast != nil && !r.HasBody() && c.s.Fast(r, &c.fw) {
 			if !r.KeepAlive {
@@ -247,7 +249,7 @@ func (c *conn) wait() waitResult {
 	now := time.Now()
 	if c.resumed {
 		c.resumed = false
-		c.cold = now.Sub(time.Unix(0, c.idleSince.Load())) >= hotWait
+		c.cold = !c.served || now.Sub(time.Unix(0, c.idleSince.Load())) >= hotWait
 	} else {
 		c.idleSince.Store(now.UnixNano())
 		if c.cold && c.s.poller() != nil {
@@ -289,11 +291,15 @@ func (c *conn) park() (waitResult, bool) {
 	c.releaseBuffers()
 	c.idleSet = time.Time{} // the read deadline is stale: re-arm when resumed
 	c.state.Store(connParked)
-	if err := p.arm(c, parkEvents); err == nil {
+	err := p.arm(c, parkEvents)
+	if err == nil {
 		return waitParked, true
 	}
 	if !c.state.CompareAndSwap(connParked, connActive) {
 		return waitParked, true // taken meanwhile (shed): not ours to touch
+	}
+	if err == errReadable && c.served {
+		c.cold = false // the client did not keep us waiting
 	}
 	return waitRead, false
 }

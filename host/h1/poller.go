@@ -88,21 +88,11 @@ func newPoller(s *Server) (*poller, error) {
 // poller's goroutine: the caller must not touch it again.
 func (p *poller) arm(c *conn, events uint32) error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
 		return net.ErrClosed
 	}
-	add := c.pollID == 0
-	if add {
-		p.nextID++
-		if p.nextID == 0 {
-			p.nextID = 1
-		}
-		c.pollID = p.nextID
-		p.conns[c.pollID] = c
-	}
-	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: events, Fd: int32(c.pollID), Pad: int32(c.armSeq.Add(1))}
 	var err error
 	cerr := c.raw.rc.Control(func(fd uintptr) {
 		if events&unix.EPOLLIN != 0 {
@@ -112,10 +102,21 @@ func (p *poller) arm(c *conn, events uint32) error {
 			}
 		}
 		op := unix.EPOLL_CTL_MOD
-		if add {
+		if c.pollID == 0 {
 			op = unix.EPOLL_CTL_ADD
+			p.mu.Lock()
+			if p.nextID++; p.nextID == 0 {
+				p.nextID = 1 // 0 is the eventfd
+			}
+			c.pollID = p.nextID
+			p.conns[c.pollID] = c
+			p.mu.Unlock()
 		}
-		err = unix.EpollCtl(p.epfd, op, int(fd), &ev)
+		ev := unix.EpollEvent{Events: events, Fd: int32(c.pollID), Pad: int32(c.armSeq.Add(1))}
+		if err = unix.EpollCtl(p.epfd, op, int(fd), &ev); err != nil && op == unix.EPOLL_CTL_ADD {
+			p.forget(c) // never registered: no event can name it
+			c.pollID = 0
+		}
 	})
 	if cerr != nil {
 		return cerr
