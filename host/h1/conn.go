@@ -48,9 +48,10 @@ type conn struct {
 	// The poller's registration: id in its table (0: none yet), the
 	// sequence number of the last arm (events of older arms are stale),
 	// and the cancel function of the request being watched.
-	pollID uint32
-	armSeq atomic.Uint32
-	watch  atomic.Pointer[context.CancelCauseFunc]
+	pollID   uint32
+	armSeq   atomic.Uint32
+	watch    atomic.Pointer[context.CancelCauseFunc]
+	watching bool
 }
 
 // A connection's states. Whoever moves a connection out of connWaiting or
@@ -230,6 +231,39 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// watchClient has the poller cancel the running request's context (cause
+// ErrClientGone) if the client hangs up, as net/http's background read
+// does (issue 13: a pass to a slow origin ran on for seconds after its
+// client left). Only the hang-up is watched: bytes of a pipelined request
+// stay in the socket for the next request. Called once the request body
+// (if any) has been read whole; unwatch ends it.
+func (c *conn) watchClient(cancel context.CancelCauseFunc) {
+	if c.raw == nil || c.watching {
+		return
+	}
+	p := c.s.poller()
+	if p == nil {
+		return
+	}
+	c.watch.Store(&cancel)
+	if p.arm(c, watchEvents) != nil {
+		c.watch.Store(nil)
+		return
+	}
+	c.watching = true
+}
+
+// unwatch ends the watch of the request's client and reports whether the
+// client had hung up.
+func (c *conn) unwatch() (gone bool) {
+	if !c.watching {
+		return false
+	}
+	c.watching = false
+	c.armSeq.Add(1) // the registration stays armed: its event is stale now
+	return c.watch.Swap(nil) == nil
 }
 
 type waitResult int
@@ -467,12 +501,14 @@ func (c *conn) serveSlow() bool {
 		}
 		return false
 	}
-	ctx, cancel := context.WithCancel(c.baseContext())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(c.baseContext())
+	defer cancel(nil)
 	hr = hr.WithContext(ctx)
-	w := &response{c: c, req: r, header: http.Header{}, cl: -1, head: hr.Method == http.MethodHead, keepAlive: r.KeepAlive && !c.s.shutdown.Load()}
+	w := &response{c: c, req: r, header: http.Header{}, cl: -1, head: hr.Method == http.MethodHead, keepAlive: r.KeepAlive && !c.s.shutdown.Load(), cancel: cancel}
 	if body, ok := hr.Body.(*body); ok {
 		body.w = w
+	} else {
+		c.watchClient(cancel)
 	}
 	aborted := true
 	func() {
@@ -491,6 +527,9 @@ func (c *conn) serveSlow() bool {
 		}
 		h.ServeHTTP(w, hr)
 	}()
+	if c.unwatch() {
+		w.keepAlive = false // the client left, or half-closed: no next request
+	}
 	if aborted {
 		return false
 	}
@@ -621,6 +660,11 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		b.eof = true
+		if b.w != nil {
+			// The whole body is read: from here a hang-up is the client
+			// leaving, not the end of what it sends.
+			b.c.watchClient(b.w.cancel)
+		}
 	} else if err != nil {
 		b.err = err
 	}
@@ -678,6 +722,7 @@ type response struct {
 	pending     []byte
 	head        bool
 	keepAlive   bool
+	cancel      context.CancelCauseFunc // the request context's
 }
 
 const pendingMax = 4 << 10
