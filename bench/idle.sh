@@ -81,18 +81,8 @@ fi
 
 # All peers first: they hold their ports before the clients' ephemeral
 # ports (the same range on loopback) are taken.
-declare -A BEFORE=() AFTER=() PER=() PID=()
-for peer in $PEERS; do
-	for port in ${PORT[$peer]} $([ "$peer" = edgehost ] && echo 38090); do
-		if port_busy "$port"; then
-			STATE[$peer]="not started: port $port is in use by another process"
-			continue 2
-		fi
-	done
-	"start_$peer"
-	log "$peer: ${STATE[$peer]}"
-	[ "${STATE[$peer]}" = up ] && PID[$peer]=${PIDS[-1]}
-done
+declare -A BEFORE=() AFTER=() PER=()
+start_peers
 
 for peer in $PEERS; do
 	[ "${STATE[$peer]}" = up ] || continue

@@ -195,3 +195,21 @@ start_nginx() {
 	stop_pid "$pid"
 	STATE[nginx]="failed to start: $(cat "$dir/nginx.log" "$dir/error.log" 2>/dev/null | grep -v '^$' | tail -1 | cut -c1-100)"
 }
+
+# start_peers: every peer of $PEERS whose ports are free; PID[peer] is the
+# pid of a peer that is up (its processes are that pid and its children).
+declare -A PID=()
+start_peers() {
+	local peer port
+	for peer in $PEERS; do
+		for port in ${PORT[$peer]} $([ "$peer" = edgehost ] && echo 38090); do
+			if port_busy "$port"; then
+				STATE[$peer]="not started: port $port is in use by another process"
+				continue 2
+			fi
+		done
+		"start_$peer"
+		log "$peer: ${STATE[$peer]}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
+		[ "${STATE[$peer]}" = up ] && PID[$peer]=${PIDS[-1]}
+	done
+}

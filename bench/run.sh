@@ -187,16 +187,7 @@ if ! start_origin; then
 fi
 log "demo origin ($ORIGIN_CMD) on $ORIGIN"
 
-for peer in $PEERS; do
-	for port in ${PORT[$peer]} $([ "$peer" = edgehost ] && echo 38090); do
-		if port_busy "$port"; then
-			STATE[$peer]="not started: port $port is in use by another process"
-			continue 2
-		fi
-	done
-	"start_$peer"
-	log "$peer: ${STATE[$peer]}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
-done
+start_peers
 
 # A reference copy of the range, straight from the origin.
 curl -fs -o "$OUT/range-ref.bin" -H "Range: bytes=$RANGE_FIRST-$RANGE_LAST" "http://$ORIGIN$BIG"

@@ -70,11 +70,7 @@ route "/pass/" {
 }
 `))
 	t.Run("pass", func(t *testing.T) {
-		c, err := net.Dial("tcp", e.HTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, "GET /pass/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+		c := sendGet(t, e.HTTP, "/pass/slow")
 		time.Sleep(300 * time.Millisecond) // the origin has the request
 		c.Close()
 		closed := time.Now()
@@ -88,18 +84,10 @@ route "/pass/" {
 		}
 	})
 	t.Run("coalesced", func(t *testing.T) {
-		leaver, err := net.Dial("tcp", e.HTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(leaver, "GET /co/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+		leaver := sendGet(t, e.HTTP, "/co/slow")
 		time.Sleep(200 * time.Millisecond) // its fetch is the flight
-		stayer, err := net.Dial("tcp", e.HTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
+		stayer := sendGet(t, e.HTTP, "/co/slow")
 		defer stayer.Close()
-		io.WriteString(stayer, "GET /co/slow HTTP/1.1\r\nHost: x\r\n\r\n")
 		time.Sleep(200 * time.Millisecond)
 		leaver.Close()
 		stayer.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -128,4 +116,15 @@ route "/pass/" {
 		default:
 		}
 	})
+}
+
+// sendGet dials addr and sends a GET of path on a keep-alive connection.
+func sendGet(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	return c
 }
