@@ -20,6 +20,16 @@
 // whenever the framing of a response could not be kept. Error answers are
 // followed by a lingering close, so that a client still sending reads them
 // instead of a reset.
+//
+// Idle keep-alive connections cost little (issue 15: at most 8 KiB each,
+// TestIdleConnMemory): a connection holds its buffers (reader, writer, the
+// head buffer of MaxHeaderBytes) only while it serves a request, and one
+// that waits for a request is parked in the poller's epoll set with no
+// goroutine (poller.go), unless its client has been coming back at once
+// (then it waits in its goroutine for up to parkAfter, and a busy
+// connection costs no epoll call per request). The same poller watches the
+// connection of a request being handled for its client hanging up, and
+// cancels the request's context (ErrClientGone) as net/http does.
 package h1
 
 import (
