@@ -49,6 +49,7 @@ type conn struct {
 	// sequence number of the last arm (events of older arms are stale),
 	// and the cancel function of the request being watched.
 	pollID   uint32
+	inEpoll  bool // added to the epoll set (removed when the socket closes)
 	armSeq   atomic.Uint32
 	watch    atomic.Pointer[context.CancelCauseFunc]
 	watching bool
@@ -247,9 +248,11 @@ func (c *conn) watchClient(cancel context.CancelCauseFunc) {
 	if p == nil {
 		return
 	}
+	add, seq := p.prepare(c)
 	c.watch.Store(&cancel)
-	if p.arm(c, watchEvents) != nil {
+	if p.arm(c, watchEvents, add, seq) != nil {
 		c.watch.Store(nil)
+		c.inEpoll = c.inEpoll && !add
 		return
 	}
 	c.watching = true
@@ -324,14 +327,16 @@ func (c *conn) park() (waitResult, bool) {
 	}
 	c.releaseBuffers()
 	c.idleSet = time.Time{} // the read deadline is stale: re-arm when resumed
+	add, seq := p.prepare(c)
 	c.state.Store(connParked)
-	err := p.arm(c, parkEvents)
+	err := p.arm(c, parkEvents, add, seq)
 	if err == nil {
 		return waitParked, true
 	}
 	if !c.state.CompareAndSwap(connParked, connActive) {
 		return waitParked, true // taken meanwhile (shed): not ours to touch
 	}
+	c.inEpoll = c.inEpoll && !add
 	if err == errReadable && c.served {
 		c.cold = false // the client did not keep us waiting
 	}
@@ -339,7 +344,8 @@ func (c *conn) park() (waitResult, bool) {
 }
 
 // armIdle keeps the read deadline IdleTimeout ahead of now while the
-// connection waits for a request. It moves at most once a second: on a busy
+// connection waits for a request (parkAfter, if that is sooner and the
+// connection can be parked: then the poller keeps the idle timeout). It moves at most once a second: on a busy
 // keep-alive connection that is one timer update per second, not per
 // request. Any other deadline (header, body, none) zeroes idleSet, so the
 // next wait re-arms it.

@@ -82,16 +82,42 @@ func newPoller(s *Server) (*poller, error) {
 	return p, nil
 }
 
-// arm registers c's socket for events (parkEvents or watchEvents). With
-// parkEvents, a socket that already has bytes to read is not armed:
-// errReadable. Once arm returns nil for parkEvents, c belongs to the
-// poller's goroutine: the caller must not touch it again.
-func (p *poller) arm(c *conn, events uint32) error {
+// prepare readies c's next arm while its goroutine still owns it alone:
+// an id in the table, the next sequence number, and whether the socket
+// must be added to the epoll set (add) rather than modified. Nothing of c
+// is written after that: once parked, c may be taken (resumed, shed) as
+// soon as its state says so, and those hand-overs order only what was
+// written before them.
+func (p *poller) prepare(c *conn) (add bool, seq uint32) {
+	if c.pollID == 0 {
+		p.mu.Lock()
+		if p.nextID++; p.nextID == 0 {
+			p.nextID = 1 // 0 is the eventfd
+		}
+		c.pollID = p.nextID
+		p.conns[c.pollID] = c
+		p.mu.Unlock()
+	}
+	add = !c.inEpoll
+	c.inEpoll = true
+	return add, c.armSeq.Add(1)
+}
+
+// arm registers c's socket for events (parkEvents or watchEvents) after
+// prepare. With parkEvents, a socket that already has bytes to read is not
+// armed: errReadable. When arm fails, the socket is not in the epoll set
+// if add was asked (the caller, owning c again, clears c.inEpoll).
+func (p *poller) arm(c *conn, events uint32, add bool, seq uint32) error {
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
 		return net.ErrClosed
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(c.pollID), Pad: int32(seq)}
+	op := unix.EPOLL_CTL_MOD
+	if add {
+		op = unix.EPOLL_CTL_ADD
 	}
 	var err error
 	cerr := c.raw.rc.Control(func(fd uintptr) {
@@ -101,22 +127,7 @@ func (p *poller) arm(c *conn, events uint32) error {
 				return
 			}
 		}
-		op := unix.EPOLL_CTL_MOD
-		if c.pollID == 0 {
-			op = unix.EPOLL_CTL_ADD
-			p.mu.Lock()
-			if p.nextID++; p.nextID == 0 {
-				p.nextID = 1 // 0 is the eventfd
-			}
-			c.pollID = p.nextID
-			p.conns[c.pollID] = c
-			p.mu.Unlock()
-		}
-		ev := unix.EpollEvent{Events: events, Fd: int32(c.pollID), Pad: int32(c.armSeq.Add(1))}
-		if err = unix.EpollCtl(p.epfd, op, int(fd), &ev); err != nil && op == unix.EPOLL_CTL_ADD {
-			p.forget(c) // never registered: no event can name it
-			c.pollID = 0
-		}
+		err = unix.EpollCtl(p.epfd, op, int(fd), &ev)
 	})
 	if cerr != nil {
 		return cerr
