@@ -7,7 +7,7 @@ PLUGIN_DIRS := $(patsubst %/main.go,%,$(wildcard plugins/*/main.go))
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build programs run test test-short test-kvm bench proto fuzz clean
+.PHONY: all build programs run test test-short test-kvm bench bench-idle proto fuzz clean
 
 all: build
 
@@ -52,9 +52,16 @@ test-short:
 test-kvm:
 	scripts/test-kvm.sh
 
-# Compares edgehost with Varnish / nginx on loopback (installs them and wrk).
+# Compares edgehost with Varnish / nginx on loopback (installs them and wrk);
+# the last table is bench-idle's.
 bench: build
 	bench/run.sh
+	bench/idle.sh
+
+# Memory per idle keep-alive connection (10 000 of them) in edgehost,
+# Varnish and nginx (issue 15).
+bench-idle: build
+	bench/idle.sh
 
 proto:
 	scripts/proto.sh

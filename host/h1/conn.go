@@ -21,8 +21,10 @@ import (
 type conn struct {
 	s      *Server
 	nc     net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
+	rw     io.ReadWriter // nc, or raw I/O on it
+	br     *bufio.Reader // nil while parked
+	bw     *bufio.Writer // nil while parked
+	hb     *[]byte       // the head buffer (req.buf) from the server's pool; nil while parked
 	remote string
 	req    Request
 	fw     Writer
@@ -31,10 +33,52 @@ type conn struct {
 	// idleSet is when the idle read deadline was last set (zero: not set);
 	// writeSet the same for the write deadline.
 	idleSet, writeSet time.Time
-	idle              atomic.Bool
+	state             atomic.Int32 // connActive, connWaiting, connParked, connClosing
 	idleSince         atomic.Int64 // unix ns when the connection last started waiting for a request
 	linger            bool         // the client may have sent bytes not read: close gently
+	// cold: park as soon as the connection waits for a request (a new
+	// connection, or one whose client took hotWait or more to send its
+	// last request). A hot one waits in a goroutine, parked only after
+	// parkAfter without a request: a busy keep-alive connection costs no
+	// epoll call or goroutine start per request.
+	cold    bool
+	served  bool // a request has been read (the first wait says nothing of the client's pace)
+	resumed bool // started by the poller: bytes (or a hang-up) are waiting
+
+	// The poller's registration: id in its table (0: none yet), the
+	// sequence number of the last arm (events of older arms are stale),
+	// and the cancel function of the request being watched.
+	pollID   uint32
+	inEpoll  bool // added to the epoll set (removed when the socket closes)
+	armSeq   atomic.Uint32
+	watch    atomic.Pointer[context.CancelCauseFunc]
+	watching bool
 }
+
+// A connection's states. Whoever moves a connection out of connWaiting or
+// connParked by CompareAndSwap owns what happens next: its goroutine (a
+// request came), the poller (resuming a parked one), or the code that
+// closes it (shedding, the idle timeout, Shutdown) — never two of them.
+const (
+	connActive  int32 = iota // a goroutine serves it
+	connWaiting              // a goroutine waits for its next request
+	connParked               // no goroutine: in the poller until readable
+	connClosing              // taken to be closed
+)
+
+const (
+	// hotWait: a client that sends its next request within this keeps
+	// its connection's goroutine between requests.
+	hotWait = 100 * time.Millisecond
+	// parkAfter: a hot connection without a request for this long (at
+	// least half of it: the deadline moves once a second) is parked.
+	parkAfter = 2 * time.Second
+)
+
+// ErrClientGone is the cause of a request context cancelled because its
+// client closed the connection (or half-closed it, as net/http counts it)
+// while the handler ran.
+var ErrClientGone = errors.New("h1: client closed the connection")
 
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
@@ -42,61 +86,115 @@ var (
 )
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
-	var rw io.ReadWriter = nc
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), rw: nc, cold: true}
 	if c.raw = newRawIO(nc); c.raw != nil {
-		rw = c.raw
+		c.rw = c.raw
 	}
-	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(rw)
-	c.bw = writerPool.Get().(*bufio.Writer)
-	c.bw.Reset(rw)
 	c.req.RemoteAddr = c.remote
 	c.fw = Writer{c: c}
-	c.idle.Store(true)
+	c.state.Store(connWaiting)
 	c.idleSince.Store(time.Now().UnixNano())
 	return c
 }
 
-func (c *conn) closeIfIdle() {
-	if c.idle.Load() {
-		c.nc.Close()
+// takeBuffers gives the connection its pooled buffers (a new or resumed
+// one).
+func (c *conn) takeBuffers() {
+	if c.br != nil {
+		return
 	}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.rw)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.rw)
 }
 
-func (c *conn) serve() {
-	defer func() {
-		if p := recover(); p != nil && p != http.ErrAbortHandler {
-			c.logf("panic serving %s: %v\n%s", c.remote, p, debug.Stack())
-		}
-		if c.linger {
-			c.lingeringClose()
-		}
-		c.nc.Close()
+// releaseBuffers gives the buffers back to the pools (nothing is buffered
+// in either: a connection parks or ends). The head's slices point into the
+// head buffer: they go too.
+func (c *conn) releaseBuffers() {
+	if c.br != nil {
 		c.br.Reset(nil)
 		readerPool.Put(c.br)
 		c.bw.Reset(nil)
 		writerPool.Put(c.bw)
-		c.s.forget(c)
+		c.br, c.bw = nil, nil
+	}
+	if c.hb != nil {
+		*c.hb = c.req.buf[:0]
+		c.s.heads.Put(c.hb)
+		c.hb = nil
+	}
+	c.req = Request{RemoteAddr: c.remote}
+	c.spans = nil
+	c.fw.head = nil
+}
+
+// shed closes the connection if it waits for a request, and reports
+// whether it did.
+func (c *conn) shed() bool {
+	if c.state.CompareAndSwap(connWaiting, connClosing) {
+		c.nc.Close() // its goroutine's read fails and it ends the connection
+		return true
+	}
+	if c.state.CompareAndSwap(connParked, connClosing) {
+		c.end()
+		return true
+	}
+	return false
+}
+
+// end closes the connection and gives back what it holds; called once, by
+// its goroutine or by whoever took it while parked.
+func (c *conn) end() {
+	if c.linger {
+		c.lingeringClose()
+	}
+	c.nc.Close()
+	if c.pollID != 0 {
+		c.s.poll.Load().forget(c)
+	}
+	c.releaseBuffers()
+	c.s.forget(c)
+}
+
+// pollEvent is the poller's: c's socket became readable or hung up.
+func (c *conn) pollEvent(ev uint32) {
+	if c.state.CompareAndSwap(connParked, connActive) {
+		c.resumed = true
+		go c.serve()
+		return
+	}
+	if ev&goneEvents != 0 {
+		if cancel := c.watch.Swap(nil); cancel != nil {
+			(*cancel)(ErrClientGone)
+		}
+	}
+}
+
+func (c *conn) serve() {
+	parked := false
+	defer func() {
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
+			c.logf("panic serving %s: %v\n%s", c.remote, p, debug.Stack())
+		}
+		if !parked {
+			c.end()
+		}
 	}()
 	for {
-		c.idle.Store(true)
 		if c.s.shutdown.Load() {
 			return
 		}
-		// Every byte a client sends is read under a deadline (issue 13):
-		// the idle one while nothing of the next request is here, then the
-		// header one until its head is complete. Only a head that is
-		// already buffered whole, the common case, costs no timer update.
-		if c.br.Buffered() == 0 {
-			now := time.Now()
-			c.idleSince.Store(now.UnixNano())
-			c.armIdle(now)
-			if _, err := c.br.Peek(1); err != nil {
+		if c.br == nil || c.br.Buffered() == 0 {
+			switch c.wait() {
+			case waitEnd:
+				return
+			case waitParked:
+				parked = true
 				return
 			}
 		}
-		c.idle.Store(false)
 		if c.s.HeaderTimeout > 0 && !headBuffered(c.br) {
 			c.nc.SetReadDeadline(time.Now().Add(c.s.HeaderTimeout))
 			c.idleSet = time.Time{}
@@ -109,6 +207,7 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		c.served = true
 		r := &c.req
 		if c.s.Fast != nil && !r.HasBody() && c.s.Fast(r, &c.fw) {
 			if !r.KeepAlive {
@@ -135,14 +234,131 @@ func (c *conn) serve() {
 	}
 }
 
+// watchClient has the poller cancel the running request's context (cause
+// ErrClientGone) if the client hangs up, as net/http's background read
+// does (issue 13: a pass to a slow origin ran on for seconds after its
+// client left). Only the hang-up is watched: bytes of a pipelined request
+// stay in the socket for the next request. Called once the request body
+// (if any) has been read whole; unwatch ends it.
+func (c *conn) watchClient(cancel context.CancelCauseFunc) {
+	if c.raw == nil || c.watching {
+		return
+	}
+	p := c.s.poller()
+	if p == nil {
+		return
+	}
+	add, seq := p.prepare(c)
+	c.watch.Store(&cancel)
+	if p.arm(c, watchEvents, add, seq) != nil {
+		c.watch.Store(nil)
+		c.inEpoll = c.inEpoll && !add
+		return
+	}
+	c.watching = true
+}
+
+// unwatch ends the watch of the request's client and reports whether the
+// client had hung up.
+func (c *conn) unwatch() (gone bool) {
+	if !c.watching {
+		return false
+	}
+	c.watching = false
+	c.armSeq.Add(1) // the registration stays armed: its event is stale now
+	return c.watch.Swap(nil) == nil
+}
+
+type waitResult int
+
+const (
+	waitRead   waitResult = iota // bytes of a request are buffered
+	waitEnd                      // end the connection
+	waitParked                   // the poller has it: the goroutine must not touch it
+)
+
+// wait waits for the first byte of the next request. Every byte a client
+// sends is read under a deadline (issue 13): the idle one while nothing of
+// the next request is here, then the header one until its head is
+// complete. Only a head that is already buffered whole, the common case,
+// costs no timer update.
+func (c *conn) wait() waitResult {
+	now := time.Now()
+	if c.resumed {
+		c.resumed = false
+		c.cold = !c.served || now.Sub(time.Unix(0, c.idleSince.Load())) >= hotWait
+	} else {
+		c.idleSince.Store(now.UnixNano())
+		if c.cold && c.s.poller() != nil {
+			if r, ok := c.park(); ok {
+				return r
+			}
+		}
+	}
+	c.takeBuffers()
+	c.armIdle(now)
+	c.state.Store(connWaiting)
+	_, err := c.br.Peek(1)
+	if !c.state.CompareAndSwap(connWaiting, connActive) {
+		return waitEnd // shed while waiting
+	}
+	if err == nil {
+		return waitRead
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && c.s.poll.Load() != nil && !c.s.shutdown.Load() &&
+		(c.s.IdleTimeout <= 0 || time.Since(time.Unix(0, c.idleSince.Load())) < c.s.IdleTimeout) {
+		// parkAfter without a request, idle timeout not reached.
+		c.cold = true
+		if r, ok := c.park(); ok {
+			return r
+		}
+		return c.wait() // bytes came meanwhile
+	}
+	return waitEnd
+}
+
+// park hands the connection to the poller. ok false: bytes are waiting
+// (or the poller would not take it): read them in this goroutine.
+func (c *conn) park() (waitResult, bool) {
+	p := c.s.poll.Load()
+	if c.raw == nil || p == nil {
+		return waitRead, false
+	}
+	c.releaseBuffers()
+	c.idleSet = time.Time{} // the read deadline is stale: re-arm when resumed
+	add, seq := p.prepare(c)
+	c.state.Store(connParked)
+	err := p.arm(c, parkEvents, add, seq)
+	if err == nil {
+		return waitParked, true
+	}
+	if !c.state.CompareAndSwap(connParked, connActive) {
+		return waitParked, true // taken meanwhile (shed): not ours to touch
+	}
+	c.inEpoll = c.inEpoll && !add
+	if err == errReadable && c.served {
+		c.cold = false // the client did not keep us waiting
+	}
+	return waitRead, false
+}
+
 // armIdle keeps the read deadline IdleTimeout ahead of now while the
-// connection waits for a request. It moves at most once a second: on a busy
+// connection waits for a request (parkAfter, if that is sooner and the
+// connection can be parked: then the poller keeps the idle timeout). It moves at most once a second: on a busy
 // keep-alive connection that is one timer update per second, not per
 // request. Any other deadline (header, body, none) zeroes idleSet, so the
 // next wait re-arms it.
 func (c *conn) armIdle(now time.Time) {
-	if c.s.IdleTimeout > 0 && now.Sub(c.idleSet) > time.Second {
-		c.nc.SetReadDeadline(now.Add(c.s.IdleTimeout))
+	d := c.s.IdleTimeout
+	if now.Sub(c.idleSet) <= time.Second {
+		return
+	}
+	if c.raw != nil && c.s.poll.Load() != nil && (d <= 0 || d > parkAfter) {
+		d = parkAfter // then parked: the poller keeps the idle timeout
+	}
+	if d > 0 {
+		c.nc.SetReadDeadline(now.Add(d))
 		c.idleSet = now
 	}
 }
@@ -165,9 +381,11 @@ func (c *conn) readHead() error {
 	r.fields = r.fields[:0]
 	max := c.s.MaxHeaderBytes
 	// Lines are copied into r.buf; fields point into it, so it must not
-	// move: reserve the whole limit once per connection.
-	if cap(r.buf) < max+2 {
-		r.buf = make([]byte, 0, max+2)
+	// move: it holds the whole limit. It comes from the server's pool
+	// and goes back when the connection parks or ends.
+	if c.hb == nil {
+		c.hb = c.s.headBuf()
+		r.buf = (*c.hb)[:0]
 	}
 	spans := c.spans[:0]
 	defer func() { c.spans = spans[:0] }()
@@ -289,12 +507,14 @@ func (c *conn) serveSlow() bool {
 		}
 		return false
 	}
-	ctx, cancel := context.WithCancel(c.baseContext())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(c.baseContext())
+	defer cancel(nil)
 	hr = hr.WithContext(ctx)
-	w := &response{c: c, req: r, header: http.Header{}, cl: -1, head: hr.Method == http.MethodHead, keepAlive: r.KeepAlive && !c.s.shutdown.Load()}
+	w := &response{c: c, req: r, header: http.Header{}, cl: -1, head: hr.Method == http.MethodHead, keepAlive: r.KeepAlive && !c.s.shutdown.Load(), cancel: cancel}
 	if body, ok := hr.Body.(*body); ok {
 		body.w = w
+	} else {
+		c.watchClient(cancel)
 	}
 	aborted := true
 	func() {
@@ -313,6 +533,9 @@ func (c *conn) serveSlow() bool {
 		}
 		h.ServeHTTP(w, hr)
 	}()
+	if c.unwatch() {
+		w.keepAlive = false // the client left, or half-closed: no next request
+	}
 	if aborted {
 		return false
 	}
@@ -443,6 +666,11 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		b.eof = true
+		if b.w != nil {
+			// The whole body is read: from here a hang-up is the client
+			// leaving, not the end of what it sends.
+			b.c.watchClient(b.w.cancel)
+		}
 	} else if err != nil {
 		b.err = err
 	}
@@ -500,6 +728,7 @@ type response struct {
 	pending     []byte
 	head        bool
 	keepAlive   bool
+	cancel      context.CancelCauseFunc // the request context's
 }
 
 const pendingMax = 4 << 10

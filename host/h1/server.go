@@ -20,6 +20,16 @@
 // whenever the framing of a response could not be kept. Error answers are
 // followed by a lingering close, so that a client still sending reads them
 // instead of a reset.
+//
+// Idle keep-alive connections cost little (issue 15: at most 8 KiB each,
+// TestIdleConnMemory): a connection holds its buffers (reader, writer, the
+// head buffer of MaxHeaderBytes) only while it serves a request, and one
+// that waits for a request is parked in the poller's epoll set with no
+// goroutine (poller.go), unless its client has been coming back at once
+// (then it waits in its goroutine for up to parkAfter, and a busy
+// connection costs no epoll call per request). The same poller watches the
+// connection of a request being handled for its client hanging up, and
+// cancels the request's context (ErrClientGone) as net/http does.
 package h1
 
 import (
@@ -63,6 +73,31 @@ type Server struct {
 	freed    chan struct{} // a connection ended (waitRoom)
 	shutdown atomic.Bool
 	wg       sync.WaitGroup
+	heads    sync.Pool // *[]byte of MaxHeaderBytes+2: the head buffers of active connections
+	pollOnce sync.Once
+	poll     atomic.Pointer[poller] // nil: not started, or epoll not available
+}
+
+// headBuf returns a head buffer of MaxHeaderBytes+2 from the pool.
+func (s *Server) headBuf() *[]byte {
+	if b, _ := s.heads.Get().(*[]byte); b != nil && cap(*b) >= s.MaxHeaderBytes+2 {
+		return b
+	}
+	b := make([]byte, 0, s.MaxHeaderBytes+2)
+	return &b
+}
+
+// poller starts the poller on first use; nil if it cannot run (no epoll).
+func (s *Server) poller() *poller {
+	s.pollOnce.Do(func() {
+		p, err := newPoller(s)
+		if err != nil {
+			s.logf("h1: idle connections keep their goroutines: %v", err)
+			return
+		}
+		s.poll.Store(p)
+	})
+	return s.poll.Load()
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -74,12 +109,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
 		s.freed = make(chan struct{}, 1)
+		if s.MaxHeaderBytes <= 0 {
+			s.MaxHeaderBytes = 32 << 10
+		}
 	}
 	s.ln = append(s.ln, ln)
 	s.mu.Unlock()
-	if s.MaxHeaderBytes <= 0 {
-		s.MaxHeaderBytes = 32 << 10
-	}
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -172,7 +207,7 @@ func (s *Server) shedIdle(n int) {
 	s.mu.Lock()
 	var idle []*conn
 	for c := range s.conns {
-		if c.idle.Load() {
+		if st := c.state.Load(); st == connWaiting || st == connParked {
 			idle = append(idle, c)
 		}
 	}
@@ -186,10 +221,9 @@ func (s *Server) shedIdle(n int) {
 		if shed == n {
 			break
 		}
-		// Taken off the idle set first: a connection being closed is
+		// Taken off the idle states first: a connection being closed is
 		// not chosen twice.
-		if c.idle.CompareAndSwap(true, false) {
-			c.nc.Close()
+		if c.shed() {
 			shed++
 		}
 	}
@@ -218,6 +252,17 @@ func (s *Server) forget(c *conn) {
 	s.wg.Done()
 }
 
+// snapshot returns the open connections.
+func (s *Server) snapshot() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	return all
+}
+
 // Shutdown closes the listeners, closes idle connections, and waits for
 // active ones to finish their current request until ctx ends; then it
 // closes what is left.
@@ -227,12 +272,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ln := range s.ln {
 		ln.Close()
 	}
-	for c := range s.conns {
-		c.closeIfIdle()
-	}
 	s.mu.Unlock()
+	closeIdle := func() {
+		for _, c := range s.snapshot() {
+			c.shed()
+		}
+	}
+	closeIdle()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	defer func() {
+		if p := s.poll.Load(); p != nil {
+			p.stop()
+		}
+	}()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -240,17 +293,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-done:
 			return nil
 		case <-tick.C:
-			s.mu.Lock()
-			for c := range s.conns {
-				c.closeIfIdle()
-			}
-			s.mu.Unlock()
+			closeIdle()
 		case <-ctx.Done():
-			s.mu.Lock()
-			for c := range s.conns {
-				c.nc.Close()
+			for _, c := range s.snapshot() {
+				if !c.shed() {
+					c.nc.Close()
+				}
 			}
-			s.mu.Unlock()
 			<-done
 			return ctx.Err()
 		}
