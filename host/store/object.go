@@ -49,15 +49,19 @@ func (s *Store) PutAll(rs ...*Record) error {
 		b := bucketsOf(tx)
 		for i := range ps {
 			p := &ps[i]
-			if err := b.put(p.id, p.hdr, p.r, p.parent); err != nil {
+			p.skipped = false
+			if err := b.put(p.id, p.hdr, p.r, p.parent); errors.Is(err, errBodyGone) {
+				p.skipped = true
+			} else if err != nil {
 				return fmt.Errorf("put %q: %w", p.r.Key, err)
 			}
 		}
 		// In the transaction, so that the index sees writes in commit
 		// order (see update).
 		for i := range ps {
-			p := &ps[i]
-			s.idx.put(p.id, p.size, timeNS(p.r.KeepUntil))
+			if p := &ps[i]; !p.skipped {
+				s.idx.put(p.id, p.size, timeNS(p.r.KeepUntil))
+			}
 		}
 		return nil
 	})
@@ -78,8 +82,9 @@ type prepared struct {
 	r      *Record
 	id     objectID
 	parent objectID
-	hdr    []byte
-	size   int64
+	hdr     []byte
+	size    int64
+	skipped bool // KeepBody no longer stored: nothing written
 }
 
 func (s *Store) prepare(r *Record, p *prepared) error {
@@ -91,6 +96,9 @@ func (s *Store) prepare(r *Record, p *prepared) error {
 			return fmt.Errorf("store: put %q: tag of %d bytes (want 1 to %d)", r.Key, len(t), maxTagLen)
 		}
 	}
+	if r.KeepBody != nil && (r.KeepBody.s != s || r.KeepBody.id != makeID(r.Key, r.Variant)) {
+		return fmt.Errorf("store: put %q: KeepBody is another object's body", r.Key)
+	}
 	if r.Parent != "" {
 		var err error
 		if p.parent, err = parseID(r.Parent); err != nil {
@@ -100,66 +108,12 @@ func (s *Store) prepare(r *Record, p *prepared) error {
 	p.r = r
 	p.id = makeID(r.Key, r.Variant)
 	p.hdr = encodeHeader(nil, r)
-	p.size = objectSize(len(p.hdr), int64(len(r.Body)), chunkCount(len(r.Body)))
+	n := r.bodyLen()
+	p.size = objectSize(len(p.hdr), n, int((n+ChunkSize-1)/ChunkSize))
 	if s.opts.MaxBytes > 0 && p.size > s.opts.MaxBytes {
 		return fmt.Errorf("store: put %q: %d bytes: %w", r.Key, p.size, ErrTooLarge)
 	}
 	return nil
-}
-
-// Get returns a copy of the object stored under key and variant. Every
-// body chunk is checked against its crc32c: an object that fails is
-// deleted and ErrCorrupt returned. Get marks the object used in memory
-// only; it never writes to the file (except to drop a corrupt object).
-func (s *Store) Get(key, variant string) (_ *Record, err error) {
-	if err := s.acquire(); err != nil {
-		return nil, err
-	}
-	defer s.closeMu.RUnlock()
-	defer s.guard(&err)
-	id := makeID(key, variant)
-	var rec *Record
-	var bad error
-	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketObjects).Get(id[:])
-		if v == nil {
-			return ErrNotFound
-		}
-		h, err := decodeHeader(v)
-		if err != nil {
-			bad = err
-			return nil
-		}
-		if h.Key != key || h.Variant != variant {
-			// A 128+64-bit hash collision: not this object.
-			return ErrNotFound
-		}
-		if !h.KeepUntil.IsZero() && h.KeepUntil.Before(time.Now()) {
-			return ErrNotFound // the sweep drops it
-		}
-		rec = &Record{
-			Key: h.Key, Variant: h.Variant, Status: h.Status, Header: h.Header.Header,
-			Created: h.Created, Expires: h.Expires, StaleUntil: h.StaleUntil, KeepUntil: h.KeepUntil,
-			Tags: h.Tags, Kind: h.Kind, Parent: h.Parent, Extra: h.Extra,
-		}
-		if h.BodySize == 0 {
-			return nil
-		}
-		rec.Body, bad = readBody(tx.Bucket(bucketChunks), id, h)
-		return nil
-	})
-	if err != nil {
-		if err == ErrNotFound {
-			return nil, ErrNotFound // the common case: no allocation
-		}
-		return nil, fmt.Errorf("store: get %q: %w", key, err)
-	}
-	if bad != nil {
-		s.dropCorrupt(id, key, bad)
-		return nil, fmt.Errorf("store: get %q: %w", key, ErrCorrupt)
-	}
-	s.idx.touch(id)
-	return rec, nil
 }
 
 // readBody copies the body of h out of the chunks bucket, checking every
@@ -457,20 +411,28 @@ func (s *Store) forget(removed []removal) {
 // put writes r under id, with its encoded header hdr, replacing what was
 // there (but not the children of what was there).
 func (b buckets) put(id objectID, hdr []byte, r *Record, parent objectID) error {
-	if old := b.objects.Get(id[:]); old != nil {
+	old := b.objects.Get(id[:])
+	if r.KeepBody != nil && (old == nil || !r.KeepBody.matches(old)) {
+		return errBodyGone
+	}
+	if old != nil {
 		if err := b.unindex(id, old); err != nil {
 			return err
 		}
-		if err := b.deleteChunks(id); err != nil {
-			return err
+		if r.KeepBody == nil {
+			if err := b.deleteChunks(id); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.objects.Put(id[:], hdr); err != nil {
 		return err
 	}
-	for i := range chunkCount(len(r.Body)) {
-		if err := b.chunks.Put(chunkKey(id, i), chunk(r.Body, i)); err != nil {
-			return err
+	if r.KeepBody == nil {
+		for i := range chunkCount(len(r.Body)) {
+			if err := b.chunks.Put(chunkKey(id, i), chunk(r.Body, i)); err != nil {
+				return err
+			}
 		}
 	}
 	for _, t := range r.Tags {
@@ -483,6 +445,9 @@ func (b buckets) put(id objectID, hdr []byte, r *Record, parent objectID) error 
 	}
 	return nil
 }
+
+// errBodyGone: a Record's KeepBody is no longer the object's body.
+var errBodyGone = errors.New("kept body no longer stored")
 
 // buckets are the buckets of one transaction.
 type buckets struct {

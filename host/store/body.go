@@ -1,0 +1,210 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrReplaced: the object whose Body was being read has been removed or
+// replaced by another body since Open (a purge, an eviction, a new
+// fetch). What was read so far was the old body; the rest is gone.
+var ErrReplaced = errors.New("store: object removed or replaced while its body was read")
+
+// Body is the body of a stored object, read from cache.db chunk by chunk
+// (issue 13: a disk hit on a 50 MiB object used to copy it whole onto the
+// heap, once per reader whose copy had left the memory tier). It holds no
+// body bytes: each ReadAt runs its own short read transaction and copies
+// out of the file's mapping into the caller's buffer, so a slow client
+// never keeps a bbolt read transaction open (a commit that grows the file
+// remaps it, which waits for every open read transaction).
+//
+// A Body stays bound to the body it was opened on: every ReadAt checks that
+// the stored object still has that body (its length and chunk checksums)
+// and fails with ErrReplaced otherwise, so a reader never splices two
+// versions of an object. Each chunk's crc32c is checked on the first read
+// of that chunk through this Body. A Body is safe for concurrent use.
+type Body struct {
+	s        *Store
+	id       objectID
+	size     int64
+	crcs     []byte        // 4 bytes a chunk, copied out of the header
+	verified []atomic.Bool // chunk checked against its crc32c
+}
+
+// Size is the body's length in bytes.
+func (b *Body) Size() int64 { return b.size }
+
+// SameAs reports whether b and o are bound to the same stored body.
+func (b *Body) SameAs(o *Body) bool {
+	return o != nil && b.s == o.s && b.id == o.id && b.size == o.size && bytes.Equal(b.crcs, o.crcs)
+}
+
+// ReadAt reads len(p) bytes of the body from off (io.ReaderAt), in one
+// read transaction. It returns ErrReplaced when the object no longer has
+// this body and ErrCorrupt (dropping the object) when a chunk fails its
+// checksum.
+func (b *Body) ReadAt(p []byte, off int64) (n int, err error) {
+	if off < 0 {
+		return 0, fmt.Errorf("store: read body at %d: negative offset", off)
+	}
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	s := b.s
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.closeMu.RUnlock()
+	defer s.guard(&err)
+	var bad error
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketObjects).Get(b.id[:]); v == nil || !b.matches(v) {
+			return ErrReplaced
+		}
+		chunks := tx.Bucket(bucketChunks)
+		var key [idLen + 4]byte
+		copy(key[:], b.id[:])
+		for n < len(p) && off+int64(n) < b.size {
+			at := off + int64(n)
+			i := int(at / ChunkSize)
+			binary.BigEndian.PutUint32(key[idLen:], uint32(i))
+			v := chunks.Get(key[:])
+			want := min(int64(ChunkSize), b.size-int64(i)*ChunkSize)
+			if int64(len(v)) != want {
+				bad = fmt.Errorf("chunk %d is %d bytes, want %d", i, len(v), want)
+				return nil
+			}
+			if !b.verified[i].Load() {
+				if got, want := crc32.Checksum(v, castagnoli), binary.BigEndian.Uint32(b.crcs[4*i:]); got != want {
+					bad = fmt.Errorf("chunk %d: crc32c %08x, want %08x", i, got, want)
+					return nil
+				}
+				b.verified[i].Store(true)
+			}
+			n += copy(p[n:], v[at-int64(i)*ChunkSize:])
+		}
+		return nil
+	})
+	switch {
+	case bad != nil:
+		s.dropCorrupt(b.id, "", bad)
+		return 0, fmt.Errorf("store: read body %x: %w", b.id[:], ErrCorrupt)
+	case errors.Is(err, ErrReplaced):
+		return 0, ErrReplaced
+	case err != nil:
+		return 0, fmt.Errorf("store: read body %x: %w", b.id[:], err)
+	}
+	s.idx.touch(b.id)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Check reports whether the stored object still has this body (nil) or
+// not (ErrReplaced), without reading it: the cheap test before a header
+// promises the body to a client.
+func (b *Body) Check() (err error) {
+	s := b.s
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	defer s.guard(&err)
+	return s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketObjects).Get(b.id[:]); v == nil || !b.matches(v) {
+			return ErrReplaced
+		}
+		return nil
+	})
+}
+
+// matches reports whether the encoded header hdr describes b's body: same
+// length, same chunk checksums (the last 4·chunks bytes before the
+// header's own checksum). A header refreshed by a 304 (KeepBody) keeps
+// them, so its Body stays readable.
+func (b *Body) matches(hdr []byte) bool {
+	f, err := decodeFixed(hdr)
+	if err != nil || f.bodyLen != b.size {
+		return false
+	}
+	end := len(hdr) - 4
+	start := end - len(b.crcs)
+	return start >= fixedLen && bytes.Equal(hdr[start:end], b.crcs)
+}
+
+// Open is Get for an object whose body may be large: a body of up to
+// inline bytes is read whole into Record.Body (body is nil); a larger one
+// is not read at all but returned as a Body to read from, chunk by chunk.
+func (s *Store) Open(key, variant string, inline int64) (_ *Record, body *Body, err error) {
+	if err := s.acquire(); err != nil {
+		return nil, nil, err
+	}
+	defer s.closeMu.RUnlock()
+	defer s.guard(&err)
+	id := makeID(key, variant)
+	var rec *Record
+	var bad error
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketObjects).Get(id[:])
+		if v == nil {
+			return ErrNotFound
+		}
+		h, err := decodeHeader(v)
+		if err != nil {
+			bad = err
+			return nil
+		}
+		if h.Key != key || h.Variant != variant {
+			// A 128+64-bit hash collision: not this object.
+			return ErrNotFound
+		}
+		if !h.KeepUntil.IsZero() && h.KeepUntil.Before(time.Now()) {
+			return ErrNotFound // the sweep drops it
+		}
+		rec = &Record{
+			Key: h.Key, Variant: h.Variant, Status: h.Status, Header: h.Header.Header,
+			Created: h.Created, Expires: h.Expires, StaleUntil: h.StaleUntil, KeepUntil: h.KeepUntil,
+			Tags: h.Tags, Kind: h.Kind, Parent: h.Parent, Extra: h.Extra,
+		}
+		switch {
+		case h.BodySize == 0:
+		case h.BodySize > inline:
+			body = &Body{s: s, id: id, size: h.BodySize, crcs: bytes.Clone(h.crcs), verified: make([]atomic.Bool, h.chunks)}
+		default:
+			rec.Body, bad = readBody(tx.Bucket(bucketChunks), id, h)
+		}
+		return nil
+	})
+	if err != nil {
+		if err == ErrNotFound {
+			return nil, nil, ErrNotFound // the common case: no allocation
+		}
+		return nil, nil, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	if bad != nil {
+		s.dropCorrupt(id, key, bad)
+		return nil, nil, fmt.Errorf("store: get %q: %w", key, ErrCorrupt)
+	}
+	s.idx.touch(id)
+	return rec, body, nil
+}
+
+// Get returns a copy of the object stored under key and variant, its body
+// read whole. Every body chunk is checked against its crc32c: an object
+// that fails is deleted and ErrCorrupt returned. Get marks the object used
+// in memory only; it never writes to the file (except to drop a corrupt
+// object).
+func (s *Store) Get(key, variant string) (*Record, error) {
+	r, _, err := s.Open(key, variant, math.MaxInt64)
+	return r, err
+}
