@@ -79,9 +79,9 @@ func (s *Store) PutAll(rs ...*Record) error {
 
 // prepared is a record checked and encoded for writing.
 type prepared struct {
-	r      *Record
-	id     objectID
-	parent objectID
+	r       *Record
+	id      objectID
+	parent  objectID
 	hdr     []byte
 	size    int64
 	skipped bool // KeepBody no longer stored: nothing written
