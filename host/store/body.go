@@ -59,51 +59,21 @@ func (b *Body) ReadAt(p []byte, off int64) (n int, err error) {
 	if off >= b.size {
 		return 0, io.EOF
 	}
-	s := b.s
-	if err := s.acquire(); err != nil {
-		return 0, err
-	}
-	defer s.closeMu.RUnlock()
-	defer s.guard(&err)
-	var bad error
-	err = s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketObjects).Get(b.id[:]); v == nil || !b.matches(v) {
-			return ErrReplaced
-		}
-		chunks := tx.Bucket(bucketChunks)
-		var key [idLen + 4]byte
-		copy(key[:], b.id[:])
+	err = b.view(func(tx *bolt.Tx) error {
 		for n < len(p) && off+int64(n) < b.size {
 			at := off + int64(n)
 			i := int(at / ChunkSize)
-			binary.BigEndian.PutUint32(key[idLen:], uint32(i))
-			v := chunks.Get(key[:])
-			want := min(int64(ChunkSize), b.size-int64(i)*ChunkSize)
-			if int64(len(v)) != want {
-				bad = fmt.Errorf("chunk %d is %d bytes, want %d", i, len(v), want)
-				return nil
-			}
-			if !b.verified[i].Load() {
-				if got, want := crc32.Checksum(v, castagnoli), binary.BigEndian.Uint32(b.crcs[4*i:]); got != want {
-					bad = fmt.Errorf("chunk %d: crc32c %08x, want %08x", i, got, want)
-					return nil
-				}
-				b.verified[i].Store(true)
+			v, err := b.chunk(tx, i)
+			if err != nil {
+				return err
 			}
 			n += copy(p[n:], v[at-int64(i)*ChunkSize:])
 		}
 		return nil
 	})
-	switch {
-	case bad != nil:
-		s.dropCorrupt(b.id, "", bad)
-		return 0, fmt.Errorf("store: read body %x: %w", b.id[:], ErrCorrupt)
-	case errors.Is(err, ErrReplaced):
-		return 0, ErrReplaced
-	case err != nil:
-		return 0, fmt.Errorf("store: read body %x: %w", b.id[:], err)
+	if err != nil {
+		return 0, err
 	}
-	s.idx.touch(b.id)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -113,19 +83,74 @@ func (b *Body) ReadAt(p []byte, off int64) (n int, err error) {
 // Check reports whether the stored object still has this body (nil) or
 // not (ErrReplaced), without reading it: the cheap test before a header
 // promises the body to a client.
-func (b *Body) Check() (err error) {
+func (b *Body) Check() error {
+	return b.view(func(*bolt.Tx) error { return nil })
+}
+
+// verify checks every chunk's length and checksum, each in its own read
+// transaction, without copying anything: Open finds a damaged object
+// before a client is promised its body.
+func (b *Body) verify() error {
+	for i := range b.verified {
+		if err := b.view(func(tx *bolt.Tx) error { _, err := b.chunk(tx, i); return err }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// view runs fn in a read transaction in which the object still has this
+// body, and maps its failures: ErrReplaced, or ErrCorrupt after dropping
+// an object whose chunk is damaged.
+func (b *Body) view(fn func(tx *bolt.Tx) error) (err error) {
 	s := b.s
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.closeMu.RUnlock()
 	defer s.guard(&err)
-	return s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketObjects).Get(b.id[:]); v == nil || !b.matches(v) {
 			return ErrReplaced
 		}
-		return nil
+		return fn(tx)
 	})
+	var bad *badChunk
+	switch {
+	case errors.As(err, &bad):
+		s.dropCorrupt(b.id, "", bad)
+		return fmt.Errorf("store: read body %x: %w", b.id[:], ErrCorrupt)
+	case errors.Is(err, ErrReplaced):
+		return ErrReplaced
+	case err != nil:
+		return fmt.Errorf("store: read body %x: %w", b.id[:], err)
+	}
+	s.idx.touch(b.id)
+	return nil
+}
+
+// badChunk is a chunk of the wrong length or checksum.
+type badChunk struct{ msg string }
+
+func (e *badChunk) Error() string { return e.msg }
+
+// chunk returns chunk i of the body in tx (valid until tx ends), checked
+// against its checksum unless this Body has checked it before.
+func (b *Body) chunk(tx *bolt.Tx, i int) ([]byte, error) {
+	var key [idLen + 4]byte
+	copy(key[:], b.id[:])
+	binary.BigEndian.PutUint32(key[idLen:], uint32(i))
+	v := tx.Bucket(bucketChunks).Get(key[:])
+	if want := min(int64(ChunkSize), b.size-int64(i)*ChunkSize); int64(len(v)) != want {
+		return nil, &badChunk{fmt.Sprintf("chunk %d is %d bytes, want %d", i, len(v), want)}
+	}
+	if !b.verified[i].Load() {
+		if got, want := crc32.Checksum(v, castagnoli), binary.BigEndian.Uint32(b.crcs[4*i:]); got != want {
+			return nil, &badChunk{fmt.Sprintf("chunk %d: crc32c %08x, want %08x", i, got, want)}
+		}
+		b.verified[i].Store(true)
+	}
+	return v, nil
 }
 
 // matches reports whether the encoded header hdr describes b's body: same
@@ -144,8 +169,24 @@ func (b *Body) matches(hdr []byte) bool {
 
 // Open is Get for an object whose body may be large: a body of up to
 // inline bytes is read whole into Record.Body (body is nil); a larger one
-// is not read at all but returned as a Body to read from, chunk by chunk.
-func (s *Store) Open(key, variant string, inline int64) (_ *Record, body *Body, err error) {
+// is returned as a Body to read from, chunk by chunk. Open checks every
+// chunk of it (each in a read transaction of its own, copying nothing), so
+// that a damaged object is ErrCorrupt here, before a client is promised
+// its body, as with Get.
+func (s *Store) Open(key, variant string, inline int64) (*Record, *Body, error) {
+	r, body, err := s.open(key, variant, inline)
+	if err == nil && body != nil {
+		if err := body.verify(); errors.Is(err, ErrReplaced) {
+			return nil, nil, ErrNotFound
+		} else if err != nil {
+			return nil, nil, err
+		}
+	}
+	return r, body, err
+}
+
+// open is Open without the check of a Body's chunks.
+func (s *Store) open(key, variant string, inline int64) (_ *Record, body *Body, err error) {
 	if err := s.acquire(); err != nil {
 		return nil, nil, err
 	}

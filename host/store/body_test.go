@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestOpenLargeBody: a body past inline is not read by Open but through a
@@ -150,29 +152,48 @@ func TestKeepBody(t *testing.T) {
 }
 
 // TestBodyCorruptChunk: a chunk that fails its checksum is never
-// returned: ReadAt fails with ErrCorrupt and the object is dropped.
+// returned: Open checks every chunk (ErrCorrupt, the object dropped), and
+// a chunk damaged after Open fails ReadAt the same way.
 func TestBodyCorruptChunk(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache.db")
 	s := openT(t, path, Options{})
-	if err := s.Put(&Record{Key: "k", Status: 200, Body: body(2*ChunkSize, 5)}); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"k", "later"} {
+		if err := s.Put(&Record{Key: k, Status: 200, Body: body(2*ChunkSize, 5)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	flipFromEnd(t, path, bucketChunks, chunkKey(makeID("k", ""), 1), 100)
 	s = openT(t, path, Options{})
-	_, b, err := s.Open("k", "", 0)
+	if _, _, err := s.Open("k", "", 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Open of the damaged object = %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Get("k", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after = %v, want ErrNotFound (dropped)", err)
+	}
+
+	_, b, err := s.Open("later", "", 0)
 	if err != nil {
+		t.Fatal(err)
+	}
+	b.verified[1].Store(false)
+	id := makeID("later", "")
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		v := bytes.Clone(tx.Bucket(bucketChunks).Get(chunkKey(id, 1)))
+		v[7] ^= 1
+		return tx.Bucket(bucketChunks).Put(chunkKey(id, 1), v)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.ReadAt(make([]byte, 10), 0); err != nil {
 		t.Errorf("ReadAt of the sound chunk = %v", err)
 	}
 	if _, err := b.ReadAt(make([]byte, 10), ChunkSize); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("ReadAt of the damaged chunk = %v, want ErrCorrupt", err)
+		t.Errorf("ReadAt of the chunk damaged after Open = %v, want ErrCorrupt", err)
 	}
-	if _, err := s.Get("k", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get("later", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after = %v, want ErrNotFound (dropped)", err)
 	}
 }
