@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,5 +196,65 @@ func TestMemoryBoundedUnderDiskHits(t *testing.T) {
 	}
 	if limit := base["VmRSS"] - base["RssAnon"] + bound + fi.Size(); sampler.peakRSS > limit {
 		t.Errorf("peak VmRSS %d MiB past the bound plus cache.db, %d MiB", sampler.peakRSS>>20, limit>>20)
+	}
+}
+
+// TestDiskBodyRangesAndRefresh: a large object read from cache.db chunk
+// by chunk serves ranges across chunks, and a 304 that refreshes it
+// rewrites its header without its body: after another restart the body is
+// whole and right.
+func TestDiskBodyRangesAndRefresh(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, strings.Replace(patientConfig(o.URL, ""), `memory = "64MiB"`, `memory = "32MiB"`, 1))
+	const path = "/bytes/8m?seed=9&max-age=1"
+	resp, err := client.Get(o.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(want) != 8<<20 {
+		t.Fatalf("origin: %d bytes, %v", len(want), err)
+	}
+	if r := e.get(path); !bytes.Equal(r.Body, want) || !strings.Contains(r.Header.Get("Cache-Status"), "stored") {
+		t.Fatalf("fill: %d bytes, Cache-Status %q", len(r.Body), r.Header.Get("Cache-Status"))
+	}
+	e.stop()
+	e.start()
+	for _, rg := range [][2]int{{5, 5}, {1<<20 - 10, 1<<20 + 10}, {3 << 20, 6<<20 + 7}, {8<<20 - 3, 8<<20 - 1}} {
+		r := e.get(path, "Range", fmt.Sprintf("bytes=%d-%d", rg[0], rg[1]))
+		if r.Status != http.StatusPartialContent || !bytes.Equal(r.Body, want[rg[0]:rg[1]+1]) {
+			t.Errorf("range %d-%d: status %d, %d bytes, equal %v", rg[0], rg[1], r.Status, len(r.Body), bytes.Equal(r.Body, want[rg[0]:rg[1]+1]))
+		}
+	}
+	// Stale (max-age=1) and in grace: served, and refreshed by a 304 in
+	// the background.
+	time.Sleep(1100 * time.Millisecond)
+	before := o.Stats().Requests
+	if r := e.get(path); !bytes.Equal(r.Body, want) {
+		t.Fatalf("stale hit: %d bytes, Cache-Status %q", len(r.Body), r.Header.Get("Cache-Status"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.get(path)
+		if !bytes.Equal(r.Body, want) {
+			t.Fatalf("after the refresh: %d bytes", len(r.Body))
+		}
+		cs := r.Header.Get("Cache-Status")
+		if strings.Contains(cs, "hit") && !strings.Contains(cs, "stale") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not refreshed after 10s: Cache-Status %q", cs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := o.Stats().Requests - before; n != 1 {
+		t.Errorf("%d origin requests for the refresh, want 1 (the 304)", n)
+	}
+	e.stop()
+	e.start()
+	if r := e.get(path); !bytes.Equal(r.Body, want) || !strings.Contains(r.Header.Get("Cache-Status"), "hit") {
+		t.Errorf("after a restart: %d bytes, equal %v, Cache-Status %q", len(r.Body), bytes.Equal(r.Body, want), r.Header.Get("Cache-Status"))
 	}
 }
