@@ -472,6 +472,35 @@ func (c *Cache) inline() int64 {
 	return inlineMax
 }
 
+// demote replaces o, just written to the store, by its stored copy when
+// its body is larger than inline(): the memory tier keeps the header, the
+// body is read from the store by later hits, and o's body is freed once
+// the clients already sending it are done. Only if o is still the object
+// of its variant in memory.
+func (c *Cache) demote(o *Object) {
+	if int64(len(o.Body)) <= c.inline() || o.Kind != store.KindNormal {
+		return
+	}
+	d := c.diskObject(o.Key, o.Variant)
+	if d == nil || d.Stored == nil || !d.Created.Equal(o.Created) {
+		return
+	}
+	d.lastUsed.Store(o.lastUsed.Load())
+	d.banMark.Store(o.banMark.Load())
+	d.ReqURL, d.ReqHost = o.ReqURL, o.ReqHost
+	sh := c.shard(o.Key)
+	sh.mu.Lock()
+	vs := sh.m[o.Key]
+	i := slices.Index(vs, o)
+	if i < 0 || o.dead.Load() {
+		sh.mu.Unlock()
+		return
+	}
+	vs[i] = d
+	c.account(0, d.size-o.size)
+	sh.mu.Unlock()
+}
+
 // Forget drops o from the memory tier only: its stored body is gone (an
 // eviction from the store, a purge on another path), so the next lookup
 // reads the store again or misses. Nothing is deleted from the store.
@@ -848,12 +877,14 @@ func (c *Cache) apply(w *op) *op {
 	var st Writer = c.opts.Store
 	if w.put != nil {
 		var batch []*store.Record
+		var objs []*Object
 		var next *op
 		size := 0
 	gather:
 		for {
 			if !w.put.dead.Load() {
 				batch = append(batch, w.put.record())
+				objs = append(objs, w.put)
 				size += len(w.put.Body)
 			}
 			if len(batch) >= batchMax || size >= batchBytes {
@@ -875,6 +906,10 @@ func (c *Cache) apply(w *op) *op {
 		if len(batch) > 0 {
 			if err := st.PutAll(batch...); err != nil {
 				c.log.Warn("store put failed", "objects", len(batch), "err", err)
+			} else {
+				for _, o := range objs {
+					c.demote(o)
+				}
 			}
 		}
 		return next

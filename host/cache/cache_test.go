@@ -410,3 +410,28 @@ func TestLargeDiskBodyStaysInStore(t *testing.T) {
 		t.Errorf("the body read before the refresh: %v", err)
 	}
 }
+
+// TestLargeBodyDemotedAfterWrite: once the writer has stored an object
+// whose body is larger than inline, the memory tier keeps its header only
+// and later lookups read the body from the store; a small one stays whole.
+func TestLargeBodyDemotedAfterWrite(t *testing.T) {
+	c, _ := newTestCache(t, 16<<20)
+	big := strings.Repeat("x", 3<<20)
+	c.Insert(object("h/big", big, nil, time.Hour))
+	c.Insert(object("h/small", "tiny", nil, time.Hour))
+	c.Flush()
+	o := c.Lookup("h/big", nil, time.Now())
+	if o == nil || o.Stored == nil || o.Body != nil {
+		t.Fatalf("big object after the write: %+v, want its body in the store", o)
+	}
+	if _, bytes := c.Stats(); bytes > 64<<10 {
+		t.Errorf("memory tier holds %d bytes after the write", bytes)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(o.BodyReader(), 0, o.BodyLen()))
+	if err != nil || string(got) != big {
+		t.Errorf("body: %d bytes, %v", len(got), err)
+	}
+	if s := c.Lookup("h/small", nil, time.Now()); s == nil || s.Stored != nil || string(s.Body) != "tiny" {
+		t.Errorf("small object: %+v", s)
+	}
+}
