@@ -174,6 +174,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.metrics.Gauge("edgehost_disk_evictions", func() float64 { return float64(n.store.Stats().Evictions) })
 	n.txlog = observe.NewTxLog(4096)
 	n.cache = cache.New(cache.Options{MemoryBytes: cfg.Storage.Memory, Store: n.store, Metrics: n.metrics, Logger: n.log.With("component", "cache")})
+	setMemoryLimit(cfg.Storage.Memory, n.log)
 	n.metrics.Gauge("edgehost_cache_write_queue", func() float64 { return float64(n.cache.Pending()) })
 	// The cache's writer outlives the signal: Close flushes it after the
 	// listeners have stopped.

@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -144,6 +145,7 @@ type soak struct {
 	// survival check (a hit worker would refetch a lost object first).
 	gate  sync.RWMutex
 	epoch atomic.Int64 // kills so far: a request that saw one was interrupted, not failed
+	down  atomic.Bool  // between a kill and the restart: every failure is an interruption
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -331,7 +333,7 @@ func (s *soak) get(ctx context.Context, path string, slowBytes int64) (cacheStat
 	epoch := s.epoch.Load()
 	s.requests.Add(1)
 	fail := func(format string, args ...any) (string, bool) {
-		if s.epoch.Load() != epoch || ctx.Err() != nil {
+		if s.epoch.Load() != epoch || s.down.Load() || ctx.Err() != nil {
 			s.interrupted.Add(1)
 			return "", false
 		}
@@ -462,7 +464,7 @@ func (s *soak) slowloris(ctx context.Context, _ int) {
 		switch {
 		case closed:
 			s.slowlorisClosed.Add(1)
-		case ctx.Err() == nil && s.epoch.Load() == epoch:
+		case ctx.Err() == nil && s.epoch.Load() == epoch && !s.down.Load():
 			s.fail("slowloris connection held open %s", time.Since(start).Round(time.Second))
 		}
 	}
@@ -498,7 +500,7 @@ func (s *soak) adminPost(path, body string) error {
 func (s *soak) purges(ctx context.Context, _ int) {
 	for i := 0; sleep(ctx, 2*time.Second); i++ {
 		path := fmt.Sprintf("/bytes/2k?seed=%d&p=%d", i%50, i)
-		s.victim(ctx, path, func() error { return s.adminPost("/purge?url=http://"+s.addr+path, "") })
+		s.victim(ctx, path, func() error { return s.adminPost("/purge?url="+url.QueryEscape("http://"+s.addr+path), "") })
 	}
 }
 
@@ -519,7 +521,7 @@ func (s *soak) victim(ctx context.Context, path string, remove func() error) {
 	err := remove()
 	s.gate.RUnlock()
 	if err != nil {
-		if s.epoch.Load() == epoch && ctx.Err() == nil {
+		if s.epoch.Load() == epoch && !s.down.Load() && ctx.Err() == nil {
 			s.fail("removing %s: %v", path, err)
 		}
 		return
@@ -539,19 +541,22 @@ func (s *soak) victim(ctx context.Context, path string, remove func() error) {
 // objects stored before the kill: lost ones are misses now.
 func (s *soak) killer(ctx context.Context, every time.Duration) {
 	for sleep(ctx, every) {
+		s.down.Store(true) // first: a request failing from now on was interrupted
+		s.epoch.Add(1)
 		s.kill()
 		killed := time.Now()
-		s.epoch.Add(1)
 		s.gate.Lock()
 		s.mu.Lock()
 		stored := s.stored
 		s.stored = map[string]time.Time{}
 		s.mu.Unlock()
+		client.CloseIdleConnections() // to the killed process
 		if err := s.start(); err != nil {
 			s.fail("restart: %v", err)
 			s.gate.Unlock()
 			return
 		}
+		s.down.Store(false)
 		r := restart{stored: len(stored), took: time.Since(killed)}
 		paths := make(chan string)
 		var lost, lostOld atomic.Int64
