@@ -42,6 +42,19 @@ func procStatus(pid int, names ...string) (map[string]int64, error) {
 	return out, nil
 }
 
+// plainEdge is an edge (not started) whose memory is edgehost's: under
+// make test (EDGEHOST_BIN=bin/race) it runs the plain binary beside the
+// race build, whose detector's shadow memory is not edgehost's.
+func plainEdge(t *testing.T) *edge {
+	e := &edge{t: t, dir: t.TempDir(), HTTP: freePort(t), Admin: freePort(t), Token: "s3cret"}
+	if filepath.Base(binDir) == "race" {
+		if plain := filepath.Join(binDir, "..", "edgehost"); fileExists(plain) {
+			e.bin = plain
+		}
+	}
+	return e
+}
+
 // rssSampler samples a process's VmRSS and RssAnon every 20 ms until
 // stopped and keeps their peaks.
 type rssSampler struct {
@@ -88,13 +101,7 @@ func (s *rssSampler) end() { close(s.stop); <-s.done }
 // size on top.
 func TestMemoryBoundedUnderDiskHits(t *testing.T) {
 	o := startOrigin(t)
-	e := &edge{t: t, dir: t.TempDir(), HTTP: freePort(t), Admin: freePort(t), Token: "s3cret"}
-	if filepath.Base(binDir) == "race" {
-		// The race detector's shadow memory is not edgehost's.
-		if plain := filepath.Join(binDir, "..", "edgehost"); fileExists(plain) {
-			e.bin = plain
-		}
-	}
+	e := plainEdge(t)
 	const (
 		memory  = 32 << 20
 		objSize = 16 << 20
