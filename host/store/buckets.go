@@ -21,7 +21,10 @@
 //	                                       times, tags, parent, extra, the crc32c
 //	                                       of every chunk, and a crc32c of itself)
 //	chunks/
-//	  ⟨id⟩‖⟨u32 BE index⟩ → body bytes   ≤ ChunkSize each; checksums live in the header
+//	  ⟨id⟩‖⟨u32 BE index⟩ → body bytes   ≤ ChunkSize each; checksums live in the header.
+//	                                       An object (header and chunks) is written in one
+//	                                       transaction: a kill -9 never leaves half of one.
+//	                                       A large body is read chunk by chunk (Open, Body).
 //	tags/
 //	  ⟨uvarint len⟩‖⟨tag⟩‖⟨id⟩ → ∅        Surrogate-Key / xkey index for PurgeTag
 //	children/
