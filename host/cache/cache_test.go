@@ -372,6 +372,24 @@ func TestConcurrentDiskLoadsShared(t *testing.T) {
 	}
 }
 
+// wantStored looks key up and fails unless its body, want, is left in the
+// store and the memory tier holds little.
+func wantStored(t *testing.T, c *Cache, key, want string) *Object {
+	t.Helper()
+	o := c.Lookup(key, nil, time.Now())
+	if o == nil || o.Stored == nil || o.Body != nil || o.BodyLen() != int64(len(want)) {
+		t.Fatalf("Lookup(%s) = %+v; want the body left in the store", key, o)
+	}
+	if _, bytes := c.Stats(); bytes > 64<<10 {
+		t.Errorf("memory tier holds %d bytes for a stored body", bytes)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(o.BodyReader(), 0, o.BodyLen()))
+	if err != nil || string(got) != want {
+		t.Fatalf("body: %d bytes, %v", len(got), err)
+	}
+	return o
+}
+
 // TestLargeDiskBodyStaysInStore (issue 13, item 3): a large object read
 // from the store keeps its body there (read chunk by chunk on delivery);
 // the memory tier accounts only its header. A refresh of it (a 304) is
@@ -386,17 +404,7 @@ func TestLargeDiskBodyStaysInStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	o := c.Lookup("h/big", nil, time.Now())
-	if o == nil || o.Stored == nil || o.Body != nil || o.BodyLen() != int64(len(want)) {
-		t.Fatalf("Lookup = %+v; want the body left in the store", o)
-	}
-	if _, bytes := c.Stats(); bytes > 64<<10 {
-		t.Errorf("memory tier holds %d bytes for a stored body", bytes)
-	}
-	got, err := io.ReadAll(io.NewSectionReader(o.BodyReader(), 0, o.BodyLen()))
-	if err != nil || string(got) != want {
-		t.Fatalf("body: %d bytes, %v", len(got), err)
-	}
+	o := wantStored(t, c, "h/big", want)
 	fresh := &Object{Key: o.Key, Status: 200, Header: o.Header, Stored: o.Stored, Created: time.Now(),
 		Expires: time.Now().Add(2 * time.Hour), StaleUntil: time.Now().Add(2 * time.Hour), KeepUntil: time.Now().Add(2 * time.Hour)}
 	fresh.Finish()
@@ -420,17 +428,7 @@ func TestLargeBodyDemotedAfterWrite(t *testing.T) {
 	c.Insert(object("h/big", big, nil, time.Hour))
 	c.Insert(object("h/small", "tiny", nil, time.Hour))
 	c.Flush()
-	o := c.Lookup("h/big", nil, time.Now())
-	if o == nil || o.Stored == nil || o.Body != nil {
-		t.Fatalf("big object after the write: %+v, want its body in the store", o)
-	}
-	if _, bytes := c.Stats(); bytes > 64<<10 {
-		t.Errorf("memory tier holds %d bytes after the write", bytes)
-	}
-	got, err := io.ReadAll(io.NewSectionReader(o.BodyReader(), 0, o.BodyLen()))
-	if err != nil || string(got) != big {
-		t.Errorf("body: %d bytes, %v", len(got), err)
-	}
+	wantStored(t, c, "h/big", big)
 	if s := c.Lookup("h/small", nil, time.Now()); s == nil || s.Stored != nil || string(s.Body) != "tiny" {
 		t.Errorf("small object: %+v", s)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/cache"
-	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/store"
 )
 
@@ -32,17 +30,6 @@ func TestDeliverStoredBodyGone(t *testing.T) {
 		w.Write(fresh)
 	}))
 	defer origin.Close()
-	cfg, diags := config.Parse("t.hcl", []byte(fmt.Sprintf(`
-listen {
-  http = "127.0.0.1:0"
-  self = %q
-}
-backend "origin" { url = %q }
-route "/" { backend = backend.origin }
-`, t.TempDir()+"/self.sock", origin.URL)))
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	st, err := store.Open(filepath.Join(t.TempDir(), "cache.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -53,16 +40,7 @@ route "/" { backend = backend.origin }
 		t.Fatal(err)
 	}
 	defer c.Close()
-	s, err := New(cfg, Options{Logger: quiet, Cache: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, self, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(pub, self)
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	addr := serveTest(t, c, origin.URL)
 
 	now := time.Now()
 	o := &cache.Object{Key: "gone.test/big", Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/plain"}},
@@ -78,7 +56,7 @@ route "/" { backend = backend.origin }
 		t.Fatal(err)
 	}
 
-	req, _ := http.NewRequest("GET", "http://"+pub.Addr().String()+"/big", nil)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/big", nil)
 	req.Host = "gone.test"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
