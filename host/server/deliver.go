@@ -24,6 +24,10 @@ func (s *Server) deliver(tx *Txn, r *http.Request, o *cache.Object, now time.Tim
 		return s.deliverKind(tx, r, o, now)
 	}
 	if o.Stored != nil {
+		// Pinned while it is sent: a purge or a new body meanwhile keeps
+		// this one readable until the response ends.
+		o.Stored.Pin()
+		defer o.Stored.Unpin()
 		if err := o.Stored.Check(); err != nil {
 			// The body left the store (evicted, purged on disk) since
 			// the object was read: before anything is sent, forget it and

@@ -40,6 +40,81 @@ type Body struct {
 	verified []atomic.Bool // chunk checked against its crc32c
 }
 
+// Pin keeps the body readable until Unpin even if its object is purged,
+// evicted or replaced meanwhile: a response being sent from it ends
+// whole. The store then moves its chunks to retired/ instead of deleting
+// them, and drops them at the last Unpin (or on the next Open). Every Pin
+// needs its Unpin.
+func (b *Body) Pin() {
+	b.s.pinMu.Lock()
+	b.s.pins[b.id]++
+	b.s.pinMu.Unlock()
+}
+
+// Unpin ends a Pin.
+func (b *Body) Unpin() {
+	s := b.s
+	s.pinMu.Lock()
+	n := s.pins[b.id] - 1
+	if n <= 0 {
+		delete(s.pins, b.id)
+	} else {
+		s.pins[b.id] = n
+	}
+	s.pinMu.Unlock()
+	if n <= 0 {
+		s.dropRetired(b.id)
+	}
+}
+
+// pinned reports whether a body of id is pinned; write transactions ask,
+// so that a pin taken before a deletion commits is honoured.
+func (s *Store) pinned(id objectID) bool {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	return s.pins[id] > 0
+}
+
+// dropRetired deletes the retired chunks of id unless it has been pinned
+// again meanwhile.
+func (s *Store) dropRetired(id objectID) {
+	if err := s.acquire(); err != nil {
+		return
+	}
+	defer s.closeMu.RUnlock()
+	var any bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if r := tx.Bucket(bucketRetired); r != nil {
+			k, _ := r.Cursor().Seek(id[:])
+			any = k != nil && bytes.HasPrefix(k, id[:])
+		}
+		return nil
+	})
+	if !any {
+		return // the common case: nothing was retired, no write
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		r := tx.Bucket(bucketRetired)
+		if r == nil || s.pinned(id) {
+			return nil
+		}
+		var keys [][]byte
+		c := r.Cursor()
+		for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := r.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("dropping retired chunks failed", "id", fmt.Sprintf("%x", id[:]), "err", err)
+	}
+}
+
 // Size is the body's length in bytes.
 func (b *Body) Size() int64 { return b.size }
 
@@ -59,11 +134,11 @@ func (b *Body) ReadAt(p []byte, off int64) (n int, err error) {
 	if off >= b.size {
 		return 0, io.EOF
 	}
-	err = b.view(func(tx *bolt.Tx) error {
+	err = b.viewRetired(func(tx *bolt.Tx, retired bool) error {
 		for n < len(p) && off+int64(n) < b.size {
 			at := off + int64(n)
 			i := int(at / ChunkSize)
-			v, err := b.chunk(tx, i)
+			v, err := b.chunk(tx, i, retired)
 			if err != nil {
 				return err
 			}
@@ -92,7 +167,7 @@ func (b *Body) Check() error {
 // before a client is promised its body.
 func (b *Body) verify() error {
 	for i := range b.verified {
-		if err := b.view(func(tx *bolt.Tx) error { _, err := b.chunk(tx, i); return err }); err != nil {
+		if err := b.view(func(tx *bolt.Tx) error { _, err := b.chunk(tx, i, false); return err }); err != nil {
 			return err
 		}
 	}
@@ -102,7 +177,17 @@ func (b *Body) verify() error {
 // view runs fn in a read transaction in which the object still has this
 // body, and maps its failures: ErrReplaced, or ErrCorrupt after dropping
 // an object whose chunk is damaged.
-func (b *Body) view(fn func(tx *bolt.Tx) error) (err error) {
+func (b *Body) view(fn func(tx *bolt.Tx) error) error {
+	return b.read(false, func(tx *bolt.Tx, _ bool) error { return fn(tx) })
+}
+
+// viewRetired is view for a body that may have been retired while pinned:
+// fn is told whether to read its chunks from retired/.
+func (b *Body) viewRetired(fn func(tx *bolt.Tx, retired bool) error) error {
+	return b.read(true, fn)
+}
+
+func (b *Body) read(orRetired bool, fn func(tx *bolt.Tx, retired bool) error) (err error) {
 	s := b.s
 	if err := s.acquire(); err != nil {
 		return err
@@ -110,10 +195,13 @@ func (b *Body) view(fn func(tx *bolt.Tx) error) (err error) {
 	defer s.closeMu.RUnlock()
 	defer s.guard(&err)
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketObjects).Get(b.id[:]); v == nil || !b.matches(v) {
-			return ErrReplaced
+		if v := tx.Bucket(bucketObjects).Get(b.id[:]); v != nil && b.matches(v) {
+			return fn(tx, false)
 		}
-		return fn(tx)
+		if r := tx.Bucket(bucketRetired); orRetired && r != nil && r.Get(retiredKey(b.id, b.fingerprint(), 0)) != nil {
+			return fn(tx, true)
+		}
+		return ErrReplaced
 	})
 	var bad *badChunk
 	switch {
@@ -134,13 +222,22 @@ type badChunk struct{ msg string }
 
 func (e *badChunk) Error() string { return e.msg }
 
-// chunk returns chunk i of the body in tx (valid until tx ends), checked
-// against its checksum unless this Body has checked it before.
-func (b *Body) chunk(tx *bolt.Tx, i int) ([]byte, error) {
-	var key [idLen + 4]byte
-	copy(key[:], b.id[:])
-	binary.BigEndian.PutUint32(key[idLen:], uint32(i))
-	v := tx.Bucket(bucketChunks).Get(key[:])
+// fingerprint names the body's chunks in retired/.
+func (b *Body) fingerprint() uint32 { return crc32.Checksum(b.crcs, castagnoli) }
+
+// chunk returns chunk i of the body in tx (valid until tx ends), from
+// chunks/ or retired/, checked against its checksum unless this Body has
+// checked it before.
+func (b *Body) chunk(tx *bolt.Tx, i int, retired bool) ([]byte, error) {
+	var v []byte
+	if retired {
+		v = tx.Bucket(bucketRetired).Get(retiredKey(b.id, b.fingerprint(), i))
+	} else {
+		var key [idLen + 4]byte
+		copy(key[:], b.id[:])
+		binary.BigEndian.PutUint32(key[idLen:], uint32(i))
+		v = tx.Bucket(bucketChunks).Get(key[:])
+	}
 	if want := min(int64(ChunkSize), b.size-int64(i)*ChunkSize); int64(len(v)) != want {
 		return nil, &badChunk{fmt.Sprintf("chunk %d is %d bytes, want %d", i, len(v), want)}
 	}

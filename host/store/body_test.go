@@ -197,3 +197,79 @@ func TestBodyCorruptChunk(t *testing.T) {
 		t.Errorf("Get after = %v, want ErrNotFound (dropped)", err)
 	}
 }
+
+// TestPinnedBodySurvives: a pinned Body (a response being sent from it)
+// reads whole after its object is replaced or purged; its chunks are
+// retired and dropped at the last Unpin, or on the next Open after a kill.
+func TestPinnedBodySurvives(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(s *Store) error
+	}{
+		{"replaced", func(s *Store) error { return s.Put(&Record{Key: "k", Status: 200, Body: body(3*ChunkSize, 2)}) }},
+		{"purged", func(s *Store) error { _, err := s.DeleteKey("k"); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cache.db")
+			s := openT(t, path, Options{})
+			want := body(2*ChunkSize+100, 1)
+			if err := s.Put(&Record{Key: "k", Status: 200, Body: want}); err != nil {
+				t.Fatal(err)
+			}
+			_, b, err := s.Open("k", "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Pin()
+			b.Pin() // two responses
+			first := make([]byte, 10)
+			if _, err := b.ReadAt(first, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.change(s); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Check(); !errors.Is(err, ErrReplaced) {
+				t.Errorf("Check of a retired body = %v, want ErrReplaced (no new response may start)", err)
+			}
+			got, err := io.ReadAll(io.NewSectionReader(b, 0, b.Size()))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("pinned body after the change: %d bytes, %v", len(got), err)
+			}
+			b.Unpin()
+			if n := count(t, s, bucketRetired); n != 3 {
+				t.Errorf("retired chunks with one pin left = %d, want 3", n)
+			}
+			b.Unpin()
+			if n := count(t, s, bucketRetired); n != 0 {
+				t.Errorf("retired chunks after the last Unpin = %d, want 0", n)
+			}
+			if _, err := b.ReadAt(first, 0); !errors.Is(err, ErrReplaced) {
+				t.Errorf("ReadAt after the last Unpin = %v, want ErrReplaced", err)
+			}
+
+			// Retired chunks left by a killed process go on Open.
+			_, b2, err := s.Open("k", "", 0)
+			if tc.name == "purged" {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b2.Pin()
+			if err := tc.change(s); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, s, bucketRetired); n != 3 {
+				t.Fatalf("retired chunks = %d, want 3", n)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openT(t, path, Options{})
+			if n := count(t, s, bucketRetired); n != 0 {
+				t.Errorf("retired chunks after a reopen = %d, want 0", n)
+			}
+		})
+	}
+}

@@ -31,6 +31,10 @@
 //	  ⟨parent id⟩‖⟨child id⟩ → ∅          segments of a segment meta object
 //	bans/
 //	  ⟨u64 BE ban id⟩ → ⟨i64 BE created unix ns⟩‖⟨expr⟩
+//	retired/   (only while needed; dropped on Open)
+//	  ⟨id⟩‖⟨u32 BE crc32c of the chunk checksums⟩‖⟨u32 BE index⟩ → body bytes
+//	                                       chunks of a body deleted or replaced while
+//	                                       a response was sent from it (Body.Pin)
 //
 // There is no keys/ bucket: the id is built so that objects/ itself is the
 // key → variants index, which saves one write per Put.
@@ -52,6 +56,10 @@ var (
 	bucketTags     = []byte("tags")
 	bucketChildren = []byte("children")
 	bucketBans     = []byte("bans")
+	// bucketRetired holds the chunks of bodies deleted or replaced while
+	// a response was being sent from them (Body.Pin); it is created when
+	// needed and dropped on Open. Not in allBuckets: a file may lack it.
+	bucketRetired = []byte("retired")
 
 	// keyVersion is the raw meta/version key: the schema version as a
 	// big-endian uint64.

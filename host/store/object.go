@@ -46,7 +46,7 @@ func (s *Store) PutAll(rs ...*Record) error {
 		}
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		for i := range ps {
 			p := &ps[i]
 			p.skipped = false
@@ -211,7 +211,7 @@ func (s *Store) DeleteKey(key string) (int, error) {
 	var removed []removal
 	err := s.update(func(tx *bolt.Tx) error {
 		variants, removed = 0, removed[:0]
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		var ids []objectID
 		c := b.objects.Cursor()
 		for k, v := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, v = c.Next() {
@@ -255,7 +255,7 @@ func (s *Store) PurgeTag(tag string) ([]string, error) {
 	var removed []removal
 	err := s.update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		var keys [][]byte
 		c := b.tags.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -375,7 +375,7 @@ func (s *Store) deleteIDs(ids []objectID, cond func(hdr []byte) bool) ([]removal
 	var removed []removal
 	err := s.update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		for _, id := range ids {
 			if cond != nil {
 				if v := b.objects.Get(id[:]); v == nil || !cond(v) {
@@ -420,7 +420,7 @@ func (b buckets) put(id objectID, hdr []byte, r *Record, parent objectID) error 
 			return err
 		}
 		if r.KeepBody == nil {
-			if err := b.deleteChunks(id); err != nil {
+			if err := b.deleteChunks(id, old); err != nil {
 				return err
 			}
 		}
@@ -451,16 +451,27 @@ var errBodyGone = errors.New("kept body no longer stored")
 
 // buckets are the buckets of one transaction.
 type buckets struct {
+	tx                              *bolt.Tx
 	objects, chunks, tags, children *bolt.Bucket
+	pinned                          func(objectID) bool // nil: nothing is pinned
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
 	return buckets{
+		tx:       tx,
 		objects:  tx.Bucket(bucketObjects),
 		chunks:   tx.Bucket(bucketChunks),
 		tags:     tx.Bucket(bucketTags),
 		children: tx.Bucket(bucketChildren),
 	}
+}
+
+// bucketsOf is bucketsOf(tx) that retires the chunks of pinned bodies
+// instead of deleting them (Body.Pin).
+func (s *Store) bucketsOf(tx *bolt.Tx) buckets {
+	b := bucketsOf(tx)
+	b.pinned = s.pinned
+	return b
 }
 
 // deleteObject deletes id: its chunks, its index entries, its children
@@ -474,7 +485,7 @@ func (b buckets) deleteObject(id objectID, depth int, removed *[]removal) error 
 	if err := b.unindex(id, v); err != nil {
 		return err
 	}
-	if err := b.deleteChunks(id); err != nil {
+	if err := b.deleteChunks(id, v); err != nil {
 		return err
 	}
 	var kids []objectID
@@ -522,19 +533,57 @@ func (b buckets) unindex(id objectID, old []byte) error {
 	return nil
 }
 
-// deleteChunks deletes every chunk of id.
-func (b buckets) deleteChunks(id objectID) error {
+// deleteChunks deletes every chunk of id, whose stored header is hdr. The
+// chunks of a pinned body (a response is being sent from it) move to
+// retired/ instead, where its Body still finds them (Body.Pin).
+func (b buckets) deleteChunks(id objectID, hdr []byte) error {
+	var retired *bolt.Bucket
+	var fp uint32
+	if b.pinned != nil && b.pinned(id) {
+		if crcs, ok := chunkCRCs(hdr); ok {
+			var err error
+			if retired, err = b.tx.CreateBucketIfNotExists(bucketRetired); err != nil {
+				return err
+			}
+			fp = crc32.Checksum(crcs, castagnoli)
+		}
+	}
 	var keys [][]byte
 	c := b.chunks.Cursor()
 	for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
+		if retired != nil && len(k) == idLen+4 {
+			// bbolt copies the value out of the mapping before a
+			// remap, so it may come straight from the page.
+			if err := retired.Put(retiredKey(id, fp, int(binary.BigEndian.Uint32(k[idLen:]))), b.chunks.Get(k)); err != nil {
+				return err
+			}
+		}
 		if err := b.chunks.Delete(k); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chunkCRCs returns the chunk checksums of an encoded header.
+func chunkCRCs(hdr []byte) ([]byte, bool) {
+	f, err := decodeFixed(hdr)
+	if err != nil || len(hdr) < fixedLen+4+4*f.chunks {
+		return nil, false
+	}
+	return hdr[len(hdr)-4-4*f.chunks : len(hdr)-4], true
+}
+
+// retiredKey is the key of chunk i of a retired body of id whose chunk
+// checksums have the checksum fp.
+func retiredKey(id objectID, fp uint32, i int) []byte {
+	k := make([]byte, 0, idLen+8)
+	k = append(k, id[:]...)
+	k = binary.BigEndian.AppendUint32(k, fp)
+	return binary.BigEndian.AppendUint32(k, uint32(i))
 }
 
 func chunkKey(id objectID, i int) []byte {

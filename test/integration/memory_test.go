@@ -272,3 +272,42 @@ func TestDiskBodyRangesAndRefresh(t *testing.T) {
 		t.Errorf("after a restart: %d bytes, equal %v, Cache-Status %q", len(r.Body), bytes.Equal(r.Body, want), r.Header.Get("Cache-Status"))
 	}
 }
+
+// TestPurgeDuringDiskDelivery: a response sent from a body in cache.db
+// ends whole when the object is purged while the client reads it (its
+// chunks are kept until the response ends), and the purge holds: the next
+// request is a miss.
+func TestPurgeDuringDiskDelivery(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, strings.Replace(patientConfig(o.URL, ""), `memory = "64MiB"`, `memory = "32MiB"`, 1))
+	const path = "/bytes/16m?seed=5"
+	r := e.get(path)
+	if len(r.Body) != 16<<20 || !strings.Contains(r.Header.Get("Cache-Status"), "stored") {
+		t.Fatalf("fill: %d bytes, Cache-Status %q", len(r.Body), r.Header.Get("Cache-Status"))
+	}
+	want := sha256.Sum256(r.Body)
+	e.stop()
+	e.start() // on disk only
+	resp, err := client.Get(e.url(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("Cache-Status %q, want a hit", resp.Header.Get("Cache-Status"))
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, resp.Body, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.admin("POST", "/purge?url="+urlq("http://"+e.HTTP+path), ""); p.Status != 200 {
+		t.Fatalf("purge: %d %s", p.Status, p.Body)
+	}
+	n, err := io.Copy(h, resp.Body)
+	if err != nil || n != 15<<20 || [32]byte(h.Sum(nil)) != want {
+		t.Fatalf("the response cut by the purge: %d more bytes, %v, digest match %v", n, err, [32]byte(h.Sum(nil)) == want)
+	}
+	if r := e.get(path); strings.Contains(r.Header.Get("Cache-Status"), "hit") {
+		t.Errorf("after the purge: Cache-Status %q, want a miss", r.Header.Get("Cache-Status"))
+	}
+}
