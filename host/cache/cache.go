@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -32,7 +33,9 @@ type Store interface {
 // Reader answers the lookups that miss the memory tier (loadFromDisk).
 type Reader interface {
 	Variants(key string) ([]string, error)
-	Get(key, variant string) (*store.Record, error)
+	// Open reads an object whose body is at most inline bytes whole, and
+	// returns a larger body as a *store.Body to read chunk by chunk.
+	Open(key, variant string, inline int64) (*store.Record, *store.Body, error)
 }
 
 // Writer applies the writer goroutine's batches (write).
@@ -430,7 +433,13 @@ func (c *Cache) readDisk(key string, reqHeader http.Header) *Object {
 // (its ban mark set from its creation); nil when it is unreadable, corrupt
 // or purged (tombstoned).
 func (c *Cache) diskObject(key, variant string) *Object {
-	r, err := c.opts.Store.Get(key, variant)
+	r, body, err := c.opts.Store.Open(key, variant, c.inline())
+	if err == nil && body != nil && r.Kind != store.KindNormal {
+		// Segments and meta objects are the slicer's, small, and read
+		// whole (their deliveries take bodies from memory).
+		r.Body, err = io.ReadAll(io.NewSectionReader(body, 0, body.Size()))
+		body = nil
+	}
 	if errors.Is(err, store.ErrCorrupt) {
 		c.metrics.Corrupt.Add(1)
 		c.log.Warn("dropped corrupt object", "key", key, "err", err)
@@ -439,12 +448,65 @@ func (c *Cache) diskObject(key, variant string) *Object {
 	if err != nil {
 		return nil
 	}
-	o := fromRecord(r)
+	o := fromRecord(r, body)
 	if c.tombstoned(o) {
 		return nil
 	}
 	o.banMark.Store(c.markAt(o.Created))
 	return o
+}
+
+// Bodies read from the store larger than inline() stay there, read chunk
+// by chunk on delivery (Object.Stored): a disk hit on a 50 MiB object
+// loaded it whole, and slow readers of an object evicted and read again
+// each held their own copy (issue 13). Smaller bodies come whole into the
+// memory tier, for the allocation-free hit path.
+const inlineMax = 4 << 20
+
+// inline is the largest body read whole from the store: inlineMax, or a
+// sixteenth of the memory tier when that is less.
+func (c *Cache) inline() int64 {
+	if m := c.opts.MemoryBytes / 16; m > 0 && m < inlineMax {
+		return m
+	}
+	return inlineMax
+}
+
+// demote replaces o, just written to the store, by its stored copy when
+// its body is larger than inline(): the memory tier keeps the header, the
+// body is read from the store by later hits, and o's body is freed once
+// the clients already sending it are done. Only if o is still the object
+// of its variant in memory.
+func (c *Cache) demote(o *Object) {
+	if int64(len(o.Body)) <= c.inline() || o.Kind != store.KindNormal {
+		return
+	}
+	d := c.diskObject(o.Key, o.Variant)
+	if d == nil || d.Stored == nil || !d.Created.Equal(o.Created) {
+		return
+	}
+	d.lastUsed.Store(o.lastUsed.Load())
+	d.banMark.Store(o.banMark.Load())
+	d.ReqURL, d.ReqHost = o.ReqURL, o.ReqHost
+	sh := c.shard(o.Key)
+	sh.mu.Lock()
+	vs := sh.m[o.Key]
+	i := slices.Index(vs, o)
+	if i < 0 || o.dead.Load() {
+		sh.mu.Unlock()
+		return
+	}
+	vs[i] = d
+	c.account(0, d.size-o.size)
+	sh.mu.Unlock()
+}
+
+// Forget drops o from the memory tier only: its stored body is gone (an
+// eviction from the store, a purge on another path), so the next lookup
+// reads the store again or misses. Nothing is deleted from the store.
+func (c *Cache) Forget(o *Object) {
+	o.dead.Store(true)
+	c.removeMemory(o)
 }
 
 func (c *Cache) tombstoned(o *Object) bool {
@@ -815,12 +877,14 @@ func (c *Cache) apply(w *op) *op {
 	var st Writer = c.opts.Store
 	if w.put != nil {
 		var batch []*store.Record
+		var objs []*Object
 		var next *op
 		size := 0
 	gather:
 		for {
 			if !w.put.dead.Load() {
 				batch = append(batch, w.put.record())
+				objs = append(objs, w.put)
 				size += len(w.put.Body)
 			}
 			if len(batch) >= batchMax || size >= batchBytes {
@@ -842,6 +906,10 @@ func (c *Cache) apply(w *op) *op {
 		if len(batch) > 0 {
 			if err := st.PutAll(batch...); err != nil {
 				c.log.Warn("store put failed", "objects", len(batch), "err", err)
+			} else {
+				for _, o := range objs {
+					c.demote(o)
+				}
 			}
 		}
 		return next

@@ -255,7 +255,7 @@ func TestArrivalTimeRoundTrip(t *testing.T) {
 	o := object("h/age", "x", nil, time.Hour)
 	o.Created = time.Now().Round(0) // wall clock only, as stored
 	o.InitAge = 1500 * time.Millisecond
-	got := fromRecord(o.record())
+	got := fromRecord(o.record(), nil)
 	if !got.Created.Equal(o.Created) {
 		t.Errorf("arrival %v, want %v", got.Created, o.Created)
 	}
@@ -266,7 +266,7 @@ func TestArrivalTimeRoundTrip(t *testing.T) {
 	// Version 1 (no arrival time): the freshness base stands in for it.
 	r := o.record()
 	r.Extra = []byte{extraV1, 0, 0, 0}
-	if got := fromRecord(r); !got.Created.Equal(r.Created) || got.InitAge != 0 {
+	if got := fromRecord(r, nil); !got.Created.Equal(r.Created) || got.InitAge != 0 {
 		t.Errorf("v1: created %v age %v", got.Created, got.InitAge)
 	}
 }
@@ -326,16 +326,16 @@ func TestWriteBehindBatchBound(t *testing.T) {
 	}
 }
 
-// countingStore counts Get calls, each slowed down like a large body read.
+// countingStore counts Open calls, each slowed down like a large body read.
 type countingStore struct {
 	*store.Store
 	gets atomic.Int64
 }
 
-func (s *countingStore) Get(key, variant string) (*store.Record, error) {
+func (s *countingStore) Open(key, variant string, inline int64) (*store.Record, *store.Body, error) {
 	s.gets.Add(1)
 	time.Sleep(20 * time.Millisecond)
-	return s.Store.Get(key, variant)
+	return s.Store.Open(key, variant, inline)
 }
 
 // TestConcurrentDiskLoadsShared (issue 13, item 3): concurrent lookups of
@@ -369,5 +369,67 @@ func TestConcurrentDiskLoadsShared(t *testing.T) {
 	}
 	if n := cs.gets.Load(); n != 1 {
 		t.Errorf("%d reads from the store for 20 concurrent lookups, want 1", n)
+	}
+}
+
+// wantStored looks key up and fails unless its body, want, is left in the
+// store and the memory tier holds little.
+func wantStored(t *testing.T, c *Cache, key, want string) *Object {
+	t.Helper()
+	o := c.Lookup(key, nil, time.Now())
+	if o == nil || o.Stored == nil || o.Body != nil || o.BodyLen() != int64(len(want)) {
+		t.Fatalf("Lookup(%s) = %+v; want the body left in the store", key, o)
+	}
+	if _, bytes := c.Stats(); bytes > 64<<10 {
+		t.Errorf("memory tier holds %d bytes for a stored body", bytes)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(o.BodyReader(), 0, o.BodyLen()))
+	if err != nil || string(got) != want {
+		t.Fatalf("body: %d bytes, %v", len(got), err)
+	}
+	return o
+}
+
+// TestLargeDiskBodyStaysInStore (issue 13, item 3): a large object read
+// from the store keeps its body there (read chunk by chunk on delivery);
+// the memory tier accounts only its header. A refresh of it (a 304) is
+// stored again without its body passing through memory.
+func TestLargeDiskBodyStaysInStore(t *testing.T) {
+	c1, st := newTestCache(t, 1<<20)
+	want := strings.Repeat("0123456789abcdef", 3<<16) // 3 MiB
+	c1.Insert(object("h/big", want, nil, time.Hour))
+	c1.Flush()
+	c := New(Options{MemoryBytes: 1 << 20, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := wantStored(t, c, "h/big", want)
+	fresh := &Object{Key: o.Key, Status: 200, Header: o.Header, Stored: o.Stored, Created: time.Now(),
+		Expires: time.Now().Add(2 * time.Hour), StaleUntil: time.Now().Add(2 * time.Hour), KeepUntil: time.Now().Add(2 * time.Hour)}
+	fresh.Finish()
+	c.Insert(fresh)
+	c.Flush()
+	r, err := st.Get("h/big", "")
+	if err != nil || string(r.Body) != want || r.Expires.Sub(o.Expires) < 30*time.Minute {
+		t.Fatalf("stored after the refresh: expires %v (was %v), %d body bytes, %v", r.Expires, o.Expires, len(r.Body), err)
+	}
+	if err := o.Stored.Check(); err != nil {
+		t.Errorf("the body read before the refresh: %v", err)
+	}
+}
+
+// TestLargeBodyDemotedAfterWrite: once the writer has stored an object
+// whose body is larger than inline, the memory tier keeps its header only
+// and later lookups read the body from the store; a small one stays whole.
+func TestLargeBodyDemotedAfterWrite(t *testing.T) {
+	c, _ := newTestCache(t, 16<<20)
+	big := strings.Repeat("x", 3<<20)
+	c.Insert(object("h/big", big, nil, time.Hour))
+	c.Insert(object("h/small", "tiny", nil, time.Hour))
+	c.Flush()
+	wantStored(t, c, "h/big", big)
+	if s := c.Lookup("h/small", nil, time.Now()); s == nil || s.Stored != nil || string(s.Body) != "tiny" {
+		t.Errorf("small object: %+v", s)
 	}
 }

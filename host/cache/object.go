@@ -9,6 +9,8 @@
 package cache
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -26,6 +28,10 @@ type Object struct {
 	Status  int
 	Header  http.Header // stored response header, hop-by-hop fields removed
 	Body    []byte
+	// Stored, when set, is the body (Body is nil): a large body read
+	// from the store chunk by chunk, never whole onto the heap (issue
+	// 13). Its object in the memory tier costs only its header.
+	Stored *store.Body
 
 	Created    time.Time // when the response arrived
 	InitAge    time.Duration
@@ -57,6 +63,22 @@ type Object struct {
 	marked    bool          // banMark set at fetch start (MarkBans)
 	dead      atomic.Bool   // purged, banned or evicted
 	revalling atomic.Bool   // a background revalidation is running
+}
+
+// BodyLen is the length of the body, in Body or Stored.
+func (o *Object) BodyLen() int64 {
+	if o.Stored != nil {
+		return o.Stored.Size()
+	}
+	return int64(len(o.Body))
+}
+
+// BodyReader reads the body, from Body or Stored.
+func (o *Object) BodyReader() io.ReaderAt {
+	if o.Stored != nil {
+		return o.Stored
+	}
+	return bytes.NewReader(o.Body)
 }
 
 // MarkBans records the ban mark taken when the object's fetch started
@@ -154,15 +176,15 @@ func (o *Object) record() *store.Record {
 		Key: o.Key, Variant: o.Variant, Status: o.Status, Header: o.Header, Body: o.Body,
 		Created: o.Created.Add(-o.InitAge), Expires: o.Expires, StaleUntil: o.StaleUntil,
 		KeepUntil: maxTime(o.KeepUntil, o.ErrorUntil), Tags: o.Tags, Kind: o.Kind, Parent: o.Parent,
-		Extra: encodeExtra(o),
+		Extra: encodeExtra(o), KeepBody: o.Stored,
 	}
 }
 
 // fromRecord rebuilds an object read from the store. The initial age is
 // folded into Created when stored, so it is zero here.
-func fromRecord(r *store.Record) *Object {
+func fromRecord(r *store.Record, body *store.Body) *Object {
 	o := &Object{
-		Key: r.Key, Variant: r.Variant, Status: r.Status, Header: r.Header, Body: r.Body,
+		Key: r.Key, Variant: r.Variant, Status: r.Status, Header: r.Header, Body: r.Body, Stored: body,
 		Created: r.Created, Expires: r.Expires, StaleUntil: r.StaleUntil, KeepUntil: r.KeepUntil,
 		Kind: r.Kind, Parent: r.Parent,
 	}

@@ -67,7 +67,7 @@ func (sr *staticRoot) Fetch(ctx context.Context, tx *server.Txn, r *http.Request
 		etag = `"sha256-` + state.GetSha256() + `"`
 	}
 	var body []byte
-	if stale != nil && stale.ETag == etag {
+	if stale != nil && stale.ETag == etag && stale.Stored == nil { // a body left in the store is read again
 		f.metrics.Revalidated304.Add(1)
 		body = stale.Body
 	} else {

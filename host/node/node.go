@@ -176,6 +176,7 @@ func (n *node) open(ctx context.Context, cfg *config.Config) (closeAll func(), e
 	n.cache = cache.New(cache.Options{MemoryBytes: cfg.Storage.Memory, Store: n.store, Metrics: n.metrics, Logger: n.log.With("component", "cache")})
 	n.metrics.GaugeFunc("edgehost_bans_active", "Bans in the ban list (edgehost ban …).", func() float64 { return float64(len(n.cache.Bans())) })
 	n.metrics.GaugeFunc("edgehost_cache_write_queue", "Objects waiting for the cache's writer to put them into cache.db.", func() float64 { return float64(n.cache.Pending()) })
+	setMemoryLimit(cfg.Storage.Memory, n.log)
 	// The cache's writer outlives the signal: Close flushes it after the
 	// listeners have stopped.
 	if err := n.cache.Start(context.Background()); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/edgehost/edgehost/host/cache"
@@ -22,6 +23,23 @@ func (s *Server) deliver(tx *Txn, r *http.Request, o *cache.Object, now time.Tim
 	if o.Kind != store.KindNormal && o.Kind != store.KindSegment {
 		return s.deliverKind(tx, r, o, now)
 	}
+	if o.Stored != nil {
+		// Pinned while it is sent: a purge or a new body meanwhile keeps
+		// this one readable until the response ends.
+		o.Stored.Pin()
+		defer o.Stored.Unpin()
+		if err := o.Stored.Check(); err != nil {
+			// The body left the store (evicted, purged on disk) since
+			// the object was read: before anything is sent, forget it and
+			// look up again (a miss, or a newer object), once.
+			s.cache.Forget(o)
+			if tx.retried {
+				return err
+			}
+			tx.retried = true
+			return s.lookup(tx, r)
+		}
+	}
 	h := tx.w.Header()
 	for k, v := range o.Header {
 		h[k] = v
@@ -30,7 +48,7 @@ func (s *Server) deliver(tx *Txn, r *http.Request, o *cache.Object, now time.Tim
 	h["Age"] = []string{string(httpcache.AppendAge(ab[:0], o.Age(now)))}
 	var cb [128]byte
 	h["Cache-Status"] = []string{string(tx.status.AppendTo(cb[:0]))}
-	s.respond(tx, r, o.Status, o.ETag, o.LastModified, int64(len(o.Body)), bytes.NewReader(o.Body))
+	s.respond(tx, r, o.Status, o.ETag, o.LastModified, o.BodyLen(), o.BodyReader())
 	return nil
 }
 
@@ -97,9 +115,16 @@ func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, last
 		return
 	}
 	var err error
-	if br, ok := body.(*bytes.Reader); ok {
-		_, err = br.WriteTo(tx.w)
-	} else {
+	switch b := body.(type) {
+	case *bytes.Reader:
+		_, err = b.WriteTo(tx.w)
+	case *store.Body:
+		// A body in the store: one read transaction per storeBuf bytes,
+		// the only part of it this connection holds.
+		buf := storeBufs.Get().(*[]byte)
+		_, err = io.CopyBuffer(tx.w, io.NewSectionReader(b, 0, size), *buf)
+		storeBufs.Put(buf)
+	default:
 		_, err = io.Copy(tx.w, io.NewSectionReader(body, 0, size))
 	}
 	if err != nil && r.Context().Err() == nil {
@@ -109,6 +134,11 @@ func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, last
 		tx.w.abort(err)
 	}
 }
+
+// storeBufs are the copy buffers of bodies delivered from the store
+// (128 KiB: a per-connection buffer, and one short bbolt read transaction
+// per 128 KiB sent).
+var storeBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 // deliverStream sends a response while its body is still arriving.
 func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error {

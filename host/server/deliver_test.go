@@ -13,24 +13,22 @@ import (
 	"github.com/edgehost/edgehost/host/store"
 )
 
-// TestDeliverStoredSegment: a stored segment found by a plain lookup (a
-// segment request that waited on another's fetch, say) is the stored
-// response it is — not an object that needs a feature to deliver it.
-func TestDeliverStoredSegment(t *testing.T) {
-	quiet := slog.New(slog.DiscardHandler)
+// serveTest starts a Server on c with one route to the backend at
+// origin, and returns its public address.
+func serveTest(t *testing.T, c *cache.Cache, origin string) string {
+	t.Helper()
 	cfg, diags := config.Parse("t.hcl", []byte(fmt.Sprintf(`
 listen {
   http = "127.0.0.1:0"
   self = %q
 }
-backend "origin" { url = "http://127.0.0.1:1" }
+backend "origin" { url = %q }
 route "/" { backend = backend.origin }
-`, t.TempDir()+"/self.sock")))
+`, t.TempDir()+"/self.sock", origin)))
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	c := cache.New(cache.Options{MemoryBytes: 16 << 20, Logger: quiet})
-	s, err := New(cfg, Options{Logger: quiet, Cache: c})
+	s, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Cache: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +38,15 @@ route "/" { backend = backend.origin }
 	}
 	go s.Serve(pub, self)
 	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	return pub.Addr().String()
+}
+
+// TestDeliverStoredSegment: a stored segment found by a plain lookup (a
+// segment request that waited on another's fetch, say) is the stored
+// response it is — not an object that needs a feature to deliver it.
+func TestDeliverStoredSegment(t *testing.T) {
+	c := cache.New(cache.Options{MemoryBytes: 16 << 20, Logger: slog.New(slog.DiscardHandler)})
+	addr := serveTest(t, c, "http://127.0.0.1:1")
 
 	now := time.Now()
 	o := &cache.Object{Key: "seg.test/obj#0", Status: http.StatusPartialContent, Kind: store.KindSegment,
@@ -51,7 +58,7 @@ route "/" { backend = backend.origin }
 
 	// If-Modified-Since keeps the request off the fast path: the state
 	// machine's lookup and deliver.
-	req, _ := http.NewRequest("GET", "http://"+pub.Addr().String()+"/", nil)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	req.Host = "seg.test"
 	req.URL.Opaque = "/obj#0" // the segment's key, sent as is
 	req.Header.Set("If-Modified-Since", "Mon, 01 Jan 2024 00:00:00 GMT")

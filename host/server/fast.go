@@ -57,7 +57,7 @@ func (s *Server) fastHit(r *h1.Request, w *h1.Writer) bool {
 	}
 	now := time.Now()
 	o := s.cache.LookupFast(key, now)
-	if o == nil || !o.Fresh(now) || o.Kind != 0 {
+	if o == nil || !o.Fresh(now) || o.Kind != 0 || o.Stored != nil {
 		return false
 	}
 	cs := httpcache.CacheStatus{Hit: true, TTL: o.TTL(now)}

@@ -336,7 +336,7 @@ func (s *Server) refresh(stale *cache.Object, h http.Header, route *config.Route
 	nh := stale.Header.Clone()
 	httpcache.UpdateStored(nh, h)
 	stored, cc := StoredHeader(nh, route)
-	o := &cache.Object{Key: stale.Key, Variant: stale.Variant, Status: stale.Status, Header: stored, Body: stale.Body,
+	o := &cache.Object{Key: stale.Key, Variant: stale.Variant, Status: stale.Status, Header: stored, Body: stale.Body, Stored: stale.Stored,
 		Created: respTime, InitAge: httpcache.InitialAge(h, reqTime, respTime), ReqURL: stale.ReqURL, ReqHost: stale.ReqHost,
 		Kind: stale.Kind, Parent: stale.Parent, Extra: stale.Extra}
 	setLifetime(o, route.Policy.Lifetime(stale.Status, nh, cc, respTime), route)

@@ -21,13 +21,20 @@
 //	                                       times, tags, parent, extra, the crc32c
 //	                                       of every chunk, and a crc32c of itself)
 //	chunks/
-//	  ⟨id⟩‖⟨u32 BE index⟩ → body bytes   ≤ ChunkSize each; checksums live in the header
+//	  ⟨id⟩‖⟨u32 BE index⟩ → body bytes   ≤ ChunkSize each; checksums live in the header.
+//	                                       An object (header and chunks) is written in one
+//	                                       transaction: a kill -9 never leaves half of one.
+//	                                       A large body is read chunk by chunk (Open, Body).
 //	tags/
 //	  ⟨uvarint len⟩‖⟨tag⟩‖⟨id⟩ → ∅        Surrogate-Key / xkey index for PurgeTag
 //	children/
 //	  ⟨parent id⟩‖⟨child id⟩ → ∅          segments of a segment meta object
 //	bans/
 //	  ⟨u64 BE ban id⟩ → ⟨i64 BE created unix ns⟩‖⟨expr⟩
+//	retired/   (only while needed; dropped on Open)
+//	  ⟨id⟩‖⟨u32 BE crc32c of the chunk checksums⟩‖⟨u32 BE index⟩ → body bytes
+//	                                       chunks of a body deleted or replaced while
+//	                                       a response was sent from it (Body.Pin)
 //
 // There is no keys/ bucket: the id is built so that objects/ itself is the
 // key → variants index, which saves one write per Put.
@@ -49,6 +56,10 @@ var (
 	bucketTags     = []byte("tags")
 	bucketChildren = []byte("children")
 	bucketBans     = []byte("bans")
+	// bucketRetired holds the chunks of bodies deleted or replaced while
+	// a response was being sent from them (Body.Pin); it is created when
+	// needed and dropped on Open. Not in allBuckets: a file may lack it.
+	bucketRetired = []byte("retired")
 
 	// keyVersion is the raw meta/version key: the schema version as a
 	// big-endian uint64.

@@ -83,6 +83,12 @@ func prepare(db *bolt.DB, boot string, noSync bool) (err error) {
 				return fmt.Errorf("%w: schema %d file without bucket %q", errUnusable, SchemaVersion, name)
 			}
 		}
+		// Retired chunks were kept for responses of the previous run.
+		if tx.Bucket(bucketRetired) != nil {
+			if err := tx.DeleteBucket(bucketRetired); err != nil {
+				return err
+			}
+		}
 		if err := putVersion(meta); err != nil {
 			return err
 		}

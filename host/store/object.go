@@ -46,18 +46,22 @@ func (s *Store) PutAll(rs ...*Record) error {
 		}
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		for i := range ps {
 			p := &ps[i]
-			if err := b.put(p.id, p.hdr, p.r, p.parent); err != nil {
+			p.skipped = false
+			if err := b.put(p.id, p.hdr, p.r, p.parent); errors.Is(err, errBodyGone) {
+				p.skipped = true
+			} else if err != nil {
 				return fmt.Errorf("put %q: %w", p.r.Key, err)
 			}
 		}
 		// In the transaction, so that the index sees writes in commit
 		// order (see update).
 		for i := range ps {
-			p := &ps[i]
-			s.idx.put(p.id, p.size, timeNS(p.r.KeepUntil))
+			if p := &ps[i]; !p.skipped {
+				s.idx.put(p.id, p.size, timeNS(p.r.KeepUntil))
+			}
 		}
 		return nil
 	})
@@ -75,11 +79,12 @@ func (s *Store) PutAll(rs ...*Record) error {
 
 // prepared is a record checked and encoded for writing.
 type prepared struct {
-	r      *Record
-	id     objectID
-	parent objectID
-	hdr    []byte
-	size   int64
+	r       *Record
+	id      objectID
+	parent  objectID
+	hdr     []byte
+	size    int64
+	skipped bool // KeepBody no longer stored: nothing written
 }
 
 func (s *Store) prepare(r *Record, p *prepared) error {
@@ -91,6 +96,9 @@ func (s *Store) prepare(r *Record, p *prepared) error {
 			return fmt.Errorf("store: put %q: tag of %d bytes (want 1 to %d)", r.Key, len(t), maxTagLen)
 		}
 	}
+	if r.KeepBody != nil && (r.KeepBody.s != s || r.KeepBody.id != makeID(r.Key, r.Variant)) {
+		return fmt.Errorf("store: put %q: KeepBody is another object's body", r.Key)
+	}
 	if r.Parent != "" {
 		var err error
 		if p.parent, err = parseID(r.Parent); err != nil {
@@ -100,66 +108,12 @@ func (s *Store) prepare(r *Record, p *prepared) error {
 	p.r = r
 	p.id = makeID(r.Key, r.Variant)
 	p.hdr = encodeHeader(nil, r)
-	p.size = objectSize(len(p.hdr), int64(len(r.Body)), chunkCount(len(r.Body)))
+	n := r.bodyLen()
+	p.size = objectSize(len(p.hdr), n, int((n+ChunkSize-1)/ChunkSize))
 	if s.opts.MaxBytes > 0 && p.size > s.opts.MaxBytes {
 		return fmt.Errorf("store: put %q: %d bytes: %w", r.Key, p.size, ErrTooLarge)
 	}
 	return nil
-}
-
-// Get returns a copy of the object stored under key and variant. Every
-// body chunk is checked against its crc32c: an object that fails is
-// deleted and ErrCorrupt returned. Get marks the object used in memory
-// only; it never writes to the file (except to drop a corrupt object).
-func (s *Store) Get(key, variant string) (_ *Record, err error) {
-	if err := s.acquire(); err != nil {
-		return nil, err
-	}
-	defer s.closeMu.RUnlock()
-	defer s.guard(&err)
-	id := makeID(key, variant)
-	var rec *Record
-	var bad error
-	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketObjects).Get(id[:])
-		if v == nil {
-			return ErrNotFound
-		}
-		h, err := decodeHeader(v)
-		if err != nil {
-			bad = err
-			return nil
-		}
-		if h.Key != key || h.Variant != variant {
-			// A 128+64-bit hash collision: not this object.
-			return ErrNotFound
-		}
-		if !h.KeepUntil.IsZero() && h.KeepUntil.Before(time.Now()) {
-			return ErrNotFound // the sweep drops it
-		}
-		rec = &Record{
-			Key: h.Key, Variant: h.Variant, Status: h.Status, Header: h.Header.Header,
-			Created: h.Created, Expires: h.Expires, StaleUntil: h.StaleUntil, KeepUntil: h.KeepUntil,
-			Tags: h.Tags, Kind: h.Kind, Parent: h.Parent, Extra: h.Extra,
-		}
-		if h.BodySize == 0 {
-			return nil
-		}
-		rec.Body, bad = readBody(tx.Bucket(bucketChunks), id, h)
-		return nil
-	})
-	if err != nil {
-		if err == ErrNotFound {
-			return nil, ErrNotFound // the common case: no allocation
-		}
-		return nil, fmt.Errorf("store: get %q: %w", key, err)
-	}
-	if bad != nil {
-		s.dropCorrupt(id, key, bad)
-		return nil, fmt.Errorf("store: get %q: %w", key, ErrCorrupt)
-	}
-	s.idx.touch(id)
-	return rec, nil
 }
 
 // readBody copies the body of h out of the chunks bucket, checking every
@@ -257,7 +211,7 @@ func (s *Store) DeleteKey(key string) (int, error) {
 	var removed []removal
 	err := s.update(func(tx *bolt.Tx) error {
 		variants, removed = 0, removed[:0]
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		var ids []objectID
 		c := b.objects.Cursor()
 		for k, v := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, v = c.Next() {
@@ -301,7 +255,7 @@ func (s *Store) PurgeTag(tag string) ([]string, error) {
 	var removed []removal
 	err := s.update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		var keys [][]byte
 		c := b.tags.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -421,7 +375,7 @@ func (s *Store) deleteIDs(ids []objectID, cond func(hdr []byte) bool) ([]removal
 	var removed []removal
 	err := s.update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		for _, id := range ids {
 			if cond != nil {
 				if v := b.objects.Get(id[:]); v == nil || !cond(v) {
@@ -457,20 +411,28 @@ func (s *Store) forget(removed []removal) {
 // put writes r under id, with its encoded header hdr, replacing what was
 // there (but not the children of what was there).
 func (b buckets) put(id objectID, hdr []byte, r *Record, parent objectID) error {
-	if old := b.objects.Get(id[:]); old != nil {
+	old := b.objects.Get(id[:])
+	if r.KeepBody != nil && (old == nil || !r.KeepBody.matches(old)) {
+		return errBodyGone
+	}
+	if old != nil {
 		if err := b.unindex(id, old); err != nil {
 			return err
 		}
-		if err := b.deleteChunks(id); err != nil {
-			return err
+		if r.KeepBody == nil {
+			if err := b.deleteChunks(id, old); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.objects.Put(id[:], hdr); err != nil {
 		return err
 	}
-	for i := range chunkCount(len(r.Body)) {
-		if err := b.chunks.Put(chunkKey(id, i), chunk(r.Body, i)); err != nil {
-			return err
+	if r.KeepBody == nil {
+		for i := range chunkCount(len(r.Body)) {
+			if err := b.chunks.Put(chunkKey(id, i), chunk(r.Body, i)); err != nil {
+				return err
+			}
 		}
 	}
 	for _, t := range r.Tags {
@@ -484,18 +446,32 @@ func (b buckets) put(id objectID, hdr []byte, r *Record, parent objectID) error 
 	return nil
 }
 
+// errBodyGone: a Record's KeepBody is no longer the object's body.
+var errBodyGone = errors.New("kept body no longer stored")
+
 // buckets are the buckets of one transaction.
 type buckets struct {
+	tx                              *bolt.Tx
 	objects, chunks, tags, children *bolt.Bucket
+	pinned                          func(objectID) bool // nil: nothing is pinned
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
 	return buckets{
+		tx:       tx,
 		objects:  tx.Bucket(bucketObjects),
 		chunks:   tx.Bucket(bucketChunks),
 		tags:     tx.Bucket(bucketTags),
 		children: tx.Bucket(bucketChildren),
 	}
+}
+
+// bucketsOf is bucketsOf(tx) that retires the chunks of pinned bodies
+// instead of deleting them (Body.Pin).
+func (s *Store) bucketsOf(tx *bolt.Tx) buckets {
+	b := bucketsOf(tx)
+	b.pinned = s.pinned
+	return b
 }
 
 // deleteObject deletes id: its chunks, its index entries, its children
@@ -509,7 +485,7 @@ func (b buckets) deleteObject(id objectID, depth int, removed *[]removal) error 
 	if err := b.unindex(id, v); err != nil {
 		return err
 	}
-	if err := b.deleteChunks(id); err != nil {
+	if err := b.deleteChunks(id, v); err != nil {
 		return err
 	}
 	var kids []objectID
@@ -557,19 +533,57 @@ func (b buckets) unindex(id objectID, old []byte) error {
 	return nil
 }
 
-// deleteChunks deletes every chunk of id.
-func (b buckets) deleteChunks(id objectID) error {
+// deleteChunks deletes every chunk of id, whose stored header is hdr. The
+// chunks of a pinned body (a response is being sent from it) move to
+// retired/ instead, where its Body still finds them (Body.Pin).
+func (b buckets) deleteChunks(id objectID, hdr []byte) error {
+	var retired *bolt.Bucket
+	var fp uint32
+	if b.pinned != nil && b.pinned(id) {
+		if crcs, ok := chunkCRCs(hdr); ok {
+			var err error
+			if retired, err = b.tx.CreateBucketIfNotExists(bucketRetired); err != nil {
+				return err
+			}
+			fp = crc32.Checksum(crcs, castagnoli)
+		}
+	}
 	var keys [][]byte
 	c := b.chunks.Cursor()
 	for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
+		if retired != nil && len(k) == idLen+4 {
+			// bbolt copies the value out of the mapping before a
+			// remap, so it may come straight from the page.
+			if err := retired.Put(retiredKey(id, fp, int(binary.BigEndian.Uint32(k[idLen:]))), b.chunks.Get(k)); err != nil {
+				return err
+			}
+		}
 		if err := b.chunks.Delete(k); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chunkCRCs returns the chunk checksums of an encoded header.
+func chunkCRCs(hdr []byte) ([]byte, bool) {
+	f, err := decodeFixed(hdr)
+	if err != nil || len(hdr) < fixedLen+4+4*f.chunks {
+		return nil, false
+	}
+	return hdr[len(hdr)-4-4*f.chunks : len(hdr)-4], true
+}
+
+// retiredKey is the key of chunk i of a retired body of id whose chunk
+// checksums have the checksum fp.
+func retiredKey(id objectID, fp uint32, i int) []byte {
+	k := make([]byte, 0, idLen+8)
+	k = append(k, id[:]...)
+	k = binary.BigEndian.AppendUint32(k, fp)
+	return binary.BigEndian.AppendUint32(k, uint32(i))
 }
 
 func chunkKey(id objectID, i int) []byte {

@@ -39,6 +39,20 @@ type Record struct {
 	Kind       uint8       // KindNormal, KindSegmentMeta, KindSegment
 	Parent     string      // for segments: the ID() of their meta object, else ""
 	Extra      []byte      // opaque bytes of the cache layer, stored as-is
+	// KeepBody, when set, is the body this object already has in the
+	// store (from Open): Put rewrites the header and keeps the stored
+	// chunks, Body is ignored (a header refreshed by a 304 does not copy
+	// a large body through the heap). Put skips the record if the object
+	// no longer has that body.
+	KeepBody *Body
+}
+
+// bodyLen is the length of the body r stores.
+func (r *Record) bodyLen() int64 {
+	if r.KeepBody != nil {
+		return r.KeepBody.size
+	}
+	return int64(len(r.Body))
 }
 
 // Header is a Record without its body, as Scan yields it.
@@ -173,7 +187,7 @@ func chunkCount(n int) int { return (n + ChunkSize - 1) / ChunkSize }
 // encodeHeader appends r's encoded header to dst. The chunk checksums are
 // computed here, from r.Body.
 func encodeHeader(dst []byte, r *Record) []byte {
-	n := chunkCount(len(r.Body))
+	n := int((r.bodyLen() + ChunkSize - 1) / ChunkSize)
 	size := fixedLen + 8 + len(r.Key) + len(r.Variant) + len(r.Parent) + len(r.Extra) + 4*n + 4 + 4*binary.MaxVarintLen16
 	for name, values := range r.Header {
 		size += len(name) + 2
@@ -188,7 +202,7 @@ func encodeHeader(dst []byte, r *Record) []byte {
 	dst = append(dst, headerFormat, r.Kind)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(r.Status))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(len(r.Body)))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(r.bodyLen()))
 	for _, t := range [...]time.Time{r.Created, r.Expires, r.StaleUntil, r.KeepUntil} {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(timeNS(t)))
 	}
@@ -209,8 +223,12 @@ func encodeHeader(dst []byte, r *Record) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Extra)))
 	dst = append(dst, r.Extra...)
-	for i := 0; i < n; i++ {
-		dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(chunk(r.Body, i), castagnoli))
+	if r.KeepBody != nil {
+		dst = append(dst, r.KeepBody.crcs...)
+	} else {
+		for i := 0; i < n; i++ {
+			dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(chunk(r.Body, i), castagnoli))
+		}
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
 }

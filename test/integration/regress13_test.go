@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,14 +265,8 @@ func (e *edge) peakRSS() int64 {
 // objects = 384 MiB of bodies, against storage.memory = 32 MiB.
 func TestMemoryBoundedUnderLargeMisses(t *testing.T) {
 	o := startOrigin(t)
-	// RSS is edgehost's, not the race detector's: under make test
-	// (EDGEHOST_BIN=bin/race) the plain binary beside it is measured.
-	e := &edge{t: t, dir: t.TempDir(), HTTP: freePort(t), Admin: freePort(t), Token: "s3cret"}
-	if filepath.Base(binDir) == "race" {
-		if plain := filepath.Join(binDir, "..", "edgehost"); fileExists(plain) {
-			e.bin = plain
-		}
-	}
+	// RSS is edgehost's, not the race detector's.
+	e := plainEdge(t)
 	// The uncached streams go at the pace of this busy test process, which
 	// also plays the origin: patient timeouts.
 	e.writeConfig(strings.Replace(patientConfig(o.URL, ""), `memory = "64MiB"`, `memory = "32MiB"`, 1))
