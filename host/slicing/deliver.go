@@ -28,6 +28,7 @@ func (sl *Slicing) Deliver(tx *server.Txn, r *http.Request, meta *cache.Object, 
 	}
 	h.Set("Age", string(httpcache.AppendAge(nil, meta.Age(now))))
 	h.Set("Cache-Status", tx.CacheStatus().String())
+	defer sl.hold(meta, sm)()
 	sr := &sliceReader{sl: sl, tx: tx, r: r, meta: meta, sm: sm, limit: sm.size}
 	defer sr.close()
 	// Open the first segment the response needs before committing the
@@ -49,7 +50,7 @@ func (sl *Slicing) Deliver(tx *server.Txn, r *http.Request, meta *cache.Object, 
 		if first >= 0 {
 			if err := sr.open(first / sm.segSize); err != nil {
 				if errors.Is(err, errSegmentMismatch) {
-					sl.cache.Remove(meta)
+					sl.outdate(meta)
 					sl.log.Info("origin object changed under a sliced object; starting over", "tx", tx.ID, "key", meta.Key)
 					return &server.StartOver{Err: err}
 				}
@@ -198,7 +199,7 @@ func (sr *sliceReader) open(idx int64) error {
 		if errors.Is(err, errSegmentMismatch) {
 			// Another version now: the meta object and its segments go,
 			// so the next request starts over cleanly.
-			sr.sl.cache.Remove(sr.meta)
+			sr.sl.outdate(sr.meta)
 		}
 		return err
 	}
