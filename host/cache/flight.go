@@ -371,4 +371,25 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	return 0, err
 }
 
+// Skip moves past n bytes without copying them, waiting until they have
+// arrived; short of n at the end of the stream it returns io.EOF (as
+// io.CopyN would).
+func (r *streamReader) Skip(n int64) (int64, error) {
+	start, target := r.off, r.off+int(n)
+	for r.off < target {
+		chunk, end, err := r.s.Next(r.ctx, r.off)
+		if len(chunk) > 0 {
+			r.off += min(len(chunk), target-r.off)
+			continue
+		}
+		if end {
+			if err == nil {
+				err = io.EOF
+			}
+			return int64(r.off - start), err
+		}
+	}
+	return n, nil
+}
+
 func (r *streamReader) Close() error { return nil }

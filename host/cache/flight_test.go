@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 )
@@ -102,5 +103,31 @@ func TestStreamWholeUntilSpill(t *testing.T) {
 	p, _, _ := c.Next(context.Background())
 	if string(p) != "hello, world" {
 		t.Fatalf("cursor read %q", p)
+	}
+}
+
+// Skip passes over bytes as they arrive, and says io.EOF short of the end.
+func TestStreamReaderSkip(t *testing.T) {
+	s := NewStream()
+	r := s.Reader(context.Background()).(interface {
+		Read([]byte) (int, error)
+		Skip(int64) (int64, error)
+	})
+	go func() {
+		for i := range 10 {
+			s.Write([]byte{byte(i), byte(i)})
+			time.Sleep(time.Millisecond)
+		}
+		s.Close(nil)
+	}()
+	if n, err := r.Skip(5); n != 5 || err != nil {
+		t.Fatalf("Skip(5) = %d, %v", n, err)
+	}
+	b := make([]byte, 1)
+	if _, err := r.Read(b); err != nil || b[0] != 2 {
+		t.Fatalf("the byte after the skip: %v, %v; want 2", b, err)
+	}
+	if n, err := r.Skip(100); n != 14 || !errors.Is(err, io.EOF) {
+		t.Fatalf("Skip past the end = %d, %v; want 14, EOF", n, err)
 	}
 }

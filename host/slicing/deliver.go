@@ -171,6 +171,24 @@ func (l *loggedSegment) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Skip passes over n bytes without copying them when the segment is read
+// from a stream in process (cache.Stream's reader).
+func (l *loggedSegment) Skip(n int64) (int64, error) {
+	skipped, err := skip(l.ReadCloser, n)
+	l.n += skipped
+	return skipped, err
+}
+
+// skip passes over n bytes of r: without copying them when r can
+// (a segment streaming in process: the bytes before a range's start need
+// only to have arrived), else by reading them.
+func skip(r io.Reader, n int64) (int64, error) {
+	if s, ok := r.(interface{ Skip(int64) (int64, error) }); ok {
+		return s.Skip(n)
+	}
+	return io.CopyN(io.Discard, r, n)
+}
+
 func (l *loggedSegment) Close() error {
 	l.sl.txlog.Publish(observe.Tx{ID: observe.NewID(), Parent: l.tx.ID, Root: l.tx.Root, Kind: "segment",
 		Start: l.start, Duration: time.Since(l.start), Method: http.MethodGet, Host: l.r.Host, URL: l.r.RequestURI,
@@ -251,7 +269,7 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		cur := sr.cur
 		if at > cur.pos {
-			skipped, err := io.CopyN(io.Discard, cur.body, at-cur.pos)
+			skipped, err := skip(cur.body, at-cur.pos)
 			cur.pos += skipped
 			if err != nil {
 				if cur.shared {

@@ -22,9 +22,10 @@ import (
 // segment that the client needs first; the answer's head goes to the
 // slicer plugin, and a yes stores a meta object instead of the body.
 type sliceStep struct {
-	sl    *Slicing
-	route *config.Route
-	cfg   *config.Slice
+	sl       *Slicing
+	route    *config.Route
+	cfg      *config.Slice
+	verdicts verdictMemo // the plugin's reusable verdicts, for this route of this config
 }
 
 // Prepare takes part in a top-level GET or HEAD whose slice condition
@@ -237,6 +238,10 @@ func (st *sliceStep) askSlicer(fx *server.Fetch, resp *http.Response) error {
 	if sl.Stage == "fetch" {
 		stage = pluginv1.DecideRequest_STAGE_FETCH
 	}
+	shape, size := decideShape(stage, r, resp)
+	if v, ok := st.verdicts.get(shape, size); ok {
+		return v.err()
+	}
 	dctx, cancel := context.WithTimeout(fx.Ctx, 2*time.Second)
 	defer cancel()
 	d, err := sp.Decide(dctx, &pluginv1.DecideRequest{
@@ -251,10 +256,11 @@ func (st *sliceStep) askSlicer(fx *server.Fetch, resp *http.Response) error {
 		// 504.
 		return server.NewStatusError(http.StatusServiceUnavailable, err)
 	}
-	if !d.GetSlice() {
-		return fmt.Errorf("%w: %s", errNotSliceable, d.GetReason())
+	v := verdict{slice: d.GetSlice(), reason: d.GetReason()}
+	if d.GetShapeVerdict() {
+		st.verdicts.put(shape, verdict{min: d.GetSizeMin(), max: d.GetSizeMax(), slice: v.slice, reason: v.reason})
 	}
-	return nil
+	return v.err()
 }
 
 // sliceMeta builds the meta object that resp, a whole object's head,
