@@ -98,15 +98,9 @@ func (sr *sliceReader) start(idx int64) *segStream {
 	end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
 	skey := segmentKey(sr.meta.Key, sr.sm.gen, idx)
 	now := time.Now()
-	if o := sr.sl.cache.Lookup(skey, nil, now); o != nil &&
-		checkSegment(o.Status, o.Header, int64(len(o.Body)), sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
-		// A stored segment: the same lookup the subrequest would make,
-		// without the trip through the socket.
-		sr.sl.metrics.SegmentHits.Add(1)
-		ss.body = &loggedSegment{ReadCloser: io.NopCloser(bytes.NewReader(o.Body)), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; hit; detail=in-process"}
-		close(ss.ready)
-		return ss
-	}
+	// A segment still streaming in (the response stage's first one, on
+	// a cold miss) first: it is in memory, where the stored one may have
+	// to be read from disk.
 	if f := sr.sl.flights.Get(skey); f != nil && f.IsReady() {
 		if f.Err == nil && f.Shareable &&
 			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
@@ -115,6 +109,15 @@ func (sr *sliceReader) start(idx int64) *segStream {
 			close(ss.ready)
 			return ss
 		}
+	}
+	if o := sr.sl.cache.Lookup(skey, nil, now); o != nil &&
+		checkSegment(o.Status, o.Header, int64(len(o.Body)), sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
+		// A stored segment: the same lookup the subrequest would make,
+		// without the trip through the socket.
+		sr.sl.metrics.SegmentHits.Add(1)
+		ss.body = &loggedSegment{ReadCloser: io.NopCloser(bytes.NewReader(o.Body)), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; hit; detail=in-process"}
+		close(ss.ready)
+		return ss
 	}
 	go sr.fetch(ss)
 	return ss
