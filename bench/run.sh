@@ -136,33 +136,42 @@ declare -A TTFB=() TOTAL=() OBYTES=() CODE=() INTEG=() WARM_TTFB=() WARM_OBYTES=
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
 
-cold_peer() {
-	local peer=$1 i url out ttfbs="" totals="" bytes="" codes="" integ=ok
+declare -A C_TTFBS=() C_TOTALS=() C_BYTES=() C_CODES=()
+
+# cold_run PEER I: one cold Range through PEER (run I); the peers take
+# turns run by run, so a burst of outside load hits them alike.
+cold_run() {
+	local peer=$1 i=$2 url out
 	local hdr="Range: bytes=$RANGE_FIRST-$RANGE_LAST"
-	for i in $(seq "$COLD_RUNS"); do
-		# A URL no cache has seen: cold without purging anything.
-		url="http://127.0.0.1:${PORT[$peer]}$BIG?cold=$peer-$i-$$"
-		origin_quiet_bytes >/dev/null
-		origin_reset
-		out=$(curl -s -o "$OUT/cold-$peer.bin" --max-time 60 -H "$hdr" \
-			-w '%{http_code} %{time_starttransfer} %{time_total}' "$url")
-		set -- $out
-		codes+="${1:-000} "
-		ttfbs+="${2:-0}"$'\n'
-		totals+="${3:-0}"$'\n'
-		bytes+="$(origin_quiet_bytes)"$'\n'
-		if ! cmp -s "$OUT/cold-$peer.bin" "$OUT/range-ref.bin"; then
-			integ="DIFFERS"
-		fi
-	done
-	TTFB[$peer]=$(printf '%s' "$ttfbs" | median)
-	TOTAL[$peer]=$(printf '%s' "$totals" | median)
-	OBYTES[$peer]=$(printf '%s' "$bytes" | median)
-	CODE[$peer]=$(echo "$codes" | tr ' ' '\n' | grep -v '^$' | sort -u | tr '\n' ' ' | sed 's/ $//')
-	INTEG[$peer]=$integ
-	# The same range again: a warm hit should cost the origin nothing.
+	# A URL no cache has seen: cold without purging anything.
+	url="http://127.0.0.1:${PORT[$peer]}$BIG?cold=$peer-$i-$$"
+	origin_quiet_bytes >/dev/null
 	origin_reset
-	out=$(curl -s -o /dev/null --max-time 60 -H "$hdr" -w '%{time_starttransfer}' "$url")
+	out=$(curl -s -o "$OUT/cold-$peer.bin" --max-time 60 -H "$hdr" \
+		-w '%{http_code} %{time_starttransfer} %{time_total}' "$url")
+	set -- $out
+	C_CODES[$peer]+="${1:-000} "
+	C_TTFBS[$peer]+="${2:-0}"$'\n'
+	C_TOTALS[$peer]+="${3:-0}"$'\n'
+	C_BYTES[$peer]+="$(origin_quiet_bytes)"$'\n'
+	if ! cmp -s "$OUT/cold-$peer.bin" "$OUT/range-ref.bin"; then
+		INTEG[$peer]="DIFFERS"
+	fi
+}
+
+# cold_finish PEER: the medians of PEER's cold runs, then the same range
+# again (of its last run): a warm hit should cost the origin nothing.
+cold_finish() {
+	local peer=$1 out
+	local hdr="Range: bytes=$RANGE_FIRST-$RANGE_LAST"
+	TTFB[$peer]=$(printf '%s' "${C_TTFBS[$peer]}" | median)
+	TOTAL[$peer]=$(printf '%s' "${C_TOTALS[$peer]}" | median)
+	OBYTES[$peer]=$(printf '%s' "${C_BYTES[$peer]}" | median)
+	CODE[$peer]=$(echo "${C_CODES[$peer]}" | tr ' ' '\n' | grep -v '^$' | sort -u | tr '\n' ' ' | sed 's/ $//')
+	: "${INTEG[$peer]:=ok}"
+	origin_reset
+	out=$(curl -s -o /dev/null --max-time 60 -H "$hdr" -w '%{time_starttransfer}' \
+		"http://127.0.0.1:${PORT[$peer]}$BIG?cold=$peer-$COLD_RUNS-$$")
 	WARM_TTFB[$peer]=$out
 	WARM_OBYTES[$peer]=$(origin_quiet_bytes)
 }
@@ -248,9 +257,15 @@ done
 
 log "hits done"
 log "cold Range bytes=$RANGE_FIRST-$RANGE_LAST on $BIG, $COLD_RUNS runs per peer"
+for i in $(seq "$COLD_RUNS"); do
+	for peer in $PEERS; do
+		[ "${STATE[$peer]}" = up ] || continue
+		cold_run "$peer" "$i"
+	done
+done
 for peer in $PEERS; do
 	[ "${STATE[$peer]}" = up ] || continue
-	cold_peer "$peer"
+	cold_finish "$peer"
 done
 
 log "cold runs done"

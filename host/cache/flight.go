@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -52,6 +53,23 @@ func (fs *Flights) Join(key string) (f *Flight, leader bool) {
 	return f, true
 }
 
+// JoinReader is Join for a request that will read the flight's body: it
+// also takes a Cursor at the body's start, under the registry's lock, so
+// that a body spilled after the flight leaves the registry still keeps
+// every byte this reader has not read. The caller closes it.
+func (fs *Flights) JoinReader(key string) (f *Flight, leader bool, c *Cursor) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m == nil {
+		fs.m = map[string]*Flight{}
+	}
+	if f = fs.m[key]; f == nil {
+		f, leader = NewFlight(key), true
+		fs.m[key] = f
+	}
+	return f, leader, f.Body.Cursor()
+}
+
 // NewFlight returns a flight outside any registry (a fetch nobody joins).
 func NewFlight(key string) *Flight {
 	return &Flight{key: key, ready: make(chan struct{}), Body: NewStream()}
@@ -98,17 +116,32 @@ func (fs *Flights) Done(f *Flight) {
 }
 
 // Stream is an append-only body buffer that many readers follow while one
-// writer fills it.
+// writer fills it. It holds the whole body (to be stored at its end) until
+// the writer calls Spill: from then on it keeps only what its Cursors have
+// not read yet, and Write waits while they are a window behind (a body of
+// unknown length that turned out too large to store still reaches every
+// waiter whole, in bounded memory: issue 13, item 8).
 type Stream struct {
 	mu     sync.Mutex
 	buf    []byte
+	base   int // body offset of buf[0]: bytes before it were dropped (Spill)
 	done   bool
 	err    error
-	notify chan struct{}
+	notify chan struct{} // closed and renewed when bytes arrive or the stream ends
+
+	window   int                  // > 0 once spilled: bytes kept ahead of the slowest cursor
+	cursors  map[*Cursor]struct{} // readers whose place keeps bytes (Cursor)
+	consumed chan struct{}        // closed and renewed when a cursor moves or goes
 }
 
+// ErrDropped is returned to a reader of a spilled stream that asks for
+// bytes already dropped: it did not hold a Cursor from the start.
+var ErrDropped = errors.New("stream bytes already dropped: the body was too large to keep")
+
 // NewStream returns an empty stream.
-func NewStream() *Stream { return &Stream{notify: make(chan struct{})} }
+func NewStream() *Stream {
+	return &Stream{notify: make(chan struct{}), consumed: make(chan struct{}), cursors: map[*Cursor]struct{}{}}
+}
 
 // Grow reserves room for n more bytes: a body of known length is
 // buffered without reallocation and copying as it arrives.
@@ -122,14 +155,69 @@ func (s *Stream) Grow(n int) {
 	s.mu.Unlock()
 }
 
-// Write appends p and wakes readers.
-func (s *Stream) Write(p []byte) (int, error) {
+// Write appends p and wakes readers. Once spilled it drops what every
+// cursor has read and waits while the slowest is more than the window
+// behind (or until ctx ends: its error is returned).
+func (s *Stream) Write(p []byte) (int, error) { return s.WriteContext(context.Background(), p) }
+
+// WriteContext is Write whose wait for slow readers ends with ctx.
+func (s *Stream) WriteContext(ctx context.Context, p []byte) (int, error) {
 	s.mu.Lock()
 	s.buf = append(s.buf, p...)
 	close(s.notify)
 	s.notify = make(chan struct{})
+	for s.window > 0 && len(s.buf) > s.window {
+		// Past the window: drop what every cursor has read, once the
+		// slowest is within half of it (a new array per half window,
+		// not per write).
+		if low := s.low(); s.base+len(s.buf)-low <= s.window/2 {
+			s.trim(low)
+			break
+		}
+		ch := s.consumed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return len(p), ctx.Err()
+		}
+		s.mu.Lock()
+	}
 	s.mu.Unlock()
 	return len(p), nil
+}
+
+// Spill stops keeping the whole body: from now on only the bytes that a
+// cursor has not read yet are kept, at most about window bytes ahead of
+// the slowest. Readers that are to read the body must hold a Cursor by
+// now (Flights.JoinReader takes one before the flight leaves the
+// registry).
+func (s *Stream) Spill(window int) {
+	s.mu.Lock()
+	s.window = max(window, 2)
+	s.trim(s.low())
+	s.mu.Unlock()
+}
+
+// low is the body offset of the slowest cursor (the end when there is
+// none).
+func (s *Stream) low() int {
+	low := s.base + len(s.buf)
+	for c := range s.cursors {
+		low = min(low, c.off)
+	}
+	return low
+}
+
+// trim drops the bytes before low. The rest moves to a new array: readers
+// may still hold slices of the old one.
+func (s *Stream) trim(low int) {
+	if low == s.base {
+		return
+	}
+	rest := s.buf[low-s.base:]
+	s.buf = append(make([]byte, 0, max(s.window+s.window/4, len(rest))), rest...)
+	s.base = low
 }
 
 // Close ends the stream; err != nil means the body is incomplete and
@@ -143,18 +231,30 @@ func (s *Stream) Close(err error) {
 	s.mu.Unlock()
 }
 
-// Bytes returns the whole body once the stream ended without error.
+// Bytes returns the whole body once the stream ended without error (nil
+// and ErrDropped when it was spilled).
 func (s *Stream) Bytes() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.base > 0 {
+		return nil, ErrDropped
+	}
 	return s.buf, s.err
+}
+
+// Complete returns the length of the body once it ended cleanly and is
+// still whole (not spilled).
+func (s *Stream) Complete() (n int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buf), s.done && s.err == nil && s.base == 0
 }
 
 // Len is the number of bytes written so far.
 func (s *Stream) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.buf)
+	return s.base + len(s.buf)
 }
 
 // Next returns the bytes after off, waiting for some if there are none yet.
@@ -162,8 +262,12 @@ func (s *Stream) Len() int {
 func (s *Stream) Next(ctx context.Context, off int) (p []byte, end bool, err error) {
 	for {
 		s.mu.Lock()
-		if off < len(s.buf) {
-			p = s.buf[off:len(s.buf):len(s.buf)]
+		if off < s.base {
+			s.mu.Unlock()
+			return nil, true, ErrDropped
+		}
+		if i := off - s.base; i < len(s.buf) {
+			p = s.buf[i:len(s.buf):len(s.buf)]
 			s.mu.Unlock()
 			return p, false, nil
 		}
@@ -179,6 +283,68 @@ func (s *Stream) Next(ctx context.Context, off int) (p []byte, end bool, err err
 		case <-ctx.Done():
 			return nil, true, ctx.Err()
 		}
+	}
+}
+
+// Cursor is one reader's place in a Stream: the bytes from it on are kept
+// for the reader even after Spill. Close it when done reading.
+type Cursor struct {
+	s   *Stream
+	off int
+}
+
+// Cursor returns a new cursor at the start of the body; nil when the
+// start was already dropped.
+func (s *Stream) Cursor() *Cursor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.base > 0 {
+		return nil
+	}
+	c := &Cursor{s: s}
+	s.cursors[c] = struct{}{}
+	return c
+}
+
+// Next returns the bytes after those it returned before, waiting for some
+// if there are none yet; the ones returned before may be dropped now.
+// At the end it returns (nil, true, err).
+func (c *Cursor) Next(ctx context.Context) (p []byte, end bool, err error) {
+	p, end, err = c.s.Next(ctx, c.off)
+	if len(p) > 0 {
+		c.s.mu.Lock()
+		c.off += len(p)
+		c.s.moved()
+		c.s.mu.Unlock()
+	}
+	return p, end, err
+}
+
+// Readers is the number of open cursors.
+func (s *Stream) Readers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.cursors)
+}
+
+// Close lets the stream drop what c kept. It may be called more than once.
+func (c *Cursor) Close() {
+	if c == nil {
+		return
+	}
+	c.s.mu.Lock()
+	if _, ok := c.s.cursors[c]; ok {
+		delete(c.s.cursors, c)
+		c.s.moved()
+	}
+	c.s.mu.Unlock()
+}
+
+// moved wakes a writer waiting for readers (s.mu held).
+func (s *Stream) moved() {
+	if s.window > 0 {
+		close(s.consumed)
+		s.consumed = make(chan struct{})
 	}
 }
 
@@ -203,6 +369,27 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return 0, err
+}
+
+// Skip moves past n bytes without copying them, waiting until they have
+// arrived; short of n at the end of the stream it returns io.EOF (as
+// io.CopyN would).
+func (r *streamReader) Skip(n int64) (int64, error) {
+	start, target := r.off, r.off+int(n)
+	for r.off < target {
+		chunk, end, err := r.s.Next(r.ctx, r.off)
+		if len(chunk) > 0 {
+			r.off += min(len(chunk), target-r.off)
+			continue
+		}
+		if end {
+			if err == nil {
+				err = io.EOF
+			}
+			return int64(r.off - start), err
+		}
+	}
+	return n, nil
 }
 
 func (r *streamReader) Close() error { return nil }

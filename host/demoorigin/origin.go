@@ -73,6 +73,10 @@ func (o *Origin) Version() int { return int(o.version.Load()) }
 // POST /admin/version does) and returns the new version.
 func (o *Origin) BumpVersion() int { return int(o.version.Add(1)) }
 
+// SetVersion sets the version of every /big object (a test that changes
+// an object and changes it back).
+func (o *Origin) SetVersion(v int) { o.version.Store(int64(v)) }
+
 // endpoint identifies a first path segment; per-endpoint counters are kept
 // in an array indexed by it, so counting costs no lock and no map.
 type endpoint int

@@ -140,8 +140,15 @@ func (s *Server) respond(tx *Txn, r *http.Request, status int, etag string, last
 // per 128 KiB sent).
 var storeBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-// deliverStream sends a response while its body is still arriving.
-func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error {
+// deliverStream sends a response while its body is still arriving; c is
+// this client's place in it (nil: take one now).
+func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight, c *cache.Cursor) error {
+	if c == nil {
+		if c = f.Body.Cursor(); c == nil {
+			return NewStatusError(http.StatusServiceUnavailable, cache.ErrDropped)
+		}
+		defer c.Close()
+	}
 	h := tx.w.Header()
 	copyOriginHeader(h, f.Header, tx.route.Route)
 	h.Set("Cache-Status", tx.status.String())
@@ -153,6 +160,10 @@ func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error 
 	size := int64(-1)
 	if cl := f.Header.Get("Content-Length"); cl != "" {
 		size, _ = strconv.ParseInt(cl, 10, 64)
+	} else if n, ok := f.Body.Complete(); ok {
+		// A body of unknown length that ended before this client
+		// started: it is sent with its length, as its hits will be.
+		size = int64(n)
 	}
 	if f.Status == http.StatusOK && size >= 0 {
 		// Ranges are served from the stream as from the stored object:
@@ -170,7 +181,9 @@ func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error 
 		return nil
 	}
 	// Unknown length: conditionals still apply; a range cannot be cut
-	// before the end is known, so the whole body follows.
+	// before the end is known, so the whole body follows, chunked (a body
+	// that fails ends without its last chunk: never a truncated body that
+	// looks complete).
 	if f.Status == http.StatusOK && r.Header.Get("Range") == "" {
 		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lm); st != 0 {
 			tx.w.WriteHeader(st)
@@ -181,14 +194,12 @@ func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight) error 
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	off := 0
 	for {
-		p, end, err := f.Body.Next(r.Context(), off)
+		p, end, err := c.Next(r.Context())
 		if len(p) > 0 {
 			if _, werr := tx.w.Write(p); werr != nil {
 				return nil
 			}
-			off += len(p)
 			tx.w.Flush()
 		}
 		if end {

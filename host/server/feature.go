@@ -203,14 +203,14 @@ func (tx *Txn) Deliver(r *http.Request, o *cache.Object, now time.Time) error {
 
 // DeliverStream sends flight f's response while its body arrives.
 func (tx *Txn) DeliverStream(r *http.Request, f *cache.Flight) error {
-	return tx.rt.s.deliverStream(tx, r, f)
+	return tx.rt.s.deliverStream(tx, r, f, nil)
 }
 
 // FetchAndDeliver fetches key from the route's backend for flight f with
 // step taking part, and delivers the answer.
 func (tx *Txn) FetchAndDeliver(r *http.Request, key string, f *cache.Flight, step FetchStep) error {
 	tx.step = step
-	return tx.rt.s.fetchAndDeliver(tx, r, key, nil, f)
+	return tx.rt.s.fetchAndDeliver(tx, r, key, nil, f, nil)
 }
 
 // Origin fetches r's URL from the route's backend as a miss would (GET,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/edgehost/edgehost/host/cache"
@@ -13,13 +14,21 @@ import (
 )
 
 // fetchAndDeliver fetches for flight f (nil: a private fetch outside the
-// waiting list) and sends the result to the client.
-func (s *Server) fetchAndDeliver(tx *Txn, r *http.Request, key string, stale *cache.Object, f *cache.Flight) error {
+// waiting list) and sends the result to the client; c is the client's
+// place in f's body (Flights.JoinReader), nil to take one when the body
+// streams.
+func (s *Server) fetchAndDeliver(tx *Txn, r *http.Request, key string, stale *cache.Object, f *cache.Flight, c *cache.Cursor) error {
 	done := func() {}
 	if f == nil {
 		f = cache.NewFlight(key)
 	} else {
 		done = func() { s.flights.Done(f) }
+	}
+	if c == nil {
+		// Before the fill starts: a body that spills keeps what this
+		// client has not read.
+		c = f.Body.Cursor()
+		defer c.Close()
 	}
 	resp := s.fetch(context.WithoutCancel(r.Context()), tx, r, key, stale, f, done, false)
 	now := time.Now()
@@ -41,7 +50,7 @@ func (s *Server) fetchAndDeliver(tx *Txn, r *http.Request, key string, stale *ca
 	// Stored: whatever was said before the fetch (a hit-for-miss expected
 	// it not to be) no longer holds.
 	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(stale), FwdStatus: f.Status, Stored: true, TTL: f.TTL}
-	return s.deliverStream(tx, r, f)
+	return s.deliverStream(tx, r, f, c)
 }
 
 // fwdFor is the Cache-Status fwd of a fetch (RFC 9211 §2.2): stale when a
@@ -193,17 +202,6 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 	}
 	s.hfm.Delete(key)
 	obj.MarkBans(fx.BanMark)
-	if resp.ContentLength < 0 {
-		// Unknown length: it may never fit storage.max_object, so it is
-		// not buffered for waiters (they fetch on their own); the leader
-		// streams it and it is stored if it ends within the limit.
-		f.Reason = "unknown-length"
-		f.Ready()
-		fx.done()
-		resp.Body = &storeTee{rc: resp.Body, s: s, c: s.cache, obj: obj, max: tx.rt.cfg.Storage.MaxObject}
-		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(fx.Stale), FwdStatus: resp.StatusCode, Detail: "streamed"}
-		return resp
-	}
 	if _, aged := resp.Header["Age"]; aged {
 		// An upstream cache's answer: the clients of this fetch get its
 		// corrected age, as the hits after them will (RFC 9111 §4.2.3; a
@@ -212,8 +210,10 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 	}
 	// The body is held whole until stored (and shared with waiters): only
 	// within the fill budget; past it the response streams through
-	// uncached (issue 13: memory bounded by storage.memory).
-	if !s.cache.ReserveFill(resp.ContentLength) {
+	// uncached (issue 13: memory bounded by storage.memory). A body of
+	// unknown length reserves as it grows (fill) and is shared all the
+	// same: dynamic origins send chunked bodies (issue 13, item 8).
+	if resp.ContentLength >= 0 && !s.cache.ReserveFill(resp.ContentLength) {
 		s.metrics.NotStored.Add(1)
 		f.Reason = "busy"
 		f.Ready()
@@ -221,54 +221,10 @@ func (s *Server) storeAnswer(fx *Fetch) *http.Response {
 		tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(fx.Stale), FwdStatus: resp.StatusCode, Detail: "busy"}
 		return resp
 	}
-	f.Fill = resp.ContentLength
+	f.Fill = max(resp.ContentLength, 0)
 	f.Variant = obj.Variant
 	fx.FillFlight(obj, -1, nil)
 	return nil
-}
-
-// storeTee keeps a copy of a body of unknown length while it streams to
-// one client, and stores the object when the body ends cleanly within max
-// bytes and the fill budget (reserved as the copy grows); past either the
-// copy is dropped and the stream goes on.
-type storeTee struct {
-	rc   io.ReadCloser
-	s    *Server
-	c    *cache.Cache
-	obj  *cache.Object
-	max  int64
-	buf  []byte
-	over bool
-}
-
-func (t *storeTee) Read(p []byte) (int, error) {
-	n, err := t.rc.Read(p)
-	if !t.over {
-		if int64(len(t.buf)+n) > t.max || !t.c.ReserveFill(int64(n)) {
-			t.drop()
-			t.s.metrics.NotStored.Add(1)
-		} else {
-			t.buf = append(t.buf, p[:n]...)
-		}
-	}
-	if err == io.EOF && !t.over {
-		t.s.store(t.obj, t.buf)
-		t.drop()
-	}
-	return n, err
-}
-
-// drop forgets the copy and gives its reservation back.
-func (t *storeTee) drop() {
-	t.c.ReleaseFill(int64(len(t.buf)))
-	t.over, t.buf = true, nil
-}
-
-func (t *storeTee) Close() error {
-	if !t.over {
-		t.drop()
-	}
-	return t.rc.Close()
 }
 
 // storable builds the object to store from resp, or says why not.
@@ -349,22 +305,49 @@ func (s *Server) refresh(stale *cache.Object, h http.Header, route *config.Route
 // between-bytes timeout, short of Content-Length) is never stored, and
 // readers see the error; so is one that is not of length bytes (unless
 // length < 0), and readers see mismatch.
+//
+// A body of unknown length reserves the fill budget as it grows. Past the
+// budget or storage.max_object it will not be stored, but its readers
+// still get it whole: the flight leaves the registry (later requests do
+// not join a body whose start is gone) and the stream spills, keeping
+// only what its slowest reader has not read, so the origin is read at
+// that reader's pace.
 func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.Object, length int64, mismatch error, done func()) {
 	defer s.bg.Done()
 	defer resp.Body.Close()
-	defer done()
-	defer s.cache.ReleaseFill(f.Fill) // once stored, the memory tier accounts for it
+	var once sync.Once
+	finish := func() { once.Do(done) }
+	defer finish()
+	defer func() { s.cache.ReleaseFill(f.Fill) }() // once stored, the memory tier accounts for it
 	max := tx.rt.cfg.Storage.MaxObject
 	if n := resp.ContentLength; n > 0 && n <= max {
 		f.Body.Grow(int(n))
 	}
 	buf := make([]byte, 64<<10)
+	spilled := false
 	var err error
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			f.Body.Write(buf[:n])
+			if resp.ContentLength < 0 && !spilled {
+				spilled = !s.reserveGrowing(f, obj, int64(n), max)
+				if spilled {
+					finish()
+					f.Body.Spill(spillWindow)
+				}
+			}
 			s.metrics.BytesIn.Add(int64(n))
+			if _, werr := f.Body.WriteContext(s.ctx, buf[:n]); werr != nil {
+				err = werr
+				break
+			}
+			if spilled && f.Body.Readers() == 0 {
+				// Nobody reads a body that will not be stored: stop
+				// fetching it.
+				s.log.Info("unstorable body left by all its readers, fetch ended", "tx", tx.ID, "key", obj.Key)
+				f.Body.Close(errNoReaders)
+				return
+			}
 		}
 		if rerr == io.EOF {
 			break
@@ -378,6 +361,10 @@ func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.
 		s.metrics.OriginErrors.Add(1)
 		s.log.Warn("origin body failed, not stored", "tx", tx.ID, "key", obj.Key, "err", err)
 		f.Body.Close(err)
+		return
+	}
+	if spilled {
+		f.Body.Close(nil)
 		return
 	}
 	body, _ := f.Body.Bytes()
@@ -395,6 +382,30 @@ func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.
 		s.hfm.Store(obj.Key, time.Now().Add(hitForMiss))
 	}
 	f.Body.Close(nil)
+}
+
+// spillWindow is how far a body that will not be stored may run ahead of
+// its slowest reader (Stream.Spill).
+const spillWindow = 1 << 20
+
+var errNoReaders = errString("no reader left")
+
+// reserveGrowing reserves n more bytes of a body of unknown length for
+// storing it: false when they pass max_object (the key then skips the
+// waiting list for a while, as a too-large known length does) or the fill
+// budget, and then the bytes reserved so far are given back.
+func (s *Server) reserveGrowing(f *cache.Flight, obj *cache.Object, n, max int64) bool {
+	if int64(f.Body.Len())+n <= max && s.cache.ReserveFill(n) {
+		f.Fill += n
+		return true
+	}
+	if int64(f.Body.Len())+n > max {
+		s.hfm.Store(obj.Key, time.Now().Add(hitForMiss))
+	}
+	s.metrics.NotStored.Add(1)
+	s.cache.ReleaseFill(f.Fill)
+	f.Fill = 0
+	return false
 }
 
 // store completes obj with its body and inserts it.

@@ -53,17 +53,18 @@ func (s *Server) lookup(tx *Txn, r *http.Request) error {
 		s.hfm.Delete(key)
 	} else if ok {
 		tx.status = httpcache.CacheStatus{Fwd: httpcache.FwdMiss, Detail: "uncacheable"}
-		return s.fetchAndDeliver(tx, r, key, o, nil)
+		return s.fetchAndDeliver(tx, r, key, o, nil, nil)
 	}
-	f, leader := s.flights.Join(key)
+	f, leader, c := s.flights.JoinReader(key)
+	defer c.Close()
 	if leader {
-		return s.fetchAndDeliver(tx, r, key, o, f)
+		return s.fetchAndDeliver(tx, r, key, o, f, c)
 	}
-	return s.waitFor(tx, r, key, o, f)
+	return s.waitFor(tx, r, key, o, f, c)
 }
 
-// waitFor shares the leader's fetch f of key.
-func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Object, f *cache.Flight) error {
+// waitFor shares the leader's fetch f of key, reading its body from c.
+func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Object, f *cache.Flight, c *cache.Cursor) error {
 	s.metrics.CoalescedWaits.Add(1)
 	if err := f.Wait(r.Context()); err != nil {
 		return nil // the client went away
@@ -75,15 +76,17 @@ func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Obje
 	}
 	if !f.Shareable || !s.variantOK(f, r) {
 		// The shared response does not fit this request (not storable,
-		// other variant): fetch on our own.
-		return s.fetchAndDeliver(tx, r, key, stale, nil)
+		// other variant): fetch on our own, leaving f's body to
+		// its readers.
+		c.Close()
+		return s.fetchAndDeliver(tx, r, key, stale, nil, nil)
 	}
 	if f.Object != nil {
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
 		return s.deliver(tx, r, f.Object, time.Now())
 	}
 	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(nil), FwdStatus: f.Status, Collapsed: true, Stored: true}
-	return s.deliverStream(tx, r, f)
+	return s.deliverStream(tx, r, f, c)
 }
 
 func (s *Server) variantOK(f *cache.Flight, r *http.Request) bool {

@@ -28,6 +28,7 @@ func (sl *Slicing) Deliver(tx *server.Txn, r *http.Request, meta *cache.Object, 
 	}
 	h.Set("Age", string(httpcache.AppendAge(nil, meta.Age(now))))
 	h.Set("Cache-Status", tx.CacheStatus().String())
+	defer sl.hold(meta, sm)()
 	sr := &sliceReader{sl: sl, tx: tx, r: r, meta: meta, sm: sm, limit: sm.size}
 	defer sr.close()
 	// Open the first segment the response needs before committing the
@@ -49,7 +50,7 @@ func (sl *Slicing) Deliver(tx *server.Txn, r *http.Request, meta *cache.Object, 
 		if first >= 0 {
 			if err := sr.open(first / sm.segSize); err != nil {
 				if errors.Is(err, errSegmentMismatch) {
-					sl.cache.Remove(meta)
+					sl.outdate(meta)
 					sl.log.Info("origin object changed under a sliced object; starting over", "tx", tx.ID, "key", meta.Key)
 					return &server.StartOver{Err: err}
 				}
@@ -97,15 +98,9 @@ func (sr *sliceReader) start(idx int64) *segStream {
 	end := min((idx+1)*sr.sm.segSize, sr.sm.size) - 1
 	skey := segmentKey(sr.meta.Key, sr.sm.gen, idx)
 	now := time.Now()
-	if o := sr.sl.cache.Lookup(skey, nil, now); o != nil &&
-		checkSegment(o.Status, o.Header, int64(len(o.Body)), sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
-		// A stored segment: the same lookup the subrequest would make,
-		// without the trip through the socket.
-		sr.sl.metrics.SegmentHits.Add(1)
-		ss.body = &loggedSegment{ReadCloser: io.NopCloser(bytes.NewReader(o.Body)), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; hit; detail=in-process"}
-		close(ss.ready)
-		return ss
-	}
+	// A segment still streaming in (the response stage's first one, on
+	// a cold miss) first: it is in memory, where the stored one may have
+	// to be read from disk.
 	if f := sr.sl.flights.Get(skey); f != nil && f.IsReady() {
 		if f.Err == nil && f.Shareable &&
 			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
@@ -114,6 +109,15 @@ func (sr *sliceReader) start(idx int64) *segStream {
 			close(ss.ready)
 			return ss
 		}
+	}
+	if o := sr.sl.cache.Lookup(skey, nil, now); o != nil &&
+		checkSegment(o.Status, o.Header, int64(len(o.Body)), sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
+		// A stored segment: the same lookup the subrequest would make,
+		// without the trip through the socket.
+		sr.sl.metrics.SegmentHits.Add(1)
+		ss.body = &loggedSegment{ReadCloser: io.NopCloser(bytes.NewReader(o.Body)), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; hit; detail=in-process"}
+		close(ss.ready)
+		return ss
 	}
 	go sr.fetch(ss)
 	return ss
@@ -170,6 +174,24 @@ func (l *loggedSegment) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Skip passes over n bytes without copying them when the segment is read
+// from a stream in process (cache.Stream's reader).
+func (l *loggedSegment) Skip(n int64) (int64, error) {
+	skipped, err := skip(l.ReadCloser, n)
+	l.n += skipped
+	return skipped, err
+}
+
+// skip passes over n bytes of r: without copying them when r can
+// (a segment streaming in process: the bytes before a range's start need
+// only to have arrived), else by reading them.
+func skip(r io.Reader, n int64) (int64, error) {
+	if s, ok := r.(interface{ Skip(int64) (int64, error) }); ok {
+		return s.Skip(n)
+	}
+	return io.CopyN(io.Discard, r, n)
+}
+
 func (l *loggedSegment) Close() error {
 	l.sl.txlog.Publish(observe.Tx{ID: observe.NewID(), Parent: l.tx.ID, Root: l.tx.Root, Kind: "segment",
 		Start: l.start, Duration: time.Since(l.start), Method: http.MethodGet, Host: l.r.Host, URL: l.r.RequestURI,
@@ -198,7 +220,7 @@ func (sr *sliceReader) open(idx int64) error {
 		if errors.Is(err, errSegmentMismatch) {
 			// Another version now: the meta object and its segments go,
 			// so the next request starts over cleanly.
-			sr.sl.cache.Remove(sr.meta)
+			sr.sl.outdate(sr.meta)
 		}
 		return err
 	}
@@ -250,7 +272,7 @@ func (sr *sliceReader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		cur := sr.cur
 		if at > cur.pos {
-			skipped, err := io.CopyN(io.Discard, cur.body, at-cur.pos)
+			skipped, err := skip(cur.body, at-cur.pos)
 			cur.pos += skipped
 			if err != nil {
 				if cur.shared {

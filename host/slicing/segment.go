@@ -61,7 +61,13 @@ func (sl *Slicing) ServeSubrequest(tx *server.Txn, r *http.Request, v string) er
 	if meta != nil && meta.Kind == store.KindSegmentMeta {
 		sm, ok = decodeSliceMeta(meta.Extra)
 	}
-	if !ok || sm.gen != gen || idx*sm.segSize >= sm.size {
+	if !ok || sm.gen != gen {
+		// Stored now is another version (or none): a delivery that
+		// started under this generation goes on with its meta object,
+		// and the origin's If-Match tells whether it still may.
+		meta, sm, ok = sl.heldMeta(key, gen)
+	}
+	if !ok || idx*sm.segSize >= sm.size {
 		return server.NewStatusError(http.StatusConflict, errors.New("segment "+strconv.FormatInt(idx, 10)+": its meta object is gone or changed"))
 	}
 	seg := newSegReq(meta, sm, idx)
@@ -82,14 +88,28 @@ func (sl *Slicing) ServeSubrequest(tx *server.Txn, r *http.Request, v string) er
 		return tx.Deliver(r, o, now)
 	}
 	sl.metrics.SegmentMisses.Add(1)
-	f, leader := sl.flights.Join(skey)
-	if leader {
-		return tx.FetchAndDeliver(r, skey, f, &segStep{sl: sl, seg: seg})
+	for again := true; ; again = false {
+		f, leader := sl.flights.Join(skey)
+		if leader {
+			return tx.FetchAndDeliver(r, skey, f, &segStep{sl: sl, seg: seg})
+		}
+		sl.metrics.CoalescedWaits.Add(1)
+		if err := f.Wait(r.Context()); err != nil {
+			return nil
+		}
+		if f.Err != nil && again && errors.Is(f.Err, errSegmentMismatch) {
+			// The fetch joined was answered by another version of the
+			// object: it may have begun before the origin changed
+			// back (issue 13, item 11). This request asks on its own,
+			// once.
+			continue
+		}
+		return sl.deliverJoined(tx, r, f)
 	}
-	sl.metrics.CoalescedWaits.Add(1)
-	if err := f.Wait(r.Context()); err != nil {
-		return nil
-	}
+}
+
+// deliverJoined sends the segment of flight f, joined by a subrequest.
+func (sl *Slicing) deliverJoined(tx *server.Txn, r *http.Request, f *cache.Flight) error {
 	if f.Err != nil {
 		return f.Err
 	}
@@ -125,7 +145,7 @@ func (st *segStep) Fetched(fx *server.Fetch) (server.Verdict, error) {
 		if errors.Is(err, errSegmentMismatch) {
 			// The origin object changed: the meta object and its
 			// segments go, and the parent starts over or aborts.
-			st.sl.cache.Remove(seg.meta)
+			st.sl.outdate(seg.meta)
 		}
 		st.sl.log.Warn("segment rejected", "tx", fx.Tx.ID, "key", fx.Key, "err", err)
 		return 0, err

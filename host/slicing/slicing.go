@@ -10,6 +10,14 @@
 // object's validators and length before it is stored or delivered: a
 // response never mixes bytes of two versions of the origin object.
 //
+// Work begun under one version may end after the origin changed again
+// (issue 13, item 11), so a meta object is replaced only by one from a
+// later origin answer, or by the revalidation of itself (insertMeta), and
+// removed only if it is still the one stored (outdate); a delivery holds
+// its meta object by generation, and its segment subrequests go on under
+// it whatever is stored under the key meanwhile: the origin's If-Match
+// says whether they still may.
+//
 // It attaches to the state machine through the server's interfaces
 // (host/server feature.go): a FetchStep on slice routes (step.go), the
 // Delivery of meta objects (deliver.go) and the segment subrequests
@@ -80,11 +88,35 @@ type Slicing struct {
 	mu   sync.Mutex
 	sock string       // the self socket selfClient dials
 	self *http.Client // sends segment subrequests to the self socket
+
+	// The meta objects being delivered, by key and generation: a segment
+	// subrequest of a delivery goes on under its parent's meta object
+	// even when the one stored under the key is now another (issue 13,
+	// item 11: a response that started with a version the origin still
+	// serves is not cut off).
+	heldMu sync.Mutex
+	held   map[heldKey]*heldMeta
+
+	// storeMu makes the check and the insert of a meta object one step
+	// (insertMeta): old work never replaces a newer meta object, nor
+	// stores one of a version the origin was seen to have left
+	// (outdated: by key and generation, when).
+	storeMu  sync.Mutex
+	outdated map[heldKey]time.Time
+}
+
+type heldKey struct{ key, gen string }
+
+type heldMeta struct {
+	meta *cache.Object
+	sm   sliceMeta
+	n    int
 }
 
 // New returns the feature.
 func New(opts Options) *Slicing {
-	s := &Slicing{log: opts.Logger, cache: opts.Cache, flights: opts.Flights, metrics: opts.Metrics, txlog: opts.TxLog, plugins: opts.Plugins}
+	s := &Slicing{log: opts.Logger, cache: opts.Cache, flights: opts.Flights, metrics: opts.Metrics, txlog: opts.TxLog, plugins: opts.Plugins,
+		held: map[heldKey]*heldMeta{}, outdated: map[heldKey]time.Time{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -177,6 +209,37 @@ func decodeSliceMeta(b []byte) (sliceMeta, bool) {
 		return sliceMeta{}, false
 	}
 	return sliceMeta{size: int64(size), segSize: int64(seg), gen: string(b[n:])}, true
+}
+
+// hold registers meta as delivered until the returned func is called.
+func (sl *Slicing) hold(meta *cache.Object, sm sliceMeta) (release func()) {
+	k := heldKey{meta.Key, sm.gen}
+	sl.heldMu.Lock()
+	h := sl.held[k]
+	if h == nil {
+		h = &heldMeta{meta: meta, sm: sm}
+		sl.held[k] = h
+	}
+	h.n++
+	sl.heldMu.Unlock()
+	return func() {
+		sl.heldMu.Lock()
+		if h.n--; h.n == 0 {
+			delete(sl.held, k)
+		}
+		sl.heldMu.Unlock()
+	}
+}
+
+// heldMeta returns a meta object of key and generation gen that a
+// delivery in progress holds.
+func (sl *Slicing) heldMeta(key, gen string) (*cache.Object, sliceMeta, bool) {
+	sl.heldMu.Lock()
+	defer sl.heldMu.Unlock()
+	if h := sl.held[heldKey{key, gen}]; h != nil {
+		return h.meta, h.sm, true
+	}
+	return nil, sliceMeta{}, false
 }
 
 // generation names one version of one variant: segments of another never

@@ -22,9 +22,10 @@ import (
 // segment that the client needs first; the answer's head goes to the
 // slicer plugin, and a yes stores a meta object instead of the body.
 type sliceStep struct {
-	sl    *Slicing
-	route *config.Route
-	cfg   *config.Slice
+	sl       *Slicing
+	route    *config.Route
+	cfg      *config.Slice
+	verdicts verdictMemo // the plugin's reusable verdicts, for this route of this config
 }
 
 // Prepare takes part in a top-level GET or HEAD whose slice condition
@@ -142,7 +143,7 @@ func (st *sliceStep) stored(fx *server.Fetch, meta *cache.Object, partial bool) 
 		meta.MarkBans(fx.BanMark)
 		status = fx.Resp.StatusCode
 	}
-	st.sl.cache.Insert(meta)
+	meta = st.sl.insertMeta(meta, fx)
 	f := fx.Flight
 	f.Object, f.Status, f.Shareable = meta, http.StatusOK, true
 	fwd := httpcache.FwdURIMiss
@@ -150,6 +151,63 @@ func (st *sliceStep) stored(fx *server.Fetch, meta *cache.Object, partial bool) 
 		fwd = httpcache.FwdStale
 	}
 	fx.Tx.SetCacheStatus(httpcache.CacheStatus{Fwd: fwd, FwdStatus: status, Stored: true, TTL: meta.TTL(fx.RespTime), Detail: "sliced"})
+}
+
+// insertMeta stores meta unless the meta object stored under its key now
+// came from a later origin answer than meta did (and is not the one this
+// fetch revalidated), or the origin was seen to leave meta's version
+// after meta's answer (outdate): work that began before the origin last
+// changed must never replace a newer version's meta object (issue 13,
+// item 11). It returns the meta object that settles the fetch: the newer
+// one stored, or meta (stored or, if outdated, for this fetch alone).
+func (sl *Slicing) insertMeta(meta *cache.Object, fx *server.Fetch) *cache.Object {
+	sl.storeMu.Lock()
+	defer sl.storeMu.Unlock()
+	cur := sl.cache.Lookup(meta.Key, fx.Req.Header, fx.RespTime)
+	if cur != nil && cur != fx.Stale && cur.Kind == store.KindSegmentMeta && cur.Variant == meta.Variant && cur.Created.After(meta.Created) {
+		sl.log.Info("a newer meta object is stored; this fetch's older answer is not", "tx", fx.Tx.ID, "key", meta.Key)
+		return cur
+	}
+	if t, ok := sl.outdated[genOf(meta)]; ok && meta.Created.Before(t) {
+		sl.log.Info("the origin changed after this fetch's answer; its meta object is not stored", "tx", fx.Tx.ID, "key", meta.Key)
+		return meta
+	}
+	sl.cache.Insert(meta)
+	return meta
+}
+
+// genOf is the key and generation of a meta object.
+func genOf(meta *cache.Object) heldKey {
+	sm, _ := decodeSliceMeta(meta.Extra)
+	return heldKey{meta.Key, sm.gen}
+}
+
+// maxOutdated bounds the outdate times kept; past it those older than
+// outdatedFor go (work that old is long settled).
+const (
+	maxOutdated = 4096
+	outdatedFor = time.Minute
+)
+
+// outdate removes meta, whose version the origin no longer serves (a
+// segment failed its If-Match), if it is still the one stored, and
+// remembers when: a meta object of that version from an answer older
+// than that is not stored later.
+func (sl *Slicing) outdate(meta *cache.Object) {
+	now := time.Now()
+	sl.storeMu.Lock()
+	if len(sl.outdated) >= maxOutdated {
+		for k, t := range sl.outdated {
+			if now.Sub(t) > outdatedFor {
+				delete(sl.outdated, k)
+			}
+		}
+	}
+	if len(sl.outdated) < maxOutdated {
+		sl.outdated[genOf(meta)] = now
+	}
+	sl.storeMu.Unlock()
+	sl.cache.Remove(meta) // only if it is still the one stored
 }
 
 // decideSlice asks the slicer plugin about resp (a HEAD or GET response)
@@ -180,6 +238,10 @@ func (st *sliceStep) askSlicer(fx *server.Fetch, resp *http.Response) error {
 	if sl.Stage == "fetch" {
 		stage = pluginv1.DecideRequest_STAGE_FETCH
 	}
+	shape, size := decideShape(stage, r, resp)
+	if v, ok := st.verdicts.get(shape, size); ok {
+		return v.err()
+	}
 	dctx, cancel := context.WithTimeout(fx.Ctx, 2*time.Second)
 	defer cancel()
 	d, err := sp.Decide(dctx, &pluginv1.DecideRequest{
@@ -194,10 +256,11 @@ func (st *sliceStep) askSlicer(fx *server.Fetch, resp *http.Response) error {
 		// 504.
 		return server.NewStatusError(http.StatusServiceUnavailable, err)
 	}
-	if !d.GetSlice() {
-		return fmt.Errorf("%w: %s", errNotSliceable, d.GetReason())
+	v := verdict{slice: d.GetSlice(), reason: d.GetReason()}
+	if d.GetShapeVerdict() {
+		st.verdicts.put(shape, verdict{min: d.GetSizeMin(), max: d.GetSizeMax(), slice: v.slice, reason: v.reason})
 	}
-	return nil
+	return v.err()
 }
 
 // sliceMeta builds the meta object that resp, a whole object's head,

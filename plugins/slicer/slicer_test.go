@@ -42,5 +42,42 @@ func TestDecide(t *testing.T) {
 		if !got.GetSlice() && got.GetReason() == "" {
 			t.Errorf("%s: no reason given", tc.name)
 		}
+		// A verdict declared for a shape and a size range holds for
+		// every size in that range: the host reuses it unasked.
+		if !got.GetShapeVerdict() {
+			t.Errorf("%s: verdict not declared reusable", tc.name)
+			continue
+		}
+		size := responseSize(tc.resp)
+		if size < got.GetSizeMin() || size > got.GetSizeMax() {
+			t.Errorf("%s: size %d outside the verdict's range [%d, %d]", tc.name, size, got.GetSizeMin(), got.GetSizeMax())
+		}
+		for _, n := range []int64{got.GetSizeMin(), got.GetSizeMax(), max(got.GetSizeMin(), -1), min(got.GetSizeMax(), 1<<40)} {
+			resp := &pluginv1.ResponseHead{Status: tc.resp.Status, ContentLength: n, Headers: tc.resp.Headers}
+			if n <= 0 {
+				resp.ContentLength = -1 // as a head without a length says it
+			}
+			other, _ := (&Plugin{}).Decide(context.Background(), &pluginv1.DecideRequest{Request: tc.req, Response: resp})
+			if other.GetSlice() != got.GetSlice() && responseSize(resp) >= got.GetSizeMin() && responseSize(resp) <= got.GetSizeMax() {
+				t.Errorf("%s: size %d in the range gets slice=%v, the verdict said %v", tc.name, n, other.GetSlice(), got.GetSlice())
+			}
+		}
+	}
+}
+
+// min_size splits the sizes: the verdict below says so up to min_size-1,
+// the one above from min_size on.
+func TestDecideMinSizeRanges(t *testing.T) {
+	p := &Plugin{}
+	p.minSize.Store(1000)
+	req := &pluginv1.RequestHead{Method: "GET", ContentLength: -1}
+	etag := []*pluginv1.Header{{Name: "Etag", Values: []string{`"a"`}}}
+	small, _ := p.Decide(context.Background(), &pluginv1.DecideRequest{Request: req, Response: &pluginv1.ResponseHead{Status: 200, ContentLength: 999, Headers: etag}})
+	big, _ := p.Decide(context.Background(), &pluginv1.DecideRequest{Request: req, Response: &pluginv1.ResponseHead{Status: 200, ContentLength: 1000, Headers: etag}})
+	if small.GetSlice() || small.GetSizeMax() != 999 || small.GetSizeMin() != 1 {
+		t.Errorf("below min_size: slice=%v range [%d, %d]", small.GetSlice(), small.GetSizeMin(), small.GetSizeMax())
+	}
+	if !big.GetSlice() || big.GetSizeMin() != 1000 {
+		t.Errorf("at min_size: slice=%v range from %d", big.GetSlice(), big.GetSizeMin())
 	}
 }

@@ -147,7 +147,20 @@ type DecideResponse struct {
 	Slice       bool                   `protobuf:"varint,1,opt,name=slice,proto3" json:"slice,omitempty"`
 	SegmentSize int64                  `protobuf:"varint,2,opt,name=segment_size,json=segmentSize,proto3" json:"segment_size,omitempty"`
 	// reason says why not, for the transaction log.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// shape_verdict says that this verdict holds for every request of the
+	// same shape under the same config, as long as the response's size
+	// (content_length, else its Content-Length field) is within
+	// [size_min, size_max]: the host may then reuse it without
+	// asking (issue 15: the Decide round trip sat on a cold miss's first
+	// byte). The shape is the stage, the config, the request's method and
+	// whether it has a body, the response's status and Content-Encoding,
+	// and whether it carries a strong ETag and a Last-Modified: a plugin
+	// whose verdict depends on anything else (a URL, another header) leaves
+	// it false.
+	ShapeVerdict  bool  `protobuf:"varint,4,opt,name=shape_verdict,json=shapeVerdict,proto3" json:"shape_verdict,omitempty"`
+	SizeMin       int64 `protobuf:"varint,5,opt,name=size_min,json=sizeMin,proto3" json:"size_min,omitempty"`
+	SizeMax       int64 `protobuf:"varint,6,opt,name=size_max,json=sizeMax,proto3" json:"size_max,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +216,27 @@ func (x *DecideResponse) GetReason() string {
 	return ""
 }
 
+func (x *DecideResponse) GetShapeVerdict() bool {
+	if x != nil {
+		return x.ShapeVerdict
+	}
+	return false
+}
+
+func (x *DecideResponse) GetSizeMin() int64 {
+	if x != nil {
+		return x.SizeMin
+	}
+	return 0
+}
+
+func (x *DecideResponse) GetSizeMax() int64 {
+	if x != nil {
+		return x.SizeMax
+	}
+	return 0
+}
+
 var File_edgehost_plugin_v1_slicer_proto protoreflect.FileDescriptor
 
 const file_edgehost_plugin_v1_slicer_proto_rawDesc = "" +
@@ -216,11 +250,14 @@ const file_edgehost_plugin_v1_slicer_proto_rawDesc = "" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vSTAGE_FETCH\x10\x01\x12\x12\n" +
-	"\x0eSTAGE_RESPONSE\x10\x02\"a\n" +
+	"\x0eSTAGE_RESPONSE\x10\x02\"\xbc\x01\n" +
 	"\x0eDecideResponse\x12\x14\n" +
 	"\x05slice\x18\x01 \x01(\bR\x05slice\x12!\n" +
 	"\fsegment_size\x18\x02 \x01(\x03R\vsegmentSize\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason2Y\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12#\n" +
+	"\rshape_verdict\x18\x04 \x01(\bR\fshapeVerdict\x12\x19\n" +
+	"\bsize_min\x18\x05 \x01(\x03R\asizeMin\x12\x19\n" +
+	"\bsize_max\x18\x06 \x01(\x03R\asizeMax2Y\n" +
 	"\x06Slicer\x12O\n" +
 	"\x06Decide\x12!.edgehost.plugin.v1.DecideRequest\x1a\".edgehost.plugin.v1.DecideResponseB@Z>github.com/edgehost/edgehost/proto/edgehost/plugin/v1;pluginv1b\x06proto3"
 
