@@ -85,7 +85,7 @@ func (s *Server) waitFor(tx *Txn, r *http.Request, key string, stale *cache.Obje
 		tx.status = httpcache.CacheStatus{Hit: true, TTL: f.Object.TTL(time.Now()), Collapsed: true}
 		return s.deliver(tx, r, f.Object, time.Now())
 	}
-	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(nil), FwdStatus: f.Status, Collapsed: true, Stored: true}
+	tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(nil), FwdStatus: f.Status, Collapsed: true, Stored: true, TTL: f.TTL}
 	return s.deliverStream(tx, r, f, c)
 }
 

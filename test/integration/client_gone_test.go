@@ -102,6 +102,9 @@ route "/pass/" {
 		if !strings.Contains(resp.Header.Get("Cache-Status"), "collapsed") {
 			t.Errorf("the client that stayed: Cache-Status %q, want collapsed into the first fetch", resp.Header.Get("Cache-Status"))
 		}
+		if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "ttl=5") {
+			t.Errorf("the client that stayed: Cache-Status %q, want the stored object's ttl (about 57 of max-age=60)", cs)
+		}
 		select {
 		case end := <-o.end("/co/slow"):
 			if end.cancelled {
