@@ -24,7 +24,9 @@ cat <<MSG
          bin/edgehost file list
          curl -s -H 'Authorization: Bearer s3cret' http://127.0.0.1:18090/metrics | grep hits
          bin/edgehost purge http://127.0.0.1:18080/bytes/1k
-         bin/edgehost log -group
+         bin/edgehost log -q 'status >= 400 || dur > 5ms' -g request   # varnishlog-style queries
+         bin/edgehost top                                             # most requested, missed, slowest
+         open http://127.0.0.1:18090/?token=s3cret                    # the live status page
 
 MSG
 bin/edgehost run -config config.hcl
