@@ -327,7 +327,7 @@ func (p *parser) condition() (cond, error) {
 		}
 		c.num = n
 	case o == opMatch || o == opNoMatch:
-		re, err := regexp.Compile(v)
+		re, err := exprtext.Regexp(v)
 		if err != nil {
 			return c, p.errorf(valStart, "bad regular expression: %v", err)
 		}

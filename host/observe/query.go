@@ -460,7 +460,7 @@ func (p *qparser) condition() (qnode, error) {
 		if v.kind != tString {
 			return nil, p.errorf(v.pos, "expected a quoted regular expression after %q, found %s", op.text, strconv.Quote(v.text))
 		}
-		re, err := regexp.Compile(v.text)
+		re, err := exprtext.Regexp(v.text)
 		if err != nil {
 			return nil, p.errorf(v.pos, "bad regular expression: %v", err)
 		}

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -215,4 +218,135 @@ func TestAttackParked(t *testing.T) {
 			t.Errorf("idle connection closed after %v (%v)", time.Since(start), err)
 		}
 	})
+}
+
+// slowChunkedOrigin sends body chunked in 64 KiB pieces, pausing between
+// them, with an ETag and optional Vary.
+func slowChunkedOrigin(t *testing.T, body []byte, pause time.Duration, vary string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"v1"`)
+		if vary != "" {
+			w.Header().Set("Vary", vary)
+		}
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodHead {
+			return
+		}
+		fl := w.(http.Flusher)
+		for off := 0; off < len(body); off += 64 << 10 {
+			w.Write(body[off:min(off+64<<10, len(body))])
+			fl.Flush()
+			time.Sleep(pause)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestAttackChunkedJoiners(t *testing.T) {
+	t.Run("stored", func(t *testing.T) { attackChunkedJoiners(t, "") })
+	t.Run("spilled", func(t *testing.T) { attackChunkedJoiners(t, "256KiB") })
+}
+
+func attackChunkedJoiners(t *testing.T, maxObject string) {
+	body := randomBody(1<<20 + 777)
+	srv, n := slowChunkedOrigin(t, body, 20*time.Millisecond, "")
+	cfg := baseConfig(srv.URL, "")
+	if maxObject != "" {
+		cfg = strings.Replace(cfg, `disk   = "1GiB"`, "disk   = \"1GiB\"\n  max_object = \""+maxObject+"\"", 1)
+	}
+	e := newEdge(t, cfg)
+	type req struct {
+		method string
+		hdr    []string
+		check  func(r *http.Response, b []byte) error
+	}
+	whole := func(r *http.Response, b []byte) error {
+		if r.StatusCode != 200 || !bytes.Equal(b, body) {
+			return fmt.Errorf("status %d, %d bytes, equal %v", r.StatusCode, len(b), bytes.Equal(b, body))
+		}
+		return nil
+	}
+	rng := func(from, to int) func(r *http.Response, b []byte) error {
+		return func(r *http.Response, b []byte) error {
+			if r.StatusCode == 200 {
+				return whole(r, b)
+			}
+			if r.StatusCode != 206 || !bytes.Equal(b, body[from:to+1]) {
+				return fmt.Errorf("range %d-%d: status %d, %d bytes, Content-Range %q", from, to, r.StatusCode, len(b), r.Header.Get("Content-Range"))
+			}
+			return nil
+		}
+	}
+	reqs := []req{
+		{"GET", nil, whole},
+		{"HEAD", nil, func(r *http.Response, b []byte) error {
+			if r.StatusCode != 200 || len(b) != 0 {
+				return fmt.Errorf("HEAD: status %d, %d body bytes", r.StatusCode, len(b))
+			}
+			return nil
+		}},
+		{"GET", []string{"Range", "bytes=0-99"}, rng(0, 99)},
+		{"GET", []string{"Range", "bytes=700000-700099"}, rng(700000, 700099)},
+		{"GET", []string{"If-None-Match", `"v1"`}, func(r *http.Response, b []byte) error {
+			if r.StatusCode != 304 || len(b) != 0 {
+				return fmt.Errorf("INM: status %d, %d bytes", r.StatusCode, len(b))
+			}
+			return nil
+		}},
+		{"GET", nil, whole},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(reqs))
+	for i, q := range reqs {
+		wg.Add(1)
+		go func(i int, q req) {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 30 * time.Millisecond)
+			hr, _ := http.NewRequest(q.method, e.url("/chunked"), nil)
+			for j := 0; j+1 < len(q.hdr); j += 2 {
+				hr.Header.Set(q.hdr[j], q.hdr[j+1])
+			}
+			resp, err := client.Do(hr)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				errs[i] = fmt.Errorf("%s %v: body: %v (Cache-Status %q)", q.method, q.hdr, err, resp.Header.Get("Cache-Status"))
+				return
+			}
+			if err := q.check(resp, b); err != nil {
+				errs[i] = fmt.Errorf("%s %v: %v (Cache-Status %q)", q.method, q.hdr, err, resp.Header.Get("Cache-Status"))
+			}
+		}(i, q)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("origin requests: %d", n.Load())
+	for i, q := range reqs {
+		hr, _ := http.NewRequest(q.method, e.url("/chunked"), nil)
+		for j := 0; j+1 < len(q.hdr); j += 2 {
+			hr.Header.Set(q.hdr[j], q.hdr[j+1])
+		}
+		resp, err := client.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := q.check(resp, b); err != nil {
+			t.Errorf("after: req %d: %v", i, err)
+		}
+	}
 }
