@@ -453,7 +453,7 @@ var errBodyGone = errors.New("kept body no longer stored")
 type buckets struct {
 	tx                              *bolt.Tx
 	objects, chunks, tags, children *bolt.Bucket
-	pinned                          func(objectID) bool // nil: nothing is pinned
+	pinned                          func(objectID, uint32) bool // nil: nothing is pinned
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
@@ -539,13 +539,12 @@ func (b buckets) unindex(id objectID, old []byte) error {
 func (b buckets) deleteChunks(id objectID, hdr []byte) error {
 	var retired *bolt.Bucket
 	var fp uint32
-	if b.pinned != nil && b.pinned(id) {
-		if crcs, ok := chunkCRCs(hdr); ok {
+	if crcs, ok := chunkCRCs(hdr); ok && b.pinned != nil {
+		if fp = crc32.Checksum(crcs, castagnoli); b.pinned(id, fp) {
 			var err error
 			if retired, err = b.tx.CreateBucketIfNotExists(bucketRetired); err != nil {
 				return err
 			}
-			fp = crc32.Checksum(crcs, castagnoli)
 		}
 	}
 	var keys [][]byte

@@ -94,7 +94,7 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	pinMu sync.Mutex
-	pins  map[objectID]int // bodies being sent (Body.Pin), by object
+	pins  map[pinKey]int // bodies being sent (Body.Pin)
 }
 
 // Stats are the store's counters. Objects and Bytes are complete once
@@ -143,7 +143,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	db.NoSync = opts.NoSync
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, path: path, opts: opts, log: log, idx: newIndex(), cancel: cancel, pins: map[objectID]int{}}
+	s := &Store{db: db, path: path, opts: opts, log: log, idx: newIndex(), cancel: cancel, pins: map[pinKey]int{}}
 	s.ratio.Store(math.Float64bits(1))
 	s.wg.Add(2)
 	go s.buildIndex(ctx)
