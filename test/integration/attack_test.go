@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -348,5 +350,81 @@ func attackChunkedJoiners(t *testing.T, maxObject string) {
 		if err := q.check(resp, b); err != nil {
 			t.Errorf("after: req %d: %v", i, err)
 		}
+	}
+}
+
+// A body in cache.db (past the inline size) read in ranges across its
+// 1 MiB chunks, conditionally, by HEAD.
+func TestAttackDiskBodyRanges(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, baseConfig(o.URL, ""))
+	const size = 6<<20 + 123
+	path := fmt.Sprintf("/bytes/%d", size)
+	resp, err := http.Get(o.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	etag := resp.Header.Get("Etag")
+	if len(want) != size || etag == "" {
+		t.Fatalf("origin: %d bytes, etag %q", len(want), etag)
+	}
+	if r := e.get(path); !bytes.Equal(r.Body, want) {
+		t.Fatalf("miss: %d bytes", len(r.Body))
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, tc := range []struct {
+		hdr  []string
+		code int
+		from int
+		to   int // inclusive; -1: no body
+	}{
+		{[]string{"Range", "bytes=1048570-1048585"}, 206, 1048570, 1048585},
+		{[]string{"Range", "bytes=0-0"}, 206, 0, 0},
+		{[]string{"Range", "bytes=-10"}, 206, size - 10, size - 1},
+		{[]string{"Range", fmt.Sprintf("bytes=%d-", 5<<20-1)}, 206, 5<<20 - 1, size - 1},
+		{[]string{"Range", fmt.Sprintf("bytes=%d-%d", 1<<20, 3<<20)}, 206, 1 << 20, 3 << 20},
+		{[]string{"Range", fmt.Sprintf("bytes=%d-", size)}, 416, 0, -1},
+		{[]string{"If-None-Match", etag}, 304, 0, -1},
+		{[]string{"If-None-Match", `"other"`}, 200, 0, size - 1},
+		{[]string{"Range", "bytes=2097150-2097160", "If-Range", etag}, 206, 2097150, 2097160},
+		{[]string{"Range", "bytes=2097150-2097160", "If-Range", `"other"`}, 200, 0, size - 1},
+	} {
+		r := e.get(path, tc.hdr...)
+		if r.Status != tc.code {
+			t.Errorf("%v: status %d, want %d (Cache-Status %q)", tc.hdr, r.Status, tc.code, r.Header.Get("Cache-Status"))
+			continue
+		}
+		if tc.to < 0 {
+			if len(r.Body) != 0 && tc.code != 416 {
+				t.Errorf("%v: %d body bytes", tc.hdr, len(r.Body))
+			}
+			continue
+		}
+		if !bytes.Equal(r.Body, want[tc.from:tc.to+1]) {
+			t.Errorf("%v: %d bytes differ from %d-%d (Content-Range %q)", tc.hdr, len(r.Body), tc.from, tc.to, r.Header.Get("Content-Range"))
+		}
+	}
+	// Several ranges, across chunks.
+	r := e.get(path, "Range", "bytes=0-9,1048575-1048580,5000000-5000010")
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if r.Status != 206 || mt != "multipart/byteranges" {
+		t.Fatalf("multi-range: %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	mr := multipart.NewReader(bytes.NewReader(r.Body), params["boundary"])
+	for _, rg := range [][2]int{{0, 9}, {1048575, 1048580}, {5000000, 5000010}} {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("part %v: %v", rg, err)
+		}
+		b, _ := io.ReadAll(p)
+		if !bytes.Equal(b, want[rg[0]:rg[1]+1]) {
+			t.Errorf("part %v: %d bytes differ (%q)", rg, len(b), p.Header.Get("Content-Range"))
+		}
+	}
+	h := e.do("HEAD", path)
+	if h.Status != 200 || h.Header.Get("Content-Length") != fmt.Sprint(size) || len(h.Body) != 0 {
+		t.Errorf("HEAD: %d, Content-Length %q, %d body bytes", h.Status, h.Header.Get("Content-Length"), len(h.Body))
 	}
 }
