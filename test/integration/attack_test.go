@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -10,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -426,5 +429,50 @@ func TestAttackDiskBodyRanges(t *testing.T) {
 	h := e.do("HEAD", path)
 	if h.Status != 200 || h.Header.Get("Content-Length") != fmt.Sprint(size) || len(h.Body) != 0 {
 		t.Errorf("HEAD: %d, Content-Length %q, %d body bytes", h.Status, h.Header.Get("Content-Length"), len(h.Body))
+	}
+}
+
+// SIGTERM with parked connections, a waiting one and a request in flight:
+// the request ends whole, the rest are closed, the process exits soon.
+func TestAttackShutdownParked(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, baseConfig(o.URL, ""))
+	var conns []net.Conn
+	for i := 0; i < 30; i++ {
+		c, err := net.Dial("tcp", e.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		rawGet(t, c, bufio.NewReader(c), "/bytes/10")
+		conns = append(conns, c)
+	}
+	// (A connection with half a head sent is not idle: Shutdown waits for
+	// it until header_timeout or the shutdown grace, as for a request.)
+	time.Sleep(300 * time.Millisecond)
+	c, err := net.Dial("tcp", e.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /delay/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	r := readResp(t, c, bufio.NewReader(c))
+	if r.StatusCode != 200 {
+		t.Errorf("request in flight at SIGTERM: %d", r.StatusCode)
+	}
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("edgehost still running 5 s after SIGTERM")
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start))
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("parked connection %d still open after exit (%d, %v)", i, n, err)
+		}
 	}
 }
