@@ -481,7 +481,7 @@ func TestAttackShutdownParked(t *testing.T) {
 // body too large to store, holds the others back until send_timeout cuts
 // it off: the spilled stream keeps at most a window ahead of its slowest
 // reader (memory bound), so the origin and every faster reader wait for
-// it. Measured at 1eb1e35 without the skip: the fast reader took 5.0 s
+// it. Measured on a build of 8e490c0 without the skip: the fast reader took 5.0 s
 // with send_timeout 4s. Left for the lead: a policy choice (cut off a
 // reader a window behind that has not moved for a while, which also cuts
 // off slow but steady clients; or give it a fetch of its own from its
