@@ -512,3 +512,96 @@ func TestAttackSpilledStalledReader(t *testing.T) {
 		t.Errorf("the fast reader took %v behind a client that reads nothing", d)
 	}
 }
+
+// A HEAD that leads a chunked flight, then a GET on the same connection:
+// the HEAD's answer has no body (whatever its framing headers say), so the
+// GET's answer is read from the right place.
+func TestAttackHeadLeadsChunkedFlight(t *testing.T) {
+	body := randomBody(300<<10 + 5)
+	srv, _ := slowChunkedOrigin(t, body, 5*time.Millisecond, "")
+	e := newEdge(t, baseConfig(srv.URL, ""))
+	c, err := net.Dial("tcp", e.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i, path := range []string{"/cold", "/cold2"} {
+		fmt.Fprintf(c, "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET %s HTTP/1.1\r\nHost: x\r\n\r\n", path, path)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		h, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Body.Close()
+		if h.StatusCode != 200 {
+			t.Fatalf("HEAD: %d", h.StatusCode)
+		}
+		g := readResp(t, c, br)
+		got, _ := io.ReadAll(g.Body)
+		if g.StatusCode != 200 || !bytes.Equal(got, body) {
+			t.Fatalf("round %d: GET after HEAD: %d, %d bytes (HEAD said %v)", i, g.StatusCode, len(got), h.Header)
+		}
+		// and once stored
+		fmt.Fprintf(c, "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		h, err = http.ReadResponse(br, &http.Request{Method: "HEAD"})
+		if err != nil || h.Header.Get("Content-Length") != fmt.Sprint(len(body)) {
+			t.Fatalf("HEAD of the stored object: %v, %v", err, h.Header)
+		}
+	}
+}
+
+// Concurrent misses of two variants of a chunked Vary response: each
+// client gets its own variant's bytes, and both are stored.
+func TestAttackChunkedVary(t *testing.T) {
+	bodies := map[string][]byte{"a": randomBody(400 << 10), "b": bytes.Repeat([]byte("b"), 300<<10)}
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		body := bodies[r.Header.Get("X-V")]
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "X-V")
+		w.WriteHeader(200)
+		for off := 0; off < len(body); off += 32 << 10 {
+			w.Write(body[off:min(off+32<<10, len(body))])
+			w.(http.Flusher).Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	e := newEdge(t, baseConfig(srv.URL, ""))
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 8; i++ {
+		v := []string{"a", "b"}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", e.url("/v"), nil)
+			req.Header.Set("X-V", v)
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(b, bodies[v]) {
+				errs <- fmt.Errorf("variant %s: %d bytes, %v (Cache-Status %q)", v, len(b), err, resp.Header.Get("Cache-Status"))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, v := range []string{"a", "b"} {
+		r := e.get("/v", "X-V", v)
+		if !bytes.Equal(r.Body, bodies[v]) {
+			t.Errorf("variant %s after: %d bytes (Cache-Status %q)", v, len(r.Body), r.Header.Get("Cache-Status"))
+		}
+		wantCacheStatus(t, r, "hit")
+	}
+	t.Logf("origin requests: %d", n.Load())
+}
