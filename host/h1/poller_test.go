@@ -1,8 +1,16 @@
 package h1
 
 import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
 	"math"
+	"net"
+	"net/http"
+	"os"
 	"testing"
+	"time"
 )
 
 // Poll ids wrap after 2^32 connections (a day at 50 000 new connections a
@@ -38,5 +46,51 @@ func TestPollIDWrapSkipsIDsInUse(t *testing.T) {
 		if p.conns[c.pollID] != c {
 			t.Errorf("id %d is not its connection's in the table", c.pollID)
 		}
+	}
+}
+
+// A client that has sent part of a request head has not made a request
+// yet: Shutdown closes its connection as an idle one, instead of waiting
+// for the rest until header_timeout or the shutdown deadline (a client
+// trickling heads delayed every graceful stop by the whole grace period).
+// A request whose head is in is still answered.
+func TestShutdownClosesPartialHeads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	s := &Server{HeaderTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-release
+			io.WriteString(w, "whole")
+		})}
+	go s.Serve(ln)
+	partial := dial(t, ln.Addr().String())
+	io.WriteString(partial, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	busy := dial(t, ln.Addr().String())
+	io.WriteString(busy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	go func() { time.Sleep(300 * time.Millisecond); close(release) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown after %v: %v (a half-sent head held it)", time.Since(start), err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	busy.SetReadDeadline(time.Now().Add(time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("the request in flight: %v", err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "whole" {
+		t.Errorf("the request in flight got %q", b)
+	}
+	partial.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := partial.Read(make([]byte, 64)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the half-sent head's connection is still open (%d, %v)", n, err)
 	}
 }
