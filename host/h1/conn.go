@@ -247,6 +247,14 @@ func (c *conn) serve() {
 		// take its time: no read deadline while it runs.
 		c.nc.SetReadDeadline(time.Time{})
 		c.idleSet = time.Time{}
+		// Fast-path answers held back for this pipelined request go out
+		// first: they must not wait for its handler (an origin's time).
+		if c.bw.Buffered() > 0 {
+			c.armWrite()
+			if c.bw.Flush() != nil {
+				return
+			}
+		}
 		if !c.serveSlow() {
 			return
 		}

@@ -605,3 +605,29 @@ func TestAttackChunkedVary(t *testing.T) {
 	}
 	t.Logf("origin requests: %d", n.Load())
 }
+
+// A hit answered on the fast path, pipelined before a slow miss: the hit's
+// answer does not wait in the write buffer for the miss's origin.
+func TestAttackPipelinedHitBeforeSlowMiss(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, strings.Replace(baseConfig(o.URL, ""), `first_byte_timeout    = "1s"`, `first_byte_timeout    = "5s"`, 1))
+	wantCacheStatus(t, e.get("/bytes/10"), "stored")
+	c, err := net.Dial("tcp", e.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	start := time.Now()
+	fmt.Fprintf(c, "GET /bytes/10 HTTP/1.1\r\nHost: %s\r\n\r\nGET /delay/2000 HTTP/1.1\r\nHost: %s\r\n\r\n", e.HTTP, e.HTTP)
+	r := readResp(t, c, br)
+	first := time.Since(start)
+	if r.StatusCode != 200 || r.ContentLength != 10 || !strings.Contains(r.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("first: %d, %d bytes, %q", r.StatusCode, r.ContentLength, r.Header.Get("Cache-Status"))
+	}
+	r = readResp(t, c, br)
+	t.Logf("first answer after %v, second after %v (%d)", first, time.Since(start), r.StatusCode)
+	if first > time.Second {
+		t.Errorf("the hit's answer waited %v for the pipelined miss behind it", first)
+	}
+}
