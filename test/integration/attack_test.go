@@ -455,7 +455,7 @@ func TestAttackShutdownParked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "GET /delay/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+	fmt.Fprintf(c, "GET /delay/500 HTTP/1.1\r\nHost: x\r\n\r\n") // within first_byte_timeout (1 s), under -race too
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
 	e.cmd.Process.Signal(syscall.SIGTERM)
@@ -629,5 +629,63 @@ func TestAttackPipelinedHitBeforeSlowMiss(t *testing.T) {
 	t.Logf("first answer after %v, second after %v (%d)", first, time.Since(start), r.StatusCode)
 	if first > time.Second {
 		t.Errorf("the hit's answer waited %v for the pipelined miss behind it", first)
+	}
+}
+
+// 300 clients at max_connections 64, each opening connections in turn and
+// sending keep-alive requests at uneven pauses (parks, resumes and sheds
+// racing), a third of them closing with a reset: every socket is gone
+// afterwards and the server still answers.
+func TestAttackConnectionStorm(t *testing.T) {
+	o := startOrigin(t)
+	e := newEdge(t, baseConfig(o.URL, "limits {\n idle_timeout = \"2s\"\n header_timeout = \"1s\"\n max_connections = 64\n}\n"))
+	e.get("/bytes/100")
+	var ok, bad atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < 300; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				c, err := net.DialTimeout("tcp", e.HTTP, 5*time.Second)
+				if err != nil {
+					bad.Add(1)
+					continue
+				}
+				br := bufio.NewReader(c)
+				for j := 0; j < 3; j++ {
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					fmt.Fprintf(c, "GET /bytes/100 HTTP/1.1\r\nHost: x\r\n\r\n")
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						break // shed
+					}
+					b, _ := io.ReadAll(resp.Body)
+					if len(b) == 100 {
+						ok.Add(1)
+					}
+					time.Sleep(time.Duration((w*7+j)%200) * time.Millisecond)
+				}
+				if w%3 == 0 {
+					c.(*net.TCPConn).SetLinger(0)
+				}
+				c.Close()
+			}
+		}(w)
+	}
+	wg.Wait()
+	t.Logf("answered %d, dial errors %d", ok.Load(), bad.Load())
+	if ok.Load() < 300 || bad.Load() > 0 {
+		t.Errorf("answered %d, dial errors %d", ok.Load(), bad.Load())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && edgeConns(t, e.HTTP) > 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := edgeConns(t, e.HTTP); n > 0 {
+		t.Errorf("%d sockets left", n)
+	}
+	if r := e.get("/bytes/100"); r.Status != 200 {
+		t.Errorf("after: %d", r.Status)
 	}
 }
