@@ -79,37 +79,46 @@ type pinKey struct {
 
 func (b *Body) pinKey() pinKey { return pinKey{b.id, b.fingerprint()} }
 
-// pinned reports whether the body of id whose chunk checksums have the
-// fingerprint fp is pinned; write transactions ask, so that a pin taken
-// before a deletion commits is honoured.
-func (s *Store) pinned(id objectID, fp uint32) bool {
+// retireIfPinned reports whether the body of id whose chunk checksums
+// have the fingerprint fp is pinned, and then notes that its chunks go to
+// retired/; write transactions ask, so that a pin taken before a deletion
+// commits is honoured. The note is taken under the pins' lock: an Unpin
+// that follows sees it even before the transaction commits, and drops the
+// chunks after it (a look at the committed file alone, made meanwhile,
+// found none and left them there until the next Open).
+func (s *Store) retireIfPinned(id objectID, fp uint32) bool {
 	s.pinMu.Lock()
 	defer s.pinMu.Unlock()
-	return s.pins[pinKey{id, fp}] > 0
+	k := pinKey{id, fp}
+	if s.pins[k] == 0 {
+		return false
+	}
+	s.retiring[k] = true
+	return true
 }
 
 // dropRetired deletes the retired chunks of the body k unless it has been
 // pinned again meanwhile.
 func (s *Store) dropRetired(k pinKey) {
+	s.pinMu.Lock()
+	retired := s.retiring[k]
+	s.pinMu.Unlock()
+	if !retired {
+		return // the common case: nothing was retired, no write
+	}
 	if err := s.acquire(); err != nil {
 		return
 	}
 	defer s.closeMu.RUnlock()
 	prefix := retiredKey(k.id, k.fp, 0)[:idLen+4]
-	var any bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if r := tx.Bucket(bucketRetired); r != nil {
-			k, _ := r.Cursor().Seek(prefix)
-			any = k != nil && bytes.HasPrefix(k, prefix)
-		}
-		return nil
-	})
-	if !any {
-		return // the common case: nothing was retired, no write
-	}
+	// A write that retired them and has not committed yet commits first:
+	// writes are serialised (update).
 	err := s.update(func(tx *bolt.Tx) error {
 		r := tx.Bucket(bucketRetired)
-		if r == nil || s.pinned(k.id, k.fp) {
+		s.pinMu.Lock()
+		pinned := s.pins[k] > 0
+		s.pinMu.Unlock()
+		if r == nil || pinned {
 			return nil
 		}
 		var keys [][]byte
@@ -126,7 +135,13 @@ func (s *Store) dropRetired(k pinKey) {
 	})
 	if err != nil {
 		s.log.Warn("dropping retired chunks failed", "id", fmt.Sprintf("%x", k.id[:]), "err", err)
+		return
 	}
+	s.pinMu.Lock()
+	if s.pins[k] == 0 {
+		delete(s.retiring, k) // pinned again: its Unpin drops what is retired by then
+	}
+	s.pinMu.Unlock()
 }
 
 // Size is the body's length in bytes.

@@ -318,3 +318,35 @@ func TestRetiredBoundedUnderOverlappingPins(t *testing.T) {
 		t.Errorf("retired chunks after the last Unpin = %d, want 0", n)
 	}
 }
+
+// The last Unpin of a body comes while the write that retires its chunks
+// has not committed yet: the chunks still go (once it commits), not at the
+// next Open.
+func TestUnpinDuringRetiringWrite(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "cache.db"), Options{})
+	if err := s.Put(&Record{Key: "k", Status: 200, Body: body(2*ChunkSize+100, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := s.Open("k", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Pin()
+	inTx, release := make(chan struct{}), make(chan struct{})
+	testHookRetiring = func() { close(inTx); <-release }
+	defer func() { testHookRetiring = func() {} }()
+	put := make(chan error)
+	go func() { put <- s.Put(&Record{Key: "k", Status: 200, Body: body(3*ChunkSize, 2)}) }()
+	<-inTx // the replacing write has decided to retire the pinned body
+	unpinned := make(chan struct{})
+	go func() { b.Unpin(); close(unpinned) }()
+	time.Sleep(100 * time.Millisecond) // let the Unpin look before the commit
+	close(release)
+	if err := <-put; err != nil {
+		t.Fatal(err)
+	}
+	<-unpinned
+	if n := count(t, s, bucketRetired); n != 0 {
+		t.Errorf("%d retired chunks left after the last Unpin (until the next Open)", n)
+	}
+}
