@@ -303,6 +303,19 @@ func attackChunkedJoiners(t *testing.T, maxObject string) {
 			}
 			return nil
 		}},
+		// Preconditions come before Range (RFC 9110 §13.2.2).
+		{"GET", []string{"Range", "bytes=0-9", "If-None-Match", `"v1"`}, func(r *http.Response, b []byte) error {
+			if r.StatusCode != 304 || len(b) != 0 {
+				return fmt.Errorf("Range with a matching If-None-Match: status %d, %d bytes", r.StatusCode, len(b))
+			}
+			return nil
+		}},
+		{"GET", []string{"Range", "bytes=0-9", "If-Match", `"other"`}, func(r *http.Response, b []byte) error {
+			if r.StatusCode != 412 {
+				return fmt.Errorf("Range with a failing If-Match: status %d, %d bytes", r.StatusCode, len(b))
+			}
+			return nil
+		}},
 		{"GET", nil, whole},
 	}
 	var wg sync.WaitGroup
