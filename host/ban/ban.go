@@ -113,7 +113,7 @@ type Ban struct {
 // Parse compiles a ban expression. Its regular expressions are bounded
 // in size (exprtext.Regexp).
 func Parse(expr string) (*Ban, error) {
-	p := parser{src: expr}
+	p := parser{src: expr, reBudget: exprtext.MaxRegexpSize}
 	b, err := p.parse()
 	if err != nil {
 		return nil, err
@@ -253,6 +253,7 @@ type parser struct {
 	src       string
 	pos       int
 	persisted bool // parsePersisted
+	reBudget  int  // what is left of the regular expressions' size bound (exprtext.Regexp)
 }
 
 func (p *parser) parse() (*Ban, error) {
@@ -342,11 +343,13 @@ func (p *parser) condition() (cond, error) {
 		}
 		c.num = n
 	case o == opMatch || o == opNoMatch:
-		compile := exprtext.Regexp
+		var re *regexp.Regexp
+		var err error
 		if p.persisted {
-			compile = regexp.Compile
+			re, err = regexp.Compile(v)
+		} else {
+			re, err = exprtext.Regexp(v, &p.reBudget)
 		}
-		re, err := compile(v)
 		if err != nil {
 			return c, p.errorf(valStart, "bad regular expression: %v", err)
 		}

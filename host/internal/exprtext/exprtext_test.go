@@ -51,12 +51,22 @@ func TestRegexp(t *testing.T) {
 		{`(?:abcdefghij){1000}(?:abcdefghij){1000}`, true},
 		{`(?:[a-z]{10}|[0-9]{10}|xyz){99}`, false},
 	} {
-		re, err := Regexp(tc.pattern)
+		budget := MaxRegexpSize
+		re, err := Regexp(tc.pattern, &budget)
 		if tc.tooLarge != errors.Is(err, ErrRegexpTooLarge) || (err == nil) != (re != nil) {
 			t.Errorf("%.40q: %v, want too large %v", tc.pattern, err, tc.tooLarge)
 		}
 	}
-	if _, err := Regexp(`(`); err == nil || errors.Is(err, ErrRegexpTooLarge) {
+	budget := MaxRegexpSize
+	if _, err := Regexp(`(`, &budget); err == nil || errors.Is(err, ErrRegexpTooLarge) {
 		t.Errorf("bad pattern: %v", err)
+	}
+	// The bound is for all of an expression's patterns together.
+	// (`.{1000}` four times is about 8000 instructions: two fit, not three.)
+	p := strings.Repeat(`.{1000}`, 4)
+	for i := range 3 {
+		if _, err := Regexp(p, &budget); (err != nil) != (i == 2) {
+			t.Errorf("pattern %d of 3 of about 8000 instructions each: %v", i+1, err)
+		}
 	}
 }
