@@ -27,6 +27,7 @@ package admin
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -198,10 +199,20 @@ func (a *api) purgeTag(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"purged": n, "tag": tag})
 }
 
+// maxBanBody bounds a ban expression sent in a request body.
+const maxBanBody = 64 << 10
+
 func (a *api) ban(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	// Too long is refused, not cut: a ban cut short may match more than
+	// the one sent (its last conditions lost).
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBanBody))
 	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			code = http.StatusRequestEntityTooLarge
+			err = fmt.Errorf("ban expression longer than %d bytes", maxBanBody)
+		}
+		httpError(w, code, err.Error())
 		return
 	}
 	expr := strings.TrimSpace(string(b))

@@ -53,12 +53,17 @@ func TestAdminAuthAndInvalidation(t *testing.T) {
 		{"POST", "/purge-tag", "tok", "", 400},
 		{"POST", "/ban", "tok", `req.url ~ "^/img"`, 200},
 		{"POST", "/ban", "tok", `req.url ~~ "x"`, 400},
+		// Refused whole, not cut to its first 64 KiB (a ban that matches more).
+		{"POST", "/ban", "tok", `req.url ~ "^/a"` + strings.Repeat(" ", maxBanBody) + `&& obj.status == 200`, 413},
 		{"GET", "/status", "tok", "", 200},
 		{"GET", "/debug/pprof/", "", "", 401},
 	} {
 		if got := do(tc.method, tc.path, tc.token, tc.body); got != tc.want {
 			t.Errorf("%s %s (token %q): %d, want %d", tc.method, tc.path, tc.token, got, tc.want)
 		}
+	}
+	if len(fc.bans) != 1 {
+		t.Errorf("bans %q", fc.bans)
 	}
 	if len(fc.purged) != 2 || fc.purged[0] != "example.com/a?b=1" || fc.purged[1] != "h.example/with-host" {
 		t.Errorf("purged keys %q", fc.purged)

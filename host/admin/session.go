@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // A browser cannot send an Authorization header by itself, so the status
@@ -17,9 +19,10 @@ import (
 //	POST /login token=TOKEN (the login form that GET / shows without one)
 //
 // set the cookie edgehost_admin and redirect to / (so that the token leaves
-// the address bar). The cookie holds an HMAC of the token, not the token:
-// it grants what the token grants, for 12 hours, and stops working when the
-// token changes. It is HttpOnly (no script reads it) and SameSite=Strict
+// the address bar). The cookie holds its expiry and an HMAC of it keyed by
+// the token, not the token: it grants what the token grants, for 12 hours
+// (checked here, not only by the browser: a copied cookie stops working
+// too), and stops working when the token changes. It is HttpOnly (no script reads it) and SameSite=Strict
 // (no other site's page sends it), and it is accepted for GET and HEAD only:
 // the page reads, while purges, bans and reloads keep needing the header.
 const (
@@ -28,11 +31,35 @@ const (
 	maxLoginBody = 4 << 10
 )
 
-// sessionValue is the cookie's value for token.
-func sessionValue(token string) string {
+// sessionNow is the clock of sessions (tests move it).
+var sessionNow = time.Now
+
+// sessionValue is the cookie's value for token, valid until expires:
+// EXPIRY.MAC, the expiry in Unix seconds (hex) and the HMAC-SHA256 of it
+// keyed by the token.
+func sessionValue(token string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 16)
+	return exp + "." + sessionMAC(token, exp)
+}
+
+func sessionMAC(token, exp string) string {
 	mac := hmac.New(sha256.New, []byte(token))
-	mac.Write([]byte("edgehost admin session v1"))
+	mac.Write([]byte("edgehost admin session v2\x00" + exp))
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// validSession reports whether v is a cookie value of token that has not
+// expired at now.
+func validSession(token, v string, now time.Time) bool {
+	exp, mac, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(sessionMAC(token, exp))) != 1 {
+		return false
+	}
+	sec, err := strconv.ParseInt(exp, 16, 64)
+	return err == nil && now.Unix() < sec
 }
 
 // cookieAuth reports whether r carries a valid session cookie; only reads
@@ -45,7 +72,7 @@ func (a *api) cookieAuth(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(sessionValue(a.o.Token))) == 1
+	return validSession(a.o.Token, c.Value, sessionNow())
 }
 
 // login handles the two ways in (GET /?token=, POST /login); ok is false
@@ -69,7 +96,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (ok bool) {
 		loginPage(w, http.StatusUnauthorized, "Wrong token.")
 		return true
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sessionValue(a.o.Token), Path: "/",
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sessionValue(a.o.Token, sessionNow().Add(cookieMaxAge*time.Second)), Path: "/",
 		MaxAge: cookieMaxAge, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return true

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/host/observe"
 )
@@ -15,8 +16,11 @@ import (
 func TestStatusPageLogin(t *testing.T) {
 	l := NewLive(LiveOptions{Metrics: &observe.Metrics{}})
 	h := liveHandler(t, l)
-	good := &http.Cookie{Name: cookieName, Value: sessionValue("tok")}
-	stale := &http.Cookie{Name: cookieName, Value: sessionValue("old token")}
+	now := time.Now()
+	good := &http.Cookie{Name: cookieName, Value: sessionValue("tok", now.Add(time.Hour))}
+	stale := &http.Cookie{Name: cookieName, Value: sessionValue("old token", now.Add(time.Hour))}
+	expired := &http.Cookie{Name: cookieName, Value: sessionValue("tok", now.Add(-time.Second))}
+	forged := &http.Cookie{Name: cookieName, Value: "7fffffff" + good.Value[strings.Index(good.Value, "."):]}
 	type req struct {
 		method, target, accept, bearer, form string
 		cookie                               *http.Cookie
@@ -59,6 +63,8 @@ func TestStatusPageLogin(t *testing.T) {
 		{"data with the cookie", req{method: "GET", target: "/status.json", cookie: good}, 200, `"points"`},
 		{"other reads with the cookie", req{method: "GET", target: "/status", cookie: good}, 200, `"bans"`},
 		{"a cookie of another token", req{method: "GET", target: "/status.json", cookie: stale}, 401, "missing or wrong token"},
+		{"an expired cookie", req{method: "GET", target: "/status.json", cookie: expired}, 401, "missing or wrong token"},
+		{"a cookie whose expiry was moved", req{method: "GET", target: "/status.json", cookie: forged}, 401, "missing or wrong token"},
 		{"writes never ride on the cookie", req{method: "POST", target: "/purge-tag?tag=x", cookie: good}, 401, "missing or wrong token"},
 		{"the page's script needs no token", req{method: "GET", target: "/ui/status.js"}, 200, "/status.json"},
 		{"nor its style", req{method: "GET", target: "/ui/status.css"}, 200, "prefers-color-scheme"},
@@ -79,7 +85,7 @@ func TestStatusPageLogin(t *testing.T) {
 			t.Errorf("%s %s: %d to %q, want 303 to /", r.method, r.target, w.Code, res.Header.Get("Location"))
 		}
 		cs := res.Cookies()
-		if len(cs) != 1 || cs[0].Name != cookieName || cs[0].Value != sessionValue("tok") || !cs[0].HttpOnly ||
+		if len(cs) != 1 || cs[0].Name != cookieName || !validSession("tok", cs[0].Value, time.Now()) || !cs[0].HttpOnly ||
 			cs[0].SameSite != http.SameSiteStrictMode || cs[0].MaxAge != cookieMaxAge || cs[0].Path != "/" {
 			t.Errorf("%s %s: cookies %+v, want one HttpOnly SameSite=Strict %s for 12h", r.method, r.target, cs, cookieName)
 		}
@@ -87,6 +93,20 @@ func TestStatusPageLogin(t *testing.T) {
 			t.Errorf("the cookie holds the token itself: %s", res.Header.Get("Set-Cookie"))
 		}
 	}
+
+	// The cookie works for 12 hours on the server's clock, not only for
+	// as long as the browser keeps it: a copied cookie stops working too.
+	cookie := do(req{method: "GET", target: "/?token=tok"}).Result().Cookies()[0]
+	for _, tc := range []struct {
+		after time.Duration
+		code  int
+	}{{cookieMaxAge*time.Second - time.Minute, 200}, {cookieMaxAge*time.Second + time.Second, 401}} {
+		sessionNow = func() time.Time { return time.Now().Add(tc.after) }
+		if w := do(req{method: "GET", target: "/status.json", cookie: cookie}); w.Code != tc.code {
+			t.Errorf("the login's cookie %v later: %d, want %d", tc.after, w.Code, tc.code)
+		}
+	}
+	sessionNow = time.Now
 
 	// The page loads nothing from elsewhere.
 	w := do(req{method: "GET", target: "/", bearer: "tok"})

@@ -110,9 +110,23 @@ type Ban struct {
 	requestFree bool
 }
 
-// Parse compiles a ban expression.
+// Parse compiles a ban expression. Its regular expressions are bounded
+// in size (exprtext.Regexp).
 func Parse(expr string) (*Ban, error) {
-	p := parser{src: expr}
+	p := parser{src: expr, reBudget: exprtext.MaxRegexpSize}
+	b, err := p.parse()
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// parsePersisted compiles a ban that was accepted before and persisted:
+// without the bound on its regular expressions' size, which came later, so
+// that a ban stored before it still loads (a ban that failed to load
+// would stop the cache from opening).
+func parsePersisted(expr string) (*Ban, error) {
+	p := parser{src: expr, persisted: true}
 	b, err := p.parse()
 	if err != nil {
 		return nil, err
@@ -236,8 +250,10 @@ func writeQuoted(sb *strings.Builder, v string) {
 
 // parser is a hand-written scanner and parser over the expression bytes.
 type parser struct {
-	src string
-	pos int
+	src       string
+	pos       int
+	persisted bool // parsePersisted
+	reBudget  int  // what is left of the regular expressions' size bound (exprtext.Regexp)
 }
 
 func (p *parser) parse() (*Ban, error) {
@@ -327,7 +343,13 @@ func (p *parser) condition() (cond, error) {
 		}
 		c.num = n
 	case o == opMatch || o == opNoMatch:
-		re, err := regexp.Compile(v)
+		var re *regexp.Regexp
+		var err error
+		if p.persisted {
+			re, err = regexp.Compile(v)
+		} else {
+			re, err = exprtext.Regexp(v, &p.reBudget)
+		}
 		if err != nil {
 			return c, p.errorf(valStart, "bad regular expression: %v", err)
 		}

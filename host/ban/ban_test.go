@@ -3,6 +3,7 @@ package ban
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -88,6 +89,7 @@ func TestParseErrors(t *testing.T) {
 		{`obj.status == -1`, `ban: 1:15: expected a status code, found "-1"`},
 		{`req.url ~ "("`, "ban: 1:11: bad regular expression: error parsing regexp: missing closing ): `(`"},
 		{`req.url == "abc`, `ban: 1:12: unterminated string`},
+		{`req.url ~ "` + strings.Repeat(`.{1000}`, 500) + `"`, `ban: 1:11: bad regular expression: regular expressions too large: more than 20000 instructions in all once their repeats are expanded`},
 		{`req.url == "abc\"`, `ban: 1:12: unterminated string`},
 		{`req.url == a || req.url == b`, `ban: 1:14: expected "&&" or end of expression, found "||"`},
 		{`req.url == a b`, `ban: 1:14: expected "&&" or end of expression, found "b"`},

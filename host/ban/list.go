@@ -55,7 +55,7 @@ func NewList() *List { return &List{next: 1} }
 func Restore(records []Record) (*List, error) {
 	l := NewList()
 	for _, r := range records {
-		b, err := Parse(r.Expr)
+		b, err := parsePersisted(r.Expr)
 		if err != nil {
 			return nil, fmt.Errorf("restore ban %d: %w", r.Seq, err)
 		}

@@ -3,6 +3,7 @@ package ban
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,6 +139,15 @@ func TestListRestore(t *testing.T) {
 	}
 	if _, err := Restore([]Record{{Seq: 0, Expr: "req.url == a"}}); err == nil {
 		t.Error("seq 0 accepted")
+	}
+	// A ban persisted before regular expressions were bounded in size
+	// still loads: a ban that does not would stop the cache opening.
+	big := `req.url ~ "` + strings.Repeat(`.{1000}`, 30) + `"`
+	if _, err := Parse(big); err == nil {
+		t.Fatal("a new ban past the regexp size bound was accepted")
+	}
+	if r, err := Restore([]Record{{Seq: 7, Expr: big}}); err != nil || r.Len() != 1 {
+		t.Errorf("a persisted ban past the bound: %v", err)
 	}
 }
 

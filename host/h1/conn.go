@@ -33,7 +33,7 @@ type conn struct {
 	// idleSet is when the idle read deadline was last set (zero: not set);
 	// writeSet the same for the write deadline.
 	idleSet, writeSet time.Time
-	state             atomic.Int32 // connActive, connWaiting, connParked, connClosing
+	state             atomic.Int32 // connActive, connWaiting, connParked, connClosing, connReading
 	idleSince         atomic.Int64 // unix ns when the connection last started waiting for a request
 	linger            bool         // the client may have sent bytes not read: close gently
 	// cold: park as soon as the connection waits for a request (a new
@@ -64,6 +64,7 @@ const (
 	connWaiting              // a goroutine waits for its next request
 	connParked               // no goroutine: in the poller until readable
 	connClosing              // taken to be closed
+	connReading              // its goroutine reads a head that is not all in yet
 )
 
 const (
@@ -144,6 +145,14 @@ func (c *conn) shed() bool {
 	return false
 }
 
+// shedReading closes the connection if it is reading a head that has not
+// all arrived (Shutdown: no request has been made on it yet).
+func (c *conn) shedReading() {
+	if c.state.CompareAndSwap(connReading, connClosing) {
+		c.nc.Close() // its goroutine's read fails and it ends the connection
+	}
+}
+
 // end closes the connection and gives back what it holds; called once, by
 // its goroutine or by whoever took it while parked.
 func (c *conn) end() {
@@ -195,11 +204,21 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if c.s.HeaderTimeout > 0 && !headBuffered(c.br) {
-			c.nc.SetReadDeadline(time.Now().Add(c.s.HeaderTimeout))
-			c.idleSet = time.Time{}
+		partial := !headBuffered(c.br)
+		if partial {
+			if c.s.HeaderTimeout > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(c.s.HeaderTimeout))
+				c.idleSet = time.Time{}
+			}
+			// Until its head is in, no request has been made: Shutdown
+			// closes the connection as an idle one (a client trickling
+			// a head held a graceful stop for header_timeout).
+			c.state.Store(connReading)
 		}
 		err := c.readHead()
+		if partial && !c.state.CompareAndSwap(connReading, connActive) {
+			return // closed by Shutdown
+		}
 		if err != nil {
 			var he *httpError
 			if errors.As(err, &he) {
@@ -228,6 +247,14 @@ func (c *conn) serve() {
 		// take its time: no read deadline while it runs.
 		c.nc.SetReadDeadline(time.Time{})
 		c.idleSet = time.Time{}
+		// Fast-path answers held back for this pipelined request go out
+		// first: they must not wait for its handler (an origin's time).
+		if c.bw.Buffered() > 0 {
+			c.armWrite()
+			if c.bw.Flush() != nil {
+				return
+			}
+		}
 		if !c.serveSlow() {
 			return
 		}

@@ -91,8 +91,10 @@ func newPoller(s *Server) (*poller, error) {
 func (p *poller) prepare(c *conn) (add bool, seq uint32) {
 	if c.pollID == 0 {
 		p.mu.Lock()
-		if p.nextID++; p.nextID == 0 {
-			p.nextID = 1 // 0 is the eventfd
+		// After a wrap (2^32 connections) an id may still be held by a
+		// long-lived connection: skip those, and 0 (the eventfd). The
+		// table holds far fewer than 2^32, so this ends.
+		for p.nextID++; p.nextID == 0 || p.conns[p.nextID] != nil; p.nextID++ {
 		}
 		c.pollID = p.nextID
 		p.conns[c.pollID] = c

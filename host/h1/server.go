@@ -275,7 +275,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	closeIdle := func() {
 		for _, c := range s.snapshot() {
-			c.shed()
+			if !c.shed() {
+				c.shedReading()
+			}
 		}
 	}
 	closeIdle()

@@ -69,7 +69,7 @@ func ParseQuery(src string) (*Query, error) {
 	if len(src) > MaxQueryLen {
 		return nil, &QueryError{Line: 1, Col: 1, Msg: fmt.Sprintf("query longer than %d bytes", MaxQueryLen)}
 	}
-	p := &qparser{src: src}
+	p := &qparser{src: src, reBudget: exprtext.MaxRegexpSize}
 	p.next()
 	n, err := p.or(0)
 	if err != nil {
@@ -295,6 +295,9 @@ type qparser struct {
 	pos int
 	tok qtok
 	err error // a lexing error, reported when the token is used
+	// reBudget is what is left of the regular expressions' size bound,
+	// shared by all of the query's (exprtext.Regexp).
+	reBudget int
 }
 
 func (p *qparser) next() {
@@ -460,7 +463,7 @@ func (p *qparser) condition() (qnode, error) {
 		if v.kind != tString {
 			return nil, p.errorf(v.pos, "expected a quoted regular expression after %q, found %s", op.text, strconv.Quote(v.text))
 		}
-		re, err := regexp.Compile(v.text)
+		re, err := exprtext.Regexp(v.text, &p.reBudget)
 		if err != nil {
 			return nil, p.errorf(v.pos, "bad regular expression: %v", err)
 		}

@@ -116,6 +116,11 @@ func TestQueryErrors(t *testing.T) {
 		{strings.Repeat("(", 100) + "hit" + strings.Repeat(")", 100), `1:65: query nested deeper than 64`},
 		{strings.Repeat("!", 100) + "hit", `1:65: query nested deeper than 64`},
 		{"url == \"" + strings.Repeat("a", MaxQueryLen) + "\"", `1:1: query longer than 4096 bytes`},
+		// 3.5 KiB that compiled to 1.5 million instructions (100 MiB, 0.3 s).
+		{`url ~ "` + strings.Repeat(`.{1000}`, 500) + `"`, `1:7: bad regular expression: regular expressions too large: more than 20000 instructions in all once their repeats are expanded`},
+		// The bound is for the query's expressions together: a third of
+		// about 8000 instructions is refused.
+		{strings.Repeat(`url ~ "`+strings.Repeat(`.{1000}`, 4)+`" || `, 2) + `url ~ "` + strings.Repeat(`.{1000}`, 4) + `"`, `1:87: bad regular expression: regular expressions too large: more than 20000 instructions in all once their repeats are expanded`},
 	} {
 		_, err := ParseQuery(tc.q)
 		got := ""

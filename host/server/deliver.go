@@ -180,11 +180,12 @@ func (s *Server) deliverStream(tx *Txn, r *http.Request, f *cache.Flight, c *cac
 		}
 		return nil
 	}
-	// Unknown length: conditionals still apply; a range cannot be cut
-	// before the end is known, so the whole body follows, chunked (a body
-	// that fails ends without its last chunk: never a truncated body that
-	// looks complete).
-	if f.Status == http.StatusOK && r.Header.Get("Range") == "" {
+	// Unknown length: conditionals still apply, before any Range (RFC
+	// 9110 §13.2.2: a matching If-None-Match is a 304, a failing If-Match
+	// a 412, ranged or not); a range cannot be cut before the end is
+	// known, so the whole body follows, chunked (a body that fails ends
+	// without its last chunk: never a truncated body that looks complete).
+	if f.Status == http.StatusOK {
 		if st := httpcache.EvaluatePreconditions(r.Method, r.Header, etag, lm); st != 0 {
 			tx.w.WriteHeader(st)
 			return nil

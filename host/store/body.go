@@ -47,60 +47,83 @@ type Body struct {
 // needs its Unpin.
 func (b *Body) Pin() {
 	b.s.pinMu.Lock()
-	b.s.pins[b.id]++
+	b.s.pins[b.pinKey()]++
 	b.s.pinMu.Unlock()
 }
 
 // Unpin ends a Pin.
 func (b *Body) Unpin() {
-	s := b.s
+	s, k := b.s, b.pinKey()
 	s.pinMu.Lock()
-	n := s.pins[b.id] - 1
+	n := s.pins[k] - 1
 	if n <= 0 {
-		delete(s.pins, b.id)
+		delete(s.pins, k)
 	} else {
-		s.pins[b.id] = n
+		s.pins[k] = n
 	}
 	s.pinMu.Unlock()
 	if n <= 0 {
-		s.dropRetired(b.id)
+		s.dropRetired(k)
 	}
 }
 
-// pinned reports whether a body of id is pinned; write transactions ask,
-// so that a pin taken before a deletion commits is honoured.
-func (s *Store) pinned(id objectID) bool {
-	s.pinMu.Lock()
-	defer s.pinMu.Unlock()
-	return s.pins[id] > 0
+// pinKey names one body of an object: pins are counted per body, not per
+// object, so that a body's retired chunks go when its own last reader
+// ends. Counted per object, an object replaced again and again while
+// slow clients overlapped kept every body it ever had in retired/ (disk
+// that storage.disk does not count) until no client read any of them.
+type pinKey struct {
+	id objectID
+	fp uint32 // fingerprint of the body's chunk checksums
 }
 
-// dropRetired deletes the retired chunks of id unless it has been pinned
-// again meanwhile.
-func (s *Store) dropRetired(id objectID) {
+func (b *Body) pinKey() pinKey { return pinKey{b.id, b.fingerprint()} }
+
+// retireIfPinned reports whether the body of id whose chunk checksums
+// have the fingerprint fp is pinned, and then notes that its chunks go to
+// retired/; write transactions ask, so that a pin taken before a deletion
+// commits is honoured. The note is taken under the pins' lock: an Unpin
+// that follows sees it even before the transaction commits, and drops the
+// chunks after it (a look at the committed file alone, made meanwhile,
+// found none and left them there until the next Open).
+func (s *Store) retireIfPinned(id objectID, fp uint32) bool {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	k := pinKey{id, fp}
+	if s.pins[k] == 0 {
+		return false
+	}
+	s.retiring[k] = true
+	return true
+}
+
+// dropRetired deletes the retired chunks of the body k unless it has been
+// pinned again meanwhile.
+func (s *Store) dropRetired(k pinKey) {
+	s.pinMu.Lock()
+	retired := s.retiring[k]
+	s.pinMu.Unlock()
+	if !retired {
+		return // the common case: nothing was retired, no write
+	}
 	if err := s.acquire(); err != nil {
 		return
 	}
 	defer s.closeMu.RUnlock()
-	var any bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if r := tx.Bucket(bucketRetired); r != nil {
-			k, _ := r.Cursor().Seek(id[:])
-			any = k != nil && bytes.HasPrefix(k, id[:])
-		}
-		return nil
-	})
-	if !any {
-		return // the common case: nothing was retired, no write
-	}
+	prefix := retiredKey(k.id, k.fp, 0)[:idLen+4]
+	// A write that retired them and has not committed yet commits first:
+	// writes are serialised (update).
 	err := s.update(func(tx *bolt.Tx) error {
 		r := tx.Bucket(bucketRetired)
-		if r == nil || s.pinned(id) {
+		s.pinMu.Lock()
+		pinned := s.pins[k] > 0
+		s.pinMu.Unlock()
+		if r == nil || pinned {
 			return nil
 		}
 		var keys [][]byte
 		c := r.Cursor()
-		for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			keys = append(keys, bytes.Clone(k))
 		}
 		for _, k := range keys {
@@ -111,8 +134,14 @@ func (s *Store) dropRetired(id objectID) {
 		return nil
 	})
 	if err != nil {
-		s.log.Warn("dropping retired chunks failed", "id", fmt.Sprintf("%x", id[:]), "err", err)
+		s.log.Warn("dropping retired chunks failed", "id", fmt.Sprintf("%x", k.id[:]), "err", err)
+		return
 	}
+	s.pinMu.Lock()
+	if s.pins[k] == 0 {
+		delete(s.retiring, k) // pinned again: its Unpin drops what is retired by then
+	}
+	s.pinMu.Unlock()
 }
 
 // Size is the body's length in bytes.

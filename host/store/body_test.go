@@ -273,3 +273,80 @@ func TestPinnedBodySurvives(t *testing.T) {
 		})
 	}
 }
+
+// A large object replaced again and again while overlapping slow clients
+// send it (a short-lived popular object): each body's retired chunks go
+// when its own last reader ends. Pins counted per object kept every
+// generation in retired/ for as long as the readers overlapped — disk
+// that storage.disk does not count, growing without bound.
+func TestRetiredBoundedUnderOverlappingPins(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "cache.db"), Options{})
+	const size = 2*ChunkSize + 100 // 3 chunks
+	var prev *Body
+	var prevWant []byte
+	for gen := 1; gen <= 6; gen++ {
+		want := body(size, uint64(gen))
+		if err := s.Put(&Record{Key: "k", Status: 200, Body: want}); err != nil {
+			t.Fatal(err)
+		}
+		// The previous generation was retired (its reader still pins it).
+		_, b, err := s.Open("k", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Pin() // the next slow client starts before the previous ends
+		if prev != nil {
+			got, err := io.ReadAll(io.NewSectionReader(prev, 0, prev.Size()))
+			if err != nil || !bytes.Equal(got, prevWant) {
+				t.Fatalf("gen %d: the pinned previous body: %d bytes, %v", gen, len(got), err)
+			}
+			prev.Unpin()
+		}
+		if n := count(t, s, bucketRetired); n != 0 {
+			t.Fatalf("gen %d: %d retired chunks kept once their readers ended, want 0", gen, n)
+		}
+		prev, prevWant = b, want
+	}
+	if err := s.Put(&Record{Key: "k", Status: 200, Body: body(size, 99)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, bucketRetired); n != 3 {
+		t.Errorf("retired chunks of the one body still read = %d, want 3", n)
+	}
+	prev.Unpin()
+	if n := count(t, s, bucketRetired); n != 0 {
+		t.Errorf("retired chunks after the last Unpin = %d, want 0", n)
+	}
+}
+
+// The last Unpin of a body comes while the write that retires its chunks
+// has not committed yet: the chunks still go (once it commits), not at the
+// next Open.
+func TestUnpinDuringRetiringWrite(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "cache.db"), Options{})
+	if err := s.Put(&Record{Key: "k", Status: 200, Body: body(2*ChunkSize+100, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := s.Open("k", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Pin()
+	inTx, release := make(chan struct{}), make(chan struct{})
+	testHookRetiring = func() { close(inTx); <-release }
+	defer func() { testHookRetiring = func() {} }()
+	put := make(chan error)
+	go func() { put <- s.Put(&Record{Key: "k", Status: 200, Body: body(3*ChunkSize, 2)}) }()
+	<-inTx // the replacing write has decided to retire the pinned body
+	unpinned := make(chan struct{})
+	go func() { b.Unpin(); close(unpinned) }()
+	time.Sleep(100 * time.Millisecond) // let the Unpin look before the commit
+	close(release)
+	if err := <-put; err != nil {
+		t.Fatal(err)
+	}
+	<-unpinned
+	if n := count(t, s, bucketRetired); n != 0 {
+		t.Errorf("%d retired chunks left after the last Unpin (until the next Open)", n)
+	}
+}

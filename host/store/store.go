@@ -93,8 +93,9 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	pinMu sync.Mutex
-	pins  map[objectID]int // bodies being sent (Body.Pin), by object
+	pinMu    sync.Mutex
+	pins     map[pinKey]int  // bodies being sent (Body.Pin)
+	retiring map[pinKey]bool // pinned bodies whose chunks went (or are going) to retired/
 }
 
 // Stats are the store's counters. Objects and Bytes are complete once
@@ -143,7 +144,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	db.NoSync = opts.NoSync
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, path: path, opts: opts, log: log, idx: newIndex(), cancel: cancel, pins: map[objectID]int{}}
+	s := &Store{db: db, path: path, opts: opts, log: log, idx: newIndex(), cancel: cancel, pins: map[pinKey]int{}, retiring: map[pinKey]bool{}}
 	s.ratio.Store(math.Float64bits(1))
 	s.wg.Add(2)
 	go s.buildIndex(ctx)
