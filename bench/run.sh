@@ -138,7 +138,7 @@ declare -A TTFB=() TTFB90=() TOTAL=() OBYTES=() CODE=() INTEG=() WARM_TTFB=() WA
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
 # p90: the 90th percentile (nearest rank) of numbers, one a line.
-p90() { sort -n | awk '{ v[NR] = $1 } END { if (NR) { i = int(NR * 0.9 + 0.999); print v[i > NR ? NR : i] } else print "?" }'; }
+p90() { sort -n | awk '{ v[NR] = $1 } END { if (!NR) { print "?"; exit } i = int(NR * 0.9 + 0.999); if (i > NR) i = NR; print v[i] }'; }
 
 declare -A C_TTFBS=() C_TOTALS=() C_BYTES=() C_CODES=()
 
@@ -332,14 +332,8 @@ json() {
 	printf '\n  ]\n}\n'
 }
 
-report() {
-	echo
-	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null), $(nproc) CPUs, wrk -d$DUR, median of $REPEAT runs per cell (peers interleaved), origin: $ORIGIN_CMD"
-	echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
-	for peer in edgehost varnish nginx; do
-		printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
-	done
-	echo
+# hits_report: the hit and compute rows of the report.
+hits_report() {
 	local hdr="   req/s    [min-max]        p50     p99"
 	printf '%-22s | %-40s | %-40s | %-40s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
 	printf '%-22s | %-40s | %-40s | %-40s | %s\n' "" "$hdr" "$hdr" "$hdr" "Varnish nginx"
@@ -361,6 +355,21 @@ report() {
 	else
 		echo
 		echo "compute rows: not run (edgehost did not answer /c/hp/x: are bin/programs built? see bench/out/edgehost/edgehost.log)"
+	fi
+}
+
+report() {
+	echo
+	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null), $(nproc) CPUs, wrk -d$DUR, median of $REPEAT runs per cell (peers interleaved), origin: $ORIGIN_CMD"
+	echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
+	for peer in edgehost varnish nginx; do
+		printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
+	done
+	echo
+	if [ "$HITS" = 0 ]; then
+		echo "hit and compute rows: not run (BENCH_HITS=0)"
+	else
+		hits_report
 	fi
 	echo
 	echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS interleaved rounds, TTFB p90 too; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
