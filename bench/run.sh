@@ -12,7 +12,8 @@
 # Environment: BENCH_DURATION (wrk duration per cell, default 3s),
 # BENCH_REPEAT (wrk runs per cell, the median is shown with the min-max
 # spread, default 5),
-# BENCH_COLD_RUNS (cold Range runs per peer, default 3), EDGEHOST_BIN
+# BENCH_COLD_RUNS (cold Range rounds, one run per peer each, default 40),
+# BENCH_HITS (0: the cold Range rounds alone, default 1), EDGEHOST_BIN
 # (default bin/edgehost), BENCH_PEERS (default "edgehost varnish nginx").
 set -u -o pipefail
 
@@ -21,7 +22,8 @@ ROOT=$PWD
 OUT=$ROOT/bench/out
 DUR=${BENCH_DURATION:-3s}
 REPEAT=${BENCH_REPEAT:-5}
-COLD_RUNS=${BENCH_COLD_RUNS:-3}
+COLD_RUNS=${BENCH_COLD_RUNS:-40}
+HITS=${BENCH_HITS:-1}
 EDGEHOST=${EDGEHOST_BIN:-$ROOT/bin/edgehost}
 PEERS=${BENCH_PEERS:-edgehost varnish nginx}
 
@@ -132,14 +134,17 @@ ratio() {
 
 # --- cold range -------------------------------------------------------------
 
-declare -A TTFB=() TOTAL=() OBYTES=() CODE=() INTEG=() WARM_TTFB=() WARM_OBYTES=()
+declare -A TTFB=() TTFB90=() TOTAL=() OBYTES=() CODE=() INTEG=() WARM_TTFB=() WARM_OBYTES=()
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "?" }'; }
+# p90: the 90th percentile (nearest rank) of numbers, one a line.
+p90() { sort -n | awk '{ v[NR] = $1 } END { if (!NR) { print "?"; exit } i = int(NR * 0.9 + 0.999); if (i > NR) i = NR; print v[i] }'; }
 
 declare -A C_TTFBS=() C_TOTALS=() C_BYTES=() C_CODES=()
 
-# cold_run PEER I: one cold Range through PEER (run I); the peers take
-# turns run by run, so a burst of outside load hits them alike.
+# cold_run PEER I: one cold Range through PEER (round I); the peers take
+# turns within a round, in an order rotated round by round, so a burst of
+# outside load, or being first after the pause, favours none of them.
 cold_run() {
 	local peer=$1 i=$2 url out
 	local hdr="Range: bytes=$RANGE_FIRST-$RANGE_LAST"
@@ -165,6 +170,7 @@ cold_finish() {
 	local peer=$1 out
 	local hdr="Range: bytes=$RANGE_FIRST-$RANGE_LAST"
 	TTFB[$peer]=$(printf '%s' "${C_TTFBS[$peer]}" | median)
+	TTFB90[$peer]=$(printf '%s' "${C_TTFBS[$peer]}" | p90)
 	TOTAL[$peer]=$(printf '%s' "${C_TOTALS[$peer]}" | median)
 	OBYTES[$peer]=$(printf '%s' "${C_BYTES[$peer]}" | median)
 	CODE[$peer]=$(echo "${C_CODES[$peer]}" | tr ' ' '\n' | grep -v '^$' | sort -u | tr '\n' ' ' | sed 's/ $//')
@@ -220,15 +226,17 @@ ROW_C+=([hp-c1]=1 [hp-c64]=64 [hk-c1]=1 [hk-c64]=64 [self-c1]=1)
 ROW_NAME+=([hp-c1]="hello, process, 1 conn" [hp-c64]="hello, process, 64 c." [hk-c1]="hello, kvm, 1 conn" [hk-c64]="hello, kvm, 64 conns" [self-c1]="self-req 28 KiB, 1 c.")
 declare -A ROW_ORIGIN=([self-c1]=ok)
 
+[ "$HITS" = 0 ] && ROWS=() CROWS=()
 for peer in $PEERS; do
 	[ "${STATE[$peer]}" = up ] || continue
+	[ "$HITS" = 0 ] && continue
 	for path in /bytes/1k /bytes/28k $GZ; do
 		warm "$peer" "$path" || NOTE[$peer]="${NOTE[$peer]:+${NOTE[$peer]}; }$path not served as a hit after warm-up"
 	done
 done
 
 COMPUTE=""
-if [ "${STATE[edgehost]:-}" = up ] && curl -fs -o /dev/null "http://127.0.0.1:${PORT[edgehost]}/c/hp/x"; then
+if [ "$HITS" != 0 ] && [ "${STATE[edgehost]:-}" = up ] && curl -fs -o /dev/null "http://127.0.0.1:${PORT[edgehost]}/c/hp/x"; then
 	COMPUTE=up
 	curl -fs -o /dev/null "http://127.0.0.1:${PORT[edgehost]}/bytes/28k"
 fi
@@ -256,10 +264,15 @@ for row in "${ROWS[@]}" "${CROWS[@]}"; do
 done
 
 log "hits done"
-log "cold Range bytes=$RANGE_FIRST-$RANGE_LAST on $BIG, $COLD_RUNS runs per peer"
+log "cold Range bytes=$RANGE_FIRST-$RANGE_LAST on $BIG, $COLD_RUNS rounds (one run per peer each, order rotated)"
+COLD_PEERS=()
+for peer in $PEERS; do
+	[ "${STATE[$peer]}" = up ] && COLD_PEERS+=("$peer")
+done
+[ ${#COLD_PEERS[@]} -gt 0 ] || COLD_RUNS=0
 for i in $(seq "$COLD_RUNS"); do
-	for peer in $PEERS; do
-		[ "${STATE[$peer]}" = up ] || continue
+	r=$((i % ${#COLD_PEERS[@]}))
+	for peer in "${COLD_PEERS[@]:$r}" "${COLD_PEERS[@]:0:$r}"; do
 		cold_run "$peer" "$i"
 	done
 done
@@ -313,20 +326,14 @@ json() {
 		[ "${STATE[$peer]:-}" = up ] || continue
 		[ $first = 1 ] || printf ',\n'
 		first=0
-		printf '    {"peer": "%s", "status": "%s", "ttfb_s": "%s", "total_s": "%s", "origin_bytes": "%s", "body": "%s"}' \
-			"$peer" "${CODE[$peer]}" "${TTFB[$peer]}" "${TOTAL[$peer]}" "${OBYTES[$peer]}" "${INTEG[$peer]}"
+		printf '    {"peer": "%s", "status": "%s", "ttfb_s": "%s", "ttfb_p90_s": "%s", "ttfb_runs_s": [%s], "total_s": "%s", "origin_bytes": "%s", "body": "%s"}' \
+			"$peer" "${CODE[$peer]}" "${TTFB[$peer]}" "${TTFB90[$peer]}" "$(printf '%s' "${C_TTFBS[$peer]}" | tr '\n' ',' | sed 's/,$//')" "${TOTAL[$peer]}" "${OBYTES[$peer]}" "${INTEG[$peer]}"
 	done
 	printf '\n  ]\n}\n'
 }
 
-report() {
-	echo
-	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null), $(nproc) CPUs, wrk -d$DUR, median of $REPEAT runs per cell (peers interleaved), origin: $ORIGIN_CMD"
-	echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
-	for peer in edgehost varnish nginx; do
-		printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
-	done
-	echo
+# hits_report: the hit and compute rows of the report.
+hits_report() {
 	local hdr="   req/s    [min-max]        p50     p99"
 	printf '%-22s | %-40s | %-40s | %-40s | %s\n' "cache hits" "edgehost" "Varnish" "nginx" "edgehost/"
 	printf '%-22s | %-40s | %-40s | %-40s | %s\n' "" "$hdr" "$hdr" "$hdr" "Varnish nginx"
@@ -349,16 +356,31 @@ report() {
 		echo
 		echo "compute rows: not run (edgehost did not answer /c/hp/x: are bin/programs built? see bench/out/edgehost/edgehost.log)"
 	fi
+}
+
+report() {
 	echo
-	echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
-	printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' peer status TTFB total "origin bytes" body "warm TTFB" "warm origin bytes"
+	echo "edgehost bench — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null), $(nproc) CPUs, wrk -d$DUR, median of $REPEAT runs per cell (peers interleaved), origin: $ORIGIN_CMD"
+	echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
+	for peer in edgehost varnish nginx; do
+		printf '  %-9s %s\n' "$peer" "${VERSION[$peer]:-} ${STATE[$peer]:-not run}${NOTE[$peer]:+ — ${NOTE[$peer]}}"
+	done
+	echo
+	if [ "$HITS" = 0 ]; then
+		echo "hit and compute rows: not run (BENCH_HITS=0)"
+	else
+		hits_report
+	fi
+	echo
+	echo "slicer: cold Range: bytes=$RANGE_FIRST-$RANGE_LAST on $BIG (median of $COLD_RUNS interleaved rounds, TTFB p90 too; target: origin bytes <= $SEGMENT, TTFB <= nginx)"
+	printf '%-9s | %-7s | %10s | %10s | %10s | %12s | %-7s | %10s | %s\n' peer status TTFB "TTFB p90" total "origin bytes" body "warm TTFB" "warm origin bytes"
 	for peer in edgehost nginx varnish; do
 		if [ "${STATE[$peer]:-}" != up ]; then
 			printf '%-9s | %s\n' "$peer" "${STATE[$peer]:-not run}"
 			continue
 		fi
-		printf '%-9s | %-7s | %10s | %10s | %12s | %-7s | %10s | %s\n' "$peer" "${CODE[$peer]}" \
-			"$(ms "${TTFB[$peer]}")" "$(ms "${TOTAL[$peer]}")" "${OBYTES[$peer]}" "${INTEG[$peer]}" \
+		printf '%-9s | %-7s | %10s | %10s | %10s | %12s | %-7s | %10s | %s\n' "$peer" "${CODE[$peer]}" \
+			"$(ms "${TTFB[$peer]}")" "$(ms "${TTFB90[$peer]}")" "$(ms "${TOTAL[$peer]}")" "${OBYTES[$peer]}" "${INTEG[$peer]}" \
 			"$(ms "${WARM_TTFB[$peer]}")" "${WARM_OBYTES[$peer]}"
 	done
 	[ -n "${NOTE[edgehost]:-}" ] && echo "  edgehost: ${NOTE[edgehost]}"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -129,5 +130,173 @@ func TestStreamReaderSkip(t *testing.T) {
 	}
 	if n, err := r.Skip(100); n != 14 || !errors.Is(err, io.EOF) {
 		t.Fatalf("Skip past the end = %d, %v; want 14, EOF", n, err)
+	}
+}
+
+// pullSource is a step for Stream.SetPull: chunk bytes of body per call,
+// counting calls and failing the test if two ever overlap.
+type pullSource struct {
+	t       *testing.T
+	s       *Stream
+	body    []byte
+	chunk   int
+	off     int
+	calls   atomic.Int64
+	running atomic.Bool
+}
+
+func (p *pullSource) step() bool {
+	if !p.running.CompareAndSwap(false, true) {
+		p.t.Error("two pull steps ran at once")
+	}
+	defer p.running.Store(false)
+	p.calls.Add(1)
+	n := min(p.chunk, len(p.body)-p.off)
+	p.s.Write(p.body[p.off : p.off+n])
+	p.off += n
+	return p.off < len(p.body)
+}
+
+func patternBody(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}
+
+// A reader short of bytes runs the writer's step itself: with the writer's
+// own goroutine held back (HoldPull) and never running Pull, a reader
+// still gets the whole body (issue 15, item 4).
+func TestStreamReaderPulls(t *testing.T) {
+	s := NewStream()
+	src := &pullSource{t: t, s: s, body: patternBody(300 << 10), chunk: 64 << 10}
+	s.HoldPull()
+	s.SetPull(src.step)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := s.Reader(ctx)
+	got := make([]byte, len(src.body))
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatalf("read: %v (the reader did not pull)", err)
+	}
+	if !bytes.Equal(got, src.body) {
+		t.Fatal("reader got other bytes than the source's")
+	}
+	if got, want := src.calls.Load(), int64(5); got != want {
+		t.Errorf("steps run: %d, want %d", got, want)
+	}
+	// The source ended: the reader waits for the writer's verdict
+	// instead of running the step again.
+	done := make(chan error, 1)
+	go func() { _, err := r.Read(make([]byte, 1)); done <- err }()
+	s.Close(nil)
+	if err := <-done; err != io.EOF {
+		t.Errorf("read after the end: %v, want EOF", err)
+	}
+	if got, want := src.calls.Load(), int64(5); got != want {
+		t.Errorf("steps run after the end: %d, want %d", got, want)
+	}
+}
+
+// Pull's goroutine and several readers take turns on the step, never at
+// once, and every reader gets the body whole.
+func TestStreamPullShared(t *testing.T) {
+	s := NewStream()
+	src := &pullSource{t: t, s: s, body: patternBody(2 << 20), chunk: 16 << 10}
+	s.SetPull(src.step)
+	errs := make(chan error, 4)
+	for range 4 {
+		r := s.Reader(context.Background())
+		go func() {
+			got, err := io.ReadAll(r)
+			if err == nil && !bytes.Equal(got, src.body) {
+				err = errors.New("reader got other bytes than the source's")
+			}
+			errs <- err
+		}()
+	}
+	s.Pull()
+	s.Close(nil)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got, want := src.calls.Load(), int64(128); got != want {
+		t.Errorf("steps run: %d, want %d", got, want)
+	}
+}
+
+// After HoldPull, Pull's goroutine reads nothing until ReleasePull, and
+// reads anyway once leadWait has passed.
+func TestStreamHoldPull(t *testing.T) {
+	defer func(d time.Duration) { leadWait = d }(leadWait)
+	for _, tt := range []struct {
+		name    string
+		wait    time.Duration
+		release bool
+	}{
+		{"released", time.Hour, true},
+		{"lead never came", 20 * time.Millisecond, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leadWait = tt.wait
+			s := NewStream()
+			src := &pullSource{t: t, s: s, body: patternBody(100 << 10), chunk: 64 << 10}
+			s.HoldPull()
+			s.SetPull(src.step)
+			pulled := make(chan struct{})
+			go func() { s.Pull(); close(pulled) }()
+			if tt.release {
+				time.Sleep(20 * time.Millisecond)
+				if n := src.calls.Load(); n != 0 {
+					t.Fatalf("Pull ran %d steps before ReleasePull", n)
+				}
+				s.ReleasePull()
+				s.ReleasePull() // twice is harmless
+			}
+			select {
+			case <-pulled:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Pull did not end")
+			}
+			if got, want := src.calls.Load(), int64(2); got != want {
+				t.Errorf("steps run: %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// A stream of known length starts small and grows in steps (the whole
+// length allocated at once cost 0.3–2 ms before the first byte of a 5
+// MiB segment), and ends at exactly that length, without spare capacity.
+func TestStreamExpectGrowsInSteps(t *testing.T) {
+	const total, chunk = 5 << 20, 64 << 10
+	s := NewStream()
+	s.Expect(total)
+	if got := cap(s.buf); got > firstCap {
+		t.Fatalf("capacity before the first byte: %d, want at most %d", got, firstCap)
+	}
+	body := patternBody(total)
+	allocs := 0
+	for off := 0; off < total; off += chunk {
+		before := cap(s.buf)
+		s.Write(body[off : off+chunk])
+		if cap(s.buf) != before {
+			allocs++
+		}
+	}
+	s.Close(nil)
+	got, err := s.Bytes()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("body differs (err %v)", err)
+	}
+	if cap(got) != total {
+		t.Errorf("final capacity %d, want %d", cap(got), total)
+	}
+	// 256 KiB → 1 MiB → 5 MiB.
+	if allocs != 2 {
+		t.Errorf("%d reallocations, want 2", allocs)
 	}
 }

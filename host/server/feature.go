@@ -285,7 +285,7 @@ func (fx *Fetch) Fill(f *cache.Flight, resp *http.Response, obj *cache.Object, l
 	f.Shareable, f.TTL = true, obj.TTL(fx.RespTime)
 	f.Ready()
 	s.bg.Add(1)
-	go s.fill(fx.Tx, f, resp, obj, length, mismatch, done)
+	go s.fill(fx.Tx, f, resp, obj, length, mismatch, done)()
 }
 
 // FillFlight is Fill for the fetch's own flight.

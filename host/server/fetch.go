@@ -312,21 +312,23 @@ func (s *Server) refresh(stale *cache.Object, h http.Header, route *config.Route
 // not join a body whose start is gone) and the stream spills, keeping
 // only what its slowest reader has not read, so the origin is read at
 // that reader's pace.
-func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.Object, length int64, mismatch error, done func()) {
-	defer s.bg.Done()
-	defer resp.Body.Close()
+//
+// fill prepares in the caller's goroutine (readers may pull the body from
+// then on: cache.Stream.SetPull) and returns the part that runs in the
+// fill's own.
+func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.Object, length int64, mismatch error, done func()) (run func()) {
 	var once sync.Once
 	finish := func() { once.Do(done) }
-	defer finish()
-	defer func() { s.cache.ReleaseFill(f.Fill) }() // once stored, the memory tier accounts for it
 	max := tx.rt.cfg.Storage.MaxObject
 	if n := resp.ContentLength; n > 0 && n <= max {
-		f.Body.Grow(int(n))
+		f.Body.Expect(int(n))
 	}
 	buf := make([]byte, 64<<10)
 	spilled := false
 	var err error
-	for {
+	// step reads once from the origin into the stream; false at the end
+	// of the body (err says how it ended) or when the fill stops.
+	step := func() bool {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if resp.ContentLength < 0 && !spilled {
@@ -339,23 +341,51 @@ func (s *Server) fill(tx *Txn, f *cache.Flight, resp *http.Response, obj *cache.
 			s.metrics.BytesIn.Add(int64(n))
 			if _, werr := f.Body.WriteContext(s.ctx, buf[:n]); werr != nil {
 				err = werr
-				break
+				return false
 			}
 			if spilled && f.Body.Readers() == 0 {
 				// Nobody reads a body that will not be stored: stop
 				// fetching it.
 				s.log.Info("unstorable body left by all its readers, fetch ended", "tx", tx.ID, "key", obj.Key)
 				f.Body.Close(errNoReaders)
-				return
+				err = errNoReaders
+				return false
 			}
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
+		if rerr != nil && rerr != io.EOF {
 			err = rerr
-			break
 		}
+		return rerr == nil
+	}
+	if resp.ContentLength >= 0 {
+		// A body of known length never spills (its step never waits
+		// for readers): a reader that runs out of bytes reads the next
+		// ones from the origin itself, as nginx's one loop does, rather
+		// than wait for this goroutine to be scheduled (issue 15, item
+		// 4: that hand-off cost a cold slicer range 0.5–5 ms on a
+		// loaded machine).
+		f.Body.SetPull(step)
+	}
+	return func() {
+		defer s.bg.Done()
+		defer resp.Body.Close()
+		defer finish()
+		defer func() { s.cache.ReleaseFill(f.Fill) }() // once stored, the memory tier accounts for it
+		if resp.ContentLength >= 0 {
+			f.Body.Pull()
+		} else {
+			for step() {
+			}
+		}
+		s.fillEnd(tx, f, obj, length, mismatch, spilled, err)
+	}
+}
+
+// fillEnd stores what fill read, or says why not.
+func (s *Server) fillEnd(tx *Txn, f *cache.Flight, obj *cache.Object, length int64, mismatch error, spilled bool, err error) {
+	max := tx.rt.cfg.Storage.MaxObject
+	if err == errNoReaders {
+		return
 	}
 	if err != nil {
 		s.metrics.OriginErrors.Add(1)

@@ -104,7 +104,8 @@ func (sr *sliceReader) start(idx int64) *segStream {
 	if f := sr.sl.flights.Get(skey); f != nil && f.IsReady() {
 		if f.Err == nil && f.Shareable &&
 			checkSegment(f.Status, f.Header, -1, sr.meta, sr.sm, idx*sr.sm.segSize, end) == nil {
-			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; fwd=uri-miss; collapsed; detail=in-process"}
+			ss.body = &loggedSegment{ReadCloser: f.Body.Reader(sr.r.Context()), sl: sr.sl, tx: sr.tx, r: sr.r, start: now, cache: "edgehost; fwd=uri-miss; collapsed; detail=in-process",
+				release: f.Body.ReleasePull}
 			ss.shared = true
 			close(ss.ready)
 			return ss
@@ -166,6 +167,9 @@ type loggedSegment struct {
 	start time.Time
 	cache string // the Cache-Status the subrequest would have logged
 	n     int64
+	// release lets the fill's own goroutine read the origin once this
+	// reader is done (cache.Stream.HoldPull); nil for a stored segment.
+	release func()
 }
 
 func (l *loggedSegment) Read(p []byte) (int, error) {
@@ -196,6 +200,9 @@ func (l *loggedSegment) Close() error {
 	l.sl.txlog.Publish(observe.Tx{ID: observe.NewID(), Parent: l.tx.ID, Root: l.tx.Root, Kind: "segment",
 		Start: l.start, Duration: time.Since(l.start), Method: http.MethodGet, Host: l.r.Host, URL: l.r.RequestURI,
 		Route: l.tx.Route, Status: http.StatusPartialContent, Cache: l.cache, Bytes: l.n})
+	if l.release != nil {
+		l.release()
+	}
 	return l.ReadCloser.Close()
 }
 

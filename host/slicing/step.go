@@ -404,6 +404,9 @@ func (sl *Slicing) adoptSegment(fx *server.Fetch, meta *cache.Object) bool {
 	sl.metrics.SegmentBytes.Add(seg.length())
 	obj := segmentObject(seg, skey, resp, fx.RespTime, fx.Tx.RouteConfig())
 	obj.MarkBans(fx.BanMark)
+	// This client reads the segment first (Deliver): it reads the origin
+	// itself until it is done with it (loggedSegment.Close).
+	f.Body.HoldPull()
 	fx.Fill(f, resp, obj, seg.length(), errSegmentMismatch, func() { sl.flights.Done(f) })
 	return true
 }
