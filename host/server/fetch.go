@@ -44,6 +44,9 @@ func (s *Server) fetchAndDeliver(tx *Txn, r *http.Request, key string, stale *ca
 		if tx.status.Fwd == "" {
 			tx.status = httpcache.CacheStatus{Fwd: tx.fwdFor(stale), FwdStatus: resp.StatusCode, Detail: f.Reason}
 		}
+		if resp.StatusCode == http.StatusOK && preconditionsAnswer(tx, r, resp) {
+			return nil
+		}
 		s.stream(tx, r, resp)
 		return nil
 	}

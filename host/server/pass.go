@@ -7,6 +7,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/httpcache"
@@ -87,6 +88,32 @@ func (s *Server) stream(tx *Txn, r *http.Request, resp *http.Response) {
 		tx.Error = err.Error()
 		tx.w.abort(err)
 	}
+}
+
+// preconditionsAnswer answers r with 304 or 412 when its preconditions
+// decide against resp, a 200 fetched without them (originRequest withholds
+// the client's conditionals from a fetch meant for storing) that turned out
+// not to be stored: the origin never saw them, so they are evaluated here,
+// as a hit would be (RFC 9110 §13.2.2). resp's body is closed then.
+func preconditionsAnswer(tx *Txn, r *http.Request, resp *http.Response) bool {
+	var lm time.Time
+	if v := resp.Header.Get("Last-Modified"); v != "" {
+		lm, _ = http.ParseTime(v)
+	}
+	st := httpcache.EvaluatePreconditions(r.Method, r.Header, resp.Header.Get("Etag"), lm)
+	if st == 0 {
+		return false
+	}
+	resp.Body.Close()
+	h := tx.w.Header()
+	copyOriginHeader(h, resp.Header, tx.route.Route)
+	h.Del("Content-Length")
+	if st == http.StatusNotModified {
+		h.Del("Content-Type")
+	}
+	h.Set("Cache-Status", tx.status.String())
+	tx.w.WriteHeader(st)
+	return true
 }
 
 // writerOnly hides ReadFrom so that io.CopyBuffer uses the given buffer
