@@ -144,6 +144,21 @@ type Stream struct {
 	consumed chan struct{}        // closed and renewed when a cursor moves or goes
 }
 
+// ErrLagging ends the body for a reader of a spilled stream that held the
+// others back: it took nothing for laggardAfter while the writer waited on
+// it (issue 13 attack: one client that stops reading must not stall every
+// other reader of a body too large to keep, nor the origin).
+var ErrLagging = errors.New("reader dropped: it held the other readers of the body back")
+
+// laggardAfter is how long the slowest reader of a spilled stream may take
+// nothing while the writer waits on it; spilledPiece bounds what one Next
+// hands it, so a slow but steady client (above spilledPiece/laggardAfter,
+// 16 KiB/s) keeps its place. Variables for the tests.
+var (
+	laggardAfter = 4 * time.Second
+	spilledPiece = 64 << 10
+)
+
 // ErrDropped is returned to a reader of a spilled stream that asks for
 // bytes already dropped: it did not hold a Cursor from the start.
 var ErrDropped = errors.New("stream bytes already dropped: the body was too large to keep")
@@ -212,15 +227,32 @@ func (s *Stream) WriteContext(ctx context.Context, p []byte) (int, error) {
 		}
 		ch := s.consumed
 		s.mu.Unlock()
+		t := time.NewTimer(laggardAfter / 4)
 		select {
 		case <-ch:
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return len(p), ctx.Err()
 		}
+		t.Stop()
 		s.mu.Lock()
+		s.dropLaggards(time.Now())
 	}
 	s.mu.Unlock()
 	return len(p), nil
+}
+
+// dropLaggards lets go of the slowest cursors when they took nothing for
+// laggardAfter (mu held, spilled): their next Next fails with ErrLagging.
+func (s *Stream) dropLaggards(now time.Time) {
+	low := s.low()
+	for c := range s.cursors {
+		if c.off == low && now.Sub(c.at) >= laggardAfter {
+			c.lagging = true
+			delete(s.cursors, c)
+		}
+	}
 }
 
 // SetPull gives the stream the writer's step, which reads the next bytes
@@ -419,8 +451,10 @@ func (s *Stream) Next(ctx context.Context, off int) (p []byte, end bool, err err
 // Cursor is one reader's place in a Stream: the bytes from it on are kept
 // for the reader even after Spill. Close it when done reading.
 type Cursor struct {
-	s   *Stream
-	off int
+	s       *Stream
+	off     int
+	at      time.Time // when it last asked for bytes
+	lagging bool      // dropped by dropLaggards
 }
 
 // Cursor returns a new cursor at the start of the body; nil when the
@@ -431,7 +465,7 @@ func (s *Stream) Cursor() *Cursor {
 	if s.base > 0 {
 		return nil
 	}
-	c := &Cursor{s: s}
+	c := &Cursor{s: s, at: time.Now()}
 	s.cursors[c] = struct{}{}
 	return c
 }
@@ -440,10 +474,21 @@ func (s *Stream) Cursor() *Cursor {
 // if there are none yet; the ones returned before may be dropped now.
 // At the end it returns (nil, true, err).
 func (c *Cursor) Next(ctx context.Context) (p []byte, end bool, err error) {
+	c.s.mu.Lock()
+	if c.lagging {
+		c.s.mu.Unlock()
+		return nil, true, ErrLagging
+	}
+	c.at = time.Now()
+	c.s.mu.Unlock()
 	p, end, err = c.s.Next(ctx, c.off)
 	if len(p) > 0 {
 		c.s.mu.Lock()
+		if c.s.window > 0 && len(p) > spilledPiece {
+			p = p[:spilledPiece]
+		}
 		c.off += len(p)
+		c.at = time.Now()
 		c.s.moved()
 		c.s.mu.Unlock()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -298,5 +299,64 @@ func TestStreamExpectGrowsInSteps(t *testing.T) {
 	// 256 KiB → 1 MiB → 5 MiB.
 	if allocs != 2 {
 		t.Errorf("%d reallocations, want 2", allocs)
+	}
+}
+
+// TestStreamSpillDropsLaggard: a reader of a spilled stream that takes
+// nothing while the writer waits on it is let go after laggardAfter (its
+// Next then fails with ErrLagging) and the others get the whole body; a
+// reader that is slow but keeps taking pieces keeps its place.
+func TestStreamSpillDropsLaggard(t *testing.T) {
+	defer func(a time.Duration, p int) { laggardAfter, spilledPiece = a, p }(laggardAfter, spilledPiece)
+	laggardAfter, spilledPiece = 200*time.Millisecond, 16<<10
+	const window, chunk, total = 64 << 10, 16 << 10, 1 << 20
+	s := NewStream()
+	fast, steady, stalled := s.Cursor(), s.Cursor(), s.Cursor()
+	s.Spill(window)
+	body := make([]byte, total)
+	for i := range body {
+		body[i] = byte(i * 5 / 3)
+	}
+	read := func(c *Cursor, pause time.Duration, out chan<- error) {
+		var got []byte
+		for {
+			p, end, err := c.Next(context.Background())
+			got = append(got, p...)
+			if end {
+				if err == nil && !bytes.Equal(got, body) {
+					err = fmt.Errorf("%d bytes, not the body", len(got))
+				}
+				out <- err
+				return
+			}
+			time.Sleep(pause)
+		}
+	}
+	fastErr, steadyErr := make(chan error, 1), make(chan error, 1)
+	go read(fast, 0, fastErr)
+	go read(steady, laggardAfter/4, steadyErr) // 16 KiB per 50 ms: slow, never still
+	start := time.Now()
+	s.Write(body[:chunk])
+	if _, _, err := stalled.Next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// stalled took its first piece and never asks again.
+	for off := chunk; off < total; off += chunk {
+		if _, err := s.Write(body[off : off+chunk]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close(nil)
+	if err := <-fastErr; err != nil {
+		t.Fatalf("fast reader: %v", err)
+	}
+	if err := <-steadyErr; err != nil {
+		t.Fatalf("slow but steady reader: %v", err)
+	}
+	if d := time.Since(start); d > 20*laggardAfter {
+		t.Errorf("the body took %v to write with a stalled reader (laggardAfter %v)", d, laggardAfter)
+	}
+	if _, end, err := stalled.Next(context.Background()); !end || !errors.Is(err, ErrLagging) {
+		t.Errorf("the stalled reader's next Next: end %v err %v, want ErrLagging", end, err)
 	}
 }
