@@ -93,6 +93,12 @@ func call[T any](ctx context.Context, p *managed, method string, idempotent bool
 
 func callOnce[T any](ctx context.Context, p *managed, idempotent bool, fn func(*instance) (T, error)) (T, error) {
 	var zero T
+	if err := ctx.Err(); err != nil {
+		// No one waits for the answer: do not start the call (over the
+		// data path a quick answer could otherwise still win the race
+		// with the cancellation).
+		return zero, err
+	}
 	inst, err := p.acquire()
 	if err != nil {
 		return zero, err

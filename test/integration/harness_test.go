@@ -129,6 +129,8 @@ type edge struct {
 	t      *testing.T
 	dir    string
 	cfg    string
+	tmpl   string // the config as given to writeConfig ({{HTTP}}, {{ADMIN}})
+	served bool   // edgehost served once: its ports are the test's now
 	HTTP   string
 	Admin  string
 	Self   string
@@ -205,6 +207,7 @@ func newEdge(t *testing.T, cfg string) *edge {
 }
 
 func (e *edge) writeConfig(cfg string) {
+	e.tmpl = cfg
 	cfg = strings.ReplaceAll(cfg, "{{HTTP}}", e.HTTP)
 	cfg = strings.ReplaceAll(cfg, "{{ADMIN}}", e.Admin)
 	e.cfg = filepath.Join(e.dir, "config.hcl")
@@ -214,6 +217,30 @@ func (e *edge) writeConfig(cfg string) {
 }
 
 func (e *edge) start() {
+	e.t.Helper()
+	for attempt := 1; ; attempt++ {
+		log, ok := e.tryStart()
+		if ok {
+			e.served = true
+			return
+		}
+		// freePort's ports are free when it returns, not when edgehost
+		// binds them: a connection of another test process may take one
+		// as its source port meanwhile. A first start is tried again on
+		// other ports, a few times.
+		if !e.served && e.tmpl != "" && attempt < 4 && strings.Contains(log, "address already in use") {
+			e.t.Logf("a port was taken before edgehost bound it, trying others:\n%s", log)
+			e.HTTP, e.Admin = freePort(e.t), freePort(e.t)
+			e.writeConfig(e.tmpl)
+			continue
+		}
+		e.t.Fatalf("edgehost exited at start:\n%s", log)
+	}
+}
+
+// tryStart starts edgehost and waits until it serves; when it exits
+// first, it returns its log and false.
+func (e *edge) tryStart() (string, bool) {
 	e.t.Helper()
 	e.stderr = &syncBuffer{}
 	bin := edgehostBin()
@@ -233,19 +260,20 @@ func (e *edge) start() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-e.done:
-			e.t.Fatalf("edgehost exited at start:\n%s", e.stderr.String())
+			return e.stderr.String(), false
 		default:
 		}
 		if resp, err := http.Get("http://" + e.Admin + "/healthz"); err == nil {
 			resp.Body.Close()
 			if c, err := net.Dial("tcp", e.HTTP); err == nil {
 				c.Close()
-				return
+				return "", true
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	e.t.Fatalf("edgehost not ready after 15s:\n%s", e.stderr.String())
+	return "", false
 }
 
 // stop sends SIGTERM and waits.
