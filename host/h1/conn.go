@@ -316,14 +316,24 @@ func (c *conn) wait() waitResult {
 		c.cold = !c.served || now.Sub(time.Unix(0, c.idleSince.Load())) >= hotWait
 	} else {
 		c.idleSince.Store(now.UnixNano())
-		if c.cold && c.s.poller() != nil {
+		if c.cold && c.served && c.s.poller() != nil {
 			if r, ok := c.park(); ok {
 				return r
 			}
 		}
 	}
 	c.takeBuffers()
-	c.armIdle(now)
+	if !c.served && c.raw != nil && c.s.poll.Load() != nil {
+		// A new connection waits hotWait for its first request here:
+		// clients send it right after connecting, and parking first put
+		// an epoll wake-up and a goroutine start before every new
+		// connection's first byte (issue 15, item 4: the cold TTFB).
+		// Past hotWait it parks (the timeout below).
+		c.nc.SetReadDeadline(now.Add(hotWait))
+		c.idleSet = time.Time{}
+	} else {
+		c.armIdle(now)
+	}
 	c.state.Store(connWaiting)
 	_, err := c.br.Peek(1)
 	if !c.state.CompareAndSwap(connWaiting, connActive) {
