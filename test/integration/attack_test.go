@@ -39,6 +39,20 @@ func edgeConns(t *testing.T, addr string) int {
 	return n
 }
 
+// servedConn dials addr and has one request answered on the connection,
+// which then waits for the next (and parks); closed when the test ends.
+func servedConn(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	br := bufio.NewReader(c)
+	rawGet(t, c, br, "/bytes/10")
+	return c, br
+}
+
 func rawGet(t *testing.T, c net.Conn, br *bufio.Reader, path string) *http.Response {
 	t.Helper()
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
@@ -65,13 +79,7 @@ func TestAttackParked(t *testing.T) {
 	e := newEdge(t, baseConfig(o.URL, "limits {\n idle_timeout = \"3s\"\n header_timeout = \"1s\"\n max_connections = 50\n}\n"))
 
 	t.Run("pipelined after park", func(t *testing.T) {
-		c, err := net.Dial("tcp", e.HTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		rawGet(t, c, br, "/bytes/10")
+		c, br := servedConn(t, e.HTTP)
 		time.Sleep(400 * time.Millisecond)
 		fmt.Fprintf(c, "GET /bytes/11 HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/12 HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/13 HTTP/1.1\r\nHost: x\r\n\r\n")
 		for _, n := range []int64{11, 12, 13} {
@@ -90,13 +98,7 @@ func TestAttackParked(t *testing.T) {
 	})
 
 	t.Run("trickle after park", func(t *testing.T) {
-		c, err := net.Dial("tcp", e.HTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		rawGet(t, c, br, "/bytes/10")
+		c, br := servedConn(t, e.HTTP)
 		time.Sleep(400 * time.Millisecond)
 		start := time.Now()
 		head := "GET /bytes/10 HTTP/1.1\r\nHost: x\r\nX-A: " + strings.Repeat("a", 100) + "\r\n\r\n"
@@ -209,16 +211,10 @@ func TestAttackParked(t *testing.T) {
 		}
 	})
 	t.Run("idle timeout parked", func(t *testing.T) {
-		c, err := net.Dial("tcp", e.HTTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		rawGet(t, c, br, "/bytes/10")
+		c, br := servedConn(t, e.HTTP)
 		start := time.Now()
 		c.SetReadDeadline(time.Now().Add(8 * time.Second))
-		_, err = br.ReadByte()
+		_, err := br.ReadByte()
 		if time.Since(start) > 4*time.Second || err == nil {
 			t.Errorf("idle connection closed after %v (%v)", time.Since(start), err)
 		}
